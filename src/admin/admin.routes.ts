@@ -1,0 +1,37 @@
+import { Type } from '@sinclair/typebox';
+import type { AdminGuard, App } from '../app.ts';
+import { IdParams, Timestamp, problems } from '../http/schemas.ts';
+import type { AdminService } from './admin.service.ts';
+
+const ExpiredHold = Type.Object({
+  hold_id: Type.Integer(),
+  status: Type.String({ enum: ['active', 'expired', 'booked', 'released'] }),
+  expires_at: Timestamp,
+});
+
+export function adminRoutes(app: App, admin: AdminService, requireAdmin: AdminGuard): void {
+  app.post('/admin/holds/:id/expire', {
+    preHandler: requireAdmin,
+    schema: {
+      summary: 'Force-expire a hold now',
+      description: 'Its seats become available at once. Expiring an expired hold changes nothing.',
+      tags: ['admin'],
+      security: [{ adminBearer: [] }],
+      params: IdParams,
+      response: { 200: ExpiredHold, ...problems('validation_failed', 'unauthorized', 'not_found', 'hold_not_active') },
+    },
+  }, async (request) => {
+    const hold = await admin.expireHold(Number(request.params.id));
+    return { hold_id: hold.id, status: hold.status, expires_at: hold.expiresAt.toISOString() };
+  });
+
+  app.post('/admin/sweep', {
+    preHandler: requireAdmin,
+    schema: {
+      summary: 'Run one expiry pass now',
+      tags: ['admin'],
+      security: [{ adminBearer: [] }],
+      response: { 200: Type.Object({ expired: Type.Integer() }), ...problems('unauthorized') },
+    },
+  }, async () => ({ expired: await admin.sweep() }));
+}

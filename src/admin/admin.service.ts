@@ -1,0 +1,39 @@
+// Operator actions: force-expire one hold (the design demo's `rails runner` step) and run one
+// sweep pass on demand.
+import type { Clock } from '../clock.ts';
+import { DomainError, notFound } from '../errors.ts';
+import type { Metrics } from '../metrics.ts';
+import type { HoldRow, Store } from '../storage/store.ts';
+import { sweepOnce } from '../worker/sweeper.ts';
+
+export class AdminService {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly metrics?: Metrics,
+  ) {}
+
+  /** Ends an active hold now; expiring an already expired or released hold changes nothing. */
+  async expireHold(holdId: number): Promise<HoldRow> {
+    const hold = await this.store.findHold(holdId);
+    if (hold === null) throw notFound('hold', holdId);
+    if (hold.status === 'active') {
+      const now = this.clock.now();
+      await this.store.transaction(async (tx) => {
+        await this.store.lockEvent(tx, hold.eventId);
+        await this.store.endHold(tx, hold, 'expired', now);
+      });
+    }
+    const after = (await this.store.findHold(holdId))!;
+    if (after.status === 'booked') {
+      throw new DomainError('hold_not_active', `hold ${holdId} is booked and cannot be expired`);
+    }
+    return after;
+  }
+
+  async sweep(): Promise<number> {
+    const expired = await sweepOnce(this.store, this.clock);
+    this.metrics?.holdsSwept.inc(expired);
+    return expired;
+  }
+}

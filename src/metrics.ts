@@ -1,0 +1,45 @@
+// Prometheus metrics, one registry per app so several apps (tests, bench) never collide.
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  httpDuration: Histogram<'method' | 'route' | 'status'>;
+  holdsGranted: Counter;
+  holdsRefused: Counter;
+  holdBatchSize: Histogram;
+  bookingsCreated: Counter;
+  holdsSwept: Counter;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    httpDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration by route and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    holdsGranted: new Counter({ name: 'holds_granted_total', help: 'Holds granted', registers: [registry] }),
+    holdsRefused: new Counter({
+      name: 'holds_refused_total',
+      help: 'Hold requests refused for lack of seats',
+      registers: [registry],
+    }),
+    holdBatchSize: new Histogram({
+      name: 'hold_batch_size',
+      help: 'Hold requests granted or refused per transaction',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers: [registry],
+    }),
+    bookingsCreated: new Counter({ name: 'bookings_created_total', help: 'Bookings created', registers: [registry] }),
+    holdsSwept: new Counter({
+      name: 'holds_swept_total',
+      help: 'Lapsed holds marked expired by the sweeper',
+      registers: [registry],
+    }),
+  };
+}

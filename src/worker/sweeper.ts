@@ -1,0 +1,80 @@
+// The expiry sweeper: marks lapsed holds 'expired' and moves their seats back. Availability is
+// already exact without it (readers discount lapsed holds, the hold path reclaims them); the
+// sweeper keeps the active set small for events nobody is asking about.
+import type { Clock } from '../clock.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Store } from '../storage/store.ts';
+
+/** Events handled per query; a pass repeats until fewer come back. */
+const SWEEP_EVENTS_PER_QUERY = 100;
+/** Bounds one pass, so a sweep never holds a worker for unbounded time. */
+const SWEEP_MAX_QUERIES_PER_PASS = 100;
+
+/** One expiry pass; returns how many holds this pass marked expired. */
+export async function sweepOnce(store: Store, clock: Clock): Promise<number> {
+  const now = clock.now();
+  let expired = 0;
+  for (let query = 0; query < SWEEP_MAX_QUERIES_PER_PASS; query++) {
+    const eventIds = await store.eventsWithLapsedHolds(now, SWEEP_EVENTS_PER_QUERY);
+    let progressed = false;
+    for (const eventId of eventIds) {
+      expired += await store.transaction(async (tx) => {
+        // Skip an event whose row is locked: another sweeper has it, or a hold batch does,
+        // and hold batches reclaim lapsed holds themselves. Never two sweepers on one hold.
+        if ((await store.lockEventSkipLocked(tx, eventId)) === null) return 0;
+        progressed = true;
+        return (await store.reclaimLapsedHolds(tx, eventId, now)).holds;
+      });
+    }
+    if (eventIds.length < SWEEP_EVENTS_PER_QUERY || !progressed) break;
+  }
+  return expired;
+}
+
+export interface SweeperOptions {
+  store: Store;
+  clock: Clock;
+  sweepIntervalSeconds: number;
+  metrics?: Metrics;
+  onError: (error: unknown) => void;
+  onSwept?: (expired: number) => void;
+}
+
+/** Runs sweepOnce every interval until stopped; stop() waits for a pass in progress. */
+export class Sweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: SweeperOptions) {}
+
+  start(): void {
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.pass().finally(() => {
+        this.running = undefined;
+        this.schedule();
+      });
+    }, this.options.sweepIntervalSeconds * 1000);
+  }
+
+  private async pass(): Promise<void> {
+    try {
+      const expired = await sweepOnce(this.options.store, this.options.clock);
+      this.options.metrics?.holdsSwept.inc(expired);
+      this.options.onSwept?.(expired);
+    } catch (error) {
+      this.options.onError(error);
+    }
+  }
+}
