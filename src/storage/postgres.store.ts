@@ -183,6 +183,16 @@ export function postgresStore(db: PgDatabase): Store {
       };
     },
 
+    async recount(eventId, now) {
+      const { rows } = await db.query<{ held: number; booked: number }>(
+        `select (select coalesce(sum(qty), 0) from holds
+                  where event_id = $1 and status = 'active' and expires_at > $2) as held,
+                (select coalesce(sum(qty), 0) from bookings where event_id = $1) as booked`,
+        [eventId, now],
+      );
+      return rows[0]!;
+    },
+
     async eventsWithLapsedHolds(now, limit) {
       const { rows } = await db.query<{ event_id: number }>(
         `select event_id from holds

@@ -74,6 +74,11 @@ export interface Store {
   endHold(tx: Tx, hold: HoldRow, status: 'expired' | 'released', now: Date): Promise<boolean>;
 
   findHold(holdId: number): Promise<HoldRow | null>;
+  /**
+   * Recounts an event's held and booked seats from the hold and booking rows themselves,
+   * with SUMs. Never on a hot path: tests and the benchmark use it to audit the counters.
+   */
+  recount(eventId: number, now: Date): Promise<{ held: number; booked: number }>;
   /** Events that have lapsed, unreclaimed holds at `now`, oldest first. */
   eventsWithLapsedHolds(now: Date, limit: number): Promise<number[]>;
 }
