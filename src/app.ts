@@ -46,6 +46,11 @@ export interface AppDeps {
   clock?: Clock;
   logger?: FastifyBaseLogger;
   metrics?: Metrics;
+  /**
+   * Replaces how POST /holds grants seats. Only the benchmark's baselines use this; the
+   * service always runs the batched HoldsService.
+   */
+  holds?: Pick<HoldsService, 'createHold'>;
 }
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
@@ -101,7 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }
   const requireAdmin = adminGuard(config.adminToken);
 
-  const holds = new HoldsService(store, clock, config, metrics);
+  const holds = deps.holds ?? new HoldsService(store, clock, config, metrics);
   eventRoutes(app, new EventsService(store, clock), requireAdmin);
   holdRoutes(app, holds, config.maxSeatsPerHold);
   bookingRoutes(app, new BookingsService(store, clock, metrics));

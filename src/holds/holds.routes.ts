@@ -11,7 +11,7 @@ const HoldCreated = Type.Object({
   payment_token: Type.String({ description: 'Secret proving ownership of the hold; shown only once' }),
 });
 
-export function holdRoutes(app: App, holds: HoldsService, maxSeatsPerHold: number): void {
+export function holdRoutes(app: App, holds: Pick<HoldsService, 'createHold'>, maxSeatsPerHold: number): void {
   const CreateHoldBody = Type.Object(
     {
       hold: Type.Object(
