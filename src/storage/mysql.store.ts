@@ -61,7 +61,7 @@ export function mysqlStore(db: MysqlDatabase): Store {
         booked: number; lapsed: number;
       }>(
         `select e.id, e.name, e.total_seats, e.available, e.held, e.booked,
-                (select coalesce(sum(h.qty), 0) from holds h
+                (select coalesce(sum(h.qty), 0) from holds h force index (holds_by_event_status_expiry)
                   where h.event_id = e.id and h.status = 'active' and h.expires_at <= ?) as lapsed
            from events e
           where e.id = ?`,
@@ -101,16 +101,20 @@ export function mysqlStore(db: MysqlDatabase): Store {
       // Count first, under the event lock: usually nothing has lapsed and this is the only
       // statement. The same predicate then marks exactly the rows counted, since no other
       // writer can touch this event's holds until we commit.
+      // Both statements force the per-event index. Left to itself the optimizer may range over
+      // holds_by_status_expiry instead, whose range covers every event's lapsed holds, and the
+      // locking scan then waits on rows another event's transaction has locked: two events
+      // reclaiming at once deadlock. On the per-event index a scan touches only this event.
       const [lapsed] = (await sql.rows<{ holds: number; seats: number }>(
         `select count(*) as holds, coalesce(sum(qty), 0) as seats
-           from holds
+           from holds force index (holds_by_event_status_expiry)
           where event_id = ? and status = 'active' and expires_at <= ?
           for update`,
         [eventId, now],
       )) as [{ holds: number; seats: number }];
       if (lapsed.holds === 0) return { holds: 0, seats: 0 };
       await sql.write(
-        `update holds set status = 'expired'
+        `update holds force index (holds_by_event_status_expiry) set status = 'expired'
           where event_id = ? and status = 'active' and expires_at <= ?`,
         [eventId, now],
       );
