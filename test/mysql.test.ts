@@ -90,6 +90,12 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       assert.deepEqual(recount, { held: 0, booked: 3 });
     });
 
+    test('event names keep any Unicode, four-byte characters included (utf8mb4, not utf8)', async () => {
+      const name = 'Fête 🎵 Концерт 演唱会';
+      const eventId = await createEvent(h.app, 3, name);
+      assert.equal((await h.store.snapshot(eventId, h.clock.now()))!.name, name);
+    });
+
     test('the CHECK constraints are enforced: the books cannot be unbalanced or negative', async () => {
       const eventId = await createEvent(h.app, 4);
       const refused = (error: unknown) => CHECK_VIOLATION_ERRNOS.includes((error as { errno: number }).errno);
