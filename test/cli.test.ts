@@ -1,0 +1,96 @@
+// The `box-office` command as a user runs it: config errors, migrate, sweep, and serve with a
+// graceful SIGTERM. Runs on PGlite in a temporary DATA_DIR.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'box-office.js');
+
+function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function waitForListening(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    child.stdout!.on('data', (chunk) => {
+      buffer += chunk;
+      const match = /"msg":"Server listening at http:\/\/127\.0\.0\.1:(\d+)"/.exec(buffer);
+      if (match) resolve(Number(match[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`server exited early with ${code}: ${buffer}`)));
+  });
+}
+
+describe('box-office command', () => {
+  let dataDir: string;
+  let env: Record<string, string>;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'box-office-cli-'));
+    env = { DATA_DIR: dataDir, LOG_LEVEL: 'info', NODE_ENV: 'test', DATABASE_URL: '' };
+  });
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  test('a bad configuration stops it with every bad variable named', async () => {
+    const result = await run(['serve'], { ...env, PORT: 'x', HOLD_TTL_SECONDS: '-1' });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /PORT/);
+    assert.match(result.stderr, /HOLD_TTL_SECONDS/);
+  });
+
+  test('production without ADMIN_TOKEN refuses to start', async () => {
+    const result = await run(['serve'], { ...env, NODE_ENV: 'production' });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /ADMIN_TOKEN/);
+  });
+
+  test('migrate applies migrations once, then is up to date', async () => {
+    const first = await run(['migrate'], env);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /applied: 0001_init\.sql/);
+    const second = await run(['migrate'], env);
+    assert.equal(second.code, 0);
+    assert.match(second.stdout, /up to date/);
+  });
+
+  test('sweep runs one pass and prints the count', async () => {
+    const result = await run(['sweep'], env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /\{"expired":0\}/);
+  });
+
+  test('serve answers requests, logs JSON with request ids, and exits 0 on SIGTERM', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1' } });
+    const port = await waitForListening(child);
+    let logs = '';
+    child.stdout.on('data', (chunk) => (logs += chunk));
+    const created = await fetch(`http://127.0.0.1:${port}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'cli-test-1' },
+      body: JSON.stringify({ event: { name: 'CLI', total_seats: 2 } }),
+    });
+    assert.equal(created.status, 201);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    const lines = logs.trim().split('\n').map((line) => JSON.parse(line));
+    assert.ok(lines.some((line) => line.reqId === 'cli-test-1'), 'request logs carry the request id');
+    assert.ok(lines.some((line) => line.msg === 'shutting down'));
+  });
+
+  test('unknown commands print usage and fail', async () => {
+    const result = await run(['dance'], env);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /usage: box-office/);
+  });
+});
