@@ -6,7 +6,7 @@ import { type Config, ConfigError, loadConfig } from './config.ts';
 import { createMetrics } from './metrics.ts';
 import { openStore } from './storage/open.ts';
 import type { Store } from './storage/store.ts';
-import { Sweeper, sweepOnce } from './worker/sweeper.ts';
+import { Sweeper, purgeExpiredKeys, sweepOnce } from './worker/sweeper.ts';
 
 const USAGE = `usage: box-office <command>
 
@@ -105,7 +105,9 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'sweep': {
       const store = await openMigrated(config, log);
-      console.log(JSON.stringify({ expired: await sweepOnce(store, systemClock) }));
+      const expired = await sweepOnce(store, systemClock);
+      const purgedKeys = await purgeExpiredKeys(store, systemClock);
+      console.log(JSON.stringify({ expired, purged_idempotency_keys: purgedKeys }));
       return store.close();
     }
     default:

@@ -19,6 +19,17 @@ export interface Config {
   readonly holdBatchMax: number;
   /** Hold requests allowed to wait for one event before new ones get 503. */
   readonly holdQueueMax: number;
+  /** A hold's whole life, from creation, however often it is extended. */
+  readonly maxHoldLifetimeSeconds: number;
+  /** How long an Idempotency-Key and its stored response are kept. */
+  readonly idempotencyKeyTtlSeconds: number;
+  /** After this long an unfinished claim on a key is presumed dead and may be taken over. */
+  readonly idempotencyLockTimeoutSeconds: number;
+  /** Per client per minute; 0 turns the limit off. */
+  readonly rateLimitHoldsPerMinute: number;
+  readonly rateLimitBookPerMinute: number;
+  /** Proxies in front of the server whose X-Forwarded-For is believed; 0 uses the socket. */
+  readonly trustProxyHops: number;
   readonly adminToken: string | undefined;
   readonly logLevel: string;
 }
@@ -72,6 +83,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('ADMIN_TOKEN is required when NODE_ENV=production (admin routes would be open)');
   }
 
+  // Rate limits are on by default, but off under NODE_ENV=test, where one client (the test
+  // runner) sends hundreds of requests a second on purpose; a test turns them on by setting them.
+  const rateLimitDefault = (perMinute: number) => (nodeEnv === 'test' ? 0 : perMinute);
+  const holdTtlSeconds = int('HOLD_TTL_SECONDS', 120, 1, 86_400);
+  // Unset, the cap never undercuts the TTL, so a long HOLD_TTL_SECONDS alone still starts.
+  const maxHoldLifetimeSeconds = int('MAX_HOLD_LIFETIME_SECONDS', Math.max(900, holdTtlSeconds), 1, 7 * 86_400);
+  if (maxHoldLifetimeSeconds < holdTtlSeconds) {
+    problems.push(`MAX_HOLD_LIFETIME_SECONDS (${maxHoldLifetimeSeconds}) must be at least HOLD_TTL_SECONDS (${holdTtlSeconds})`);
+  }
+
   const config: Config = {
     nodeEnv,
     port: int('PORT', 8080, 0, 65535),
@@ -80,11 +101,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backend,
     dataDir: str('DATA_DIR') ?? './data',
     databasePoolSize: int('DATABASE_POOL_SIZE', 10, 1, 1000),
-    holdTtlSeconds: int('HOLD_TTL_SECONDS', 120, 1, 86_400),
+    holdTtlSeconds,
     sweepIntervalSeconds: int('SWEEP_INTERVAL_SECONDS', 30, 1, 86_400),
     maxSeatsPerHold: int('MAX_SEATS_PER_HOLD', 10, 1, 10_000),
     holdBatchMax: int('HOLD_BATCH_MAX', 128, 1, 10_000),
     holdQueueMax: int('HOLD_QUEUE_MAX', 10_000, 1, 1_000_000),
+    maxHoldLifetimeSeconds,
+    idempotencyKeyTtlSeconds: int('IDEMPOTENCY_KEY_TTL_SECONDS', 86_400, 60, 30 * 86_400),
+    idempotencyLockTimeoutSeconds: int('IDEMPOTENCY_LOCK_TIMEOUT_SECONDS', 60, 1, 3_600),
+    rateLimitHoldsPerMinute: int('RATE_LIMIT_HOLDS_PER_MINUTE', rateLimitDefault(120), 0, 1_000_000),
+    rateLimitBookPerMinute: int('RATE_LIMIT_BOOK_PER_MINUTE', rateLimitDefault(60), 0, 1_000_000),
+    trustProxyHops: int('TRUST_PROXY_HOPS', 0, 0, 16),
     adminToken,
     logLevel,
   };

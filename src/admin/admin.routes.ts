@@ -1,6 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { AdminGuard, App } from '../app.ts';
 import { IdParams, Timestamp, problems } from '../http/schemas.ts';
+import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
+import type { Rendered } from '../idempotency/recorder.ts';
+import type { HoldRow } from '../storage/store.ts';
 import type { AdminService } from './admin.service.ts';
 
 const ExpiredHold = Type.Object({
@@ -8,6 +11,9 @@ const ExpiredHold = Type.Object({
   status: Type.String({ enum: ['active', 'expired', 'booked', 'released'] }),
   expires_at: Timestamp,
 });
+
+const expired = (hold: HoldRow): Rendered =>
+  ({ status: 200, body: { hold_id: hold.id, status: hold.status, expires_at: hold.expiresAt.toISOString() } });
 
 export function adminRoutes(app: App, admin: AdminService, requireAdmin: AdminGuard): void {
   app.post('/admin/holds/:id/expire', {
@@ -20,15 +26,17 @@ export function adminRoutes(app: App, admin: AdminService, requireAdmin: AdminGu
       params: IdParams,
       response: { 200: ExpiredHold, ...problems('validation_failed', 'unauthorized', 'not_found', 'hold_not_active') },
     },
-  }, async (request) => {
-    const hold = await admin.expireHold(Number(request.params.id));
-    return { hold_id: hold.id, status: hold.status, expires_at: hold.expiresAt.toISOString() };
+  }, async (request, reply) => {
+    const hold = await admin.expireHold(Number(request.params.id), recorderFor(request, expired));
+    return sendRendered(reply, expired(hold));
   });
 
   app.post('/admin/sweep', {
     preHandler: requireAdmin,
     schema: {
       summary: 'Run one expiry pass now',
+      description: 'Also purges expired Idempotency-Keys. A pass spans many short transactions, so an ' +
+        'Idempotency-Key stores its response after the pass; running a pass twice is harmless anyway.',
       tags: ['admin'],
       security: [{ adminBearer: [] }],
       response: { 200: Type.Object({ expired: Type.Integer() }), ...problems('unauthorized') },

@@ -2,9 +2,10 @@
 // sweep pass on demand.
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
+import type { Recorder } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
 import type { HoldRow, Store } from '../storage/store.ts';
-import { sweepOnce } from '../worker/sweeper.ts';
+import { purgeExpiredKeys, sweepOnce } from '../worker/sweeper.ts';
 
 export class AdminService {
   constructor(
@@ -14,14 +15,17 @@ export class AdminService {
   ) {}
 
   /** Ends an active hold now; expiring an already expired or released hold changes nothing. */
-  async expireHold(holdId: number): Promise<HoldRow> {
+  async expireHold(holdId: number, recorder?: Recorder<HoldRow>): Promise<HoldRow> {
     const hold = await this.store.findHold(holdId);
     if (hold === null) throw notFound('hold', holdId);
     if (hold.status === 'active') {
       const now = this.clock.now();
       await this.store.transaction(async (tx) => {
         await this.store.lockEvent(tx, hold.eventId);
-        await this.store.endHold(tx, hold, 'expired', now);
+        if (!(await this.store.endHold(tx, hold, 'expired', now))) return;
+        // endHold keeps a deadline already passed and sets any later one to now.
+        const expiresAt = hold.expiresAt <= now ? hold.expiresAt : now;
+        await recorder?.record(tx, { ...hold, status: 'expired', expiresAt });
       });
     }
     const after = (await this.store.findHold(holdId))!;
@@ -34,6 +38,7 @@ export class AdminService {
   async sweep(): Promise<number> {
     const expired = await sweepOnce(this.store, this.clock);
     this.metrics?.holdsSwept.inc(expired);
+    await purgeExpiredKeys(this.store, this.clock);
     return expired;
   }
 }

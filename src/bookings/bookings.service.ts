@@ -1,11 +1,13 @@
 // Booking turns an active, unexpired hold into a booking, at most once per hold. Retries with
 // the right token get the same booking back; the unique index on bookings.hold_id is the last
-// guard if two requests ever race past the status check.
+// guard if two requests ever race past the status check. Staff may cancel a booking: its seats
+// go back on sale, and the row stays so that its hold can never be booked again.
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { tokenMatches } from '../holds/payment-token.ts';
+import type { Recorder } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
-import type { HoldRow, Store } from '../storage/store.ts';
+import type { BookingRow, CompleteStore, HoldRow } from '../storage/store.ts';
 
 export interface BookingResult {
   bookingId: number;
@@ -16,16 +18,20 @@ export interface BookingResult {
 const holdExpired = (holdId: number): DomainError =>
   new DomainError('hold_expired', `hold ${holdId} has expired or was released and can no longer be booked`);
 
+const bookingCancelled = (bookingId: number): DomainError =>
+  new DomainError('booking_cancelled', `the booking of this hold (${bookingId}) was cancelled; the hold cannot be booked again`,
+    { booking_id: bookingId });
+
 export class BookingsService {
   constructor(
-    private readonly store: Store,
+    private readonly store: CompleteStore,
     private readonly clock: Clock,
     private readonly metrics?: Metrics,
   ) {}
 
-  async book(holdId: number, paymentToken: string): Promise<BookingResult> {
+  async book(holdId: number, paymentToken: string, recorder?: Recorder<BookingResult>): Promise<BookingResult> {
     const hold = await this.authorizedHold(holdId, paymentToken);
-    if (hold.bookingId !== null) return { bookingId: hold.bookingId, created: false };
+    if (hold.bookingId !== null) return this.existing(hold);
     // Booking never extends a hold: the deadline is the one the hold was granted with.
     const now = this.clock.now();
     if (hold.status !== 'active' || hold.expiresAt <= now) throw holdExpired(holdId);
@@ -34,7 +40,9 @@ export class BookingsService {
     try {
       bookingId = await this.store.transaction(async (tx) => {
         await this.store.lockEvent(tx, hold.eventId);
-        return this.store.bookHold(tx, hold, now);
+        const id = await this.store.bookHold(tx, hold, now);
+        if (id !== null) await recorder?.record(tx, { bookingId: id, created: true });
+        return id;
       });
     } catch (error) {
       if (!this.store.isUniqueViolation(error)) throw error;
@@ -45,8 +53,43 @@ export class BookingsService {
     }
     // Lost a race: a concurrent retry booked it first, or it lapsed or was released meanwhile.
     const after = await this.store.findHold(holdId);
-    if (after?.bookingId != null) return { bookingId: after.bookingId, created: false };
+    if (after?.bookingId != null) return this.existing(after);
     throw holdExpired(holdId);
+  }
+
+  /**
+   * A booking, to whoever holds its hold's payment token; without a token the caller must be
+   * staff, which the route has checked.
+   */
+  async get(bookingId: number, paymentToken: string | undefined): Promise<BookingRow> {
+    const booking = await this.store.findBooking(bookingId);
+    if (booking === null) throw notFound('booking', bookingId);
+    if (paymentToken !== undefined && !tokenMatches(paymentToken, booking.paymentTokenHash)) {
+      throw new DomainError('invalid_payment_token', 'the payment token does not match the hold of this booking');
+    }
+    return booking;
+  }
+
+  /** Cancels a booking and puts its seats back on sale; cancelling again changes nothing. */
+  async cancel(bookingId: number, recorder?: Recorder<BookingRow>): Promise<BookingRow> {
+    const booking = await this.store.findBooking(bookingId);
+    if (booking === null) throw notFound('booking', bookingId);
+    if (booking.status === 'cancelled') return booking;
+    const now = this.clock.now();
+    const cancelled = await this.store.transaction(async (tx) => {
+      await this.store.lockEvent(tx, booking.eventId);
+      if (!(await this.store.cancelBooking(tx, bookingId, now))) return null;
+      const row: BookingRow = { ...booking, status: 'cancelled', cancelledAt: now };
+      await recorder?.record(tx, row);
+      return row;
+    });
+    // null: a concurrent cancel won; report the booking as it cancelled it.
+    return cancelled ?? (await this.store.findBooking(bookingId))!;
+  }
+
+  private existing(hold: HoldRow): BookingResult {
+    if (hold.bookingStatus === 'cancelled') throw bookingCancelled(hold.bookingId!);
+    return { bookingId: hold.bookingId!, created: false };
   }
 
   private async authorizedHold(holdId: number, paymentToken: string): Promise<HoldRow> {

@@ -1,20 +1,70 @@
+// Events: created by staff, listed and read by anyone, renamed or resized by staff. A resize
+// never goes below the seats already held or booked; `available` absorbs the difference in
+// the same statement, under the event's row lock.
 import type { Clock } from '../clock.ts';
-import { notFound } from '../errors.ts';
-import type { EventRow, Snapshot, Store } from '../storage/store.ts';
+import { DomainError, notFound } from '../errors.ts';
+import type { Recorder } from '../idempotency/recorder.ts';
+import type { CompleteStore, EventRow, Snapshot } from '../storage/store.ts';
+
+export interface EventChanges {
+  name?: string;
+  totalSeats?: number;
+}
+
+export interface SnapshotPage {
+  events: Snapshot[];
+  /** The last event id of this page when more may follow. */
+  nextAfterId: number | null;
+}
 
 export class EventsService {
   constructor(
-    private readonly store: Store,
+    private readonly store: CompleteStore,
     private readonly clock: Clock,
   ) {}
 
-  create(name: string, totalSeats: number): Promise<EventRow> {
-    return this.store.insertEvent(name, totalSeats, this.clock.now());
+  create(name: string, totalSeats: number, recorder?: Recorder<EventRow>): Promise<EventRow> {
+    const now = this.clock.now();
+    if (recorder === undefined) return this.store.insertEvent(name, totalSeats, now);
+    return this.store.transaction(async (tx) => {
+      const event = await this.store.insertEventTx(tx, name, totalSeats, now);
+      await recorder.record(tx, event);
+      return event;
+    });
   }
 
   async snapshot(eventId: number): Promise<Snapshot> {
     const snapshot = await this.store.snapshot(eventId, this.clock.now());
     if (snapshot === null) throw notFound('event', eventId);
     return snapshot;
+  }
+
+  async list(afterId: number, limit: number): Promise<SnapshotPage> {
+    // One row more than asked says whether another page follows, without a count.
+    const rows = await this.store.listSnapshots(afterId, limit + 1, this.clock.now());
+    const events = rows.slice(0, limit);
+    return { events, nextAfterId: rows.length > limit ? events[events.length - 1]!.eventId : null };
+  }
+
+  async update(eventId: number, changes: EventChanges, recorder?: Recorder<Snapshot>): Promise<Snapshot> {
+    const now = this.clock.now();
+    return this.store.transaction(async (tx) => {
+      const books = await this.store.lockEventBooks(tx, eventId);
+      if (books === null) throw notFound('event', eventId);
+      // Lapsed holds no longer count against the new total: reclaim them first.
+      const reclaimed = await this.store.reclaimLapsedHolds(tx, eventId, now);
+      const held = books.held - reclaimed.seats;
+      const total = changes.totalSeats ?? books.total;
+      if (total < held + books.booked) {
+        throw new DomainError('seats_in_use',
+          `total_seats cannot go below the ${held + books.booked} seats held or booked`,
+          { held, booked: books.booked, minimum_total_seats: held + books.booked, requested: total });
+      }
+      const name = changes.name ?? books.name;
+      await this.store.updateEvent(tx, eventId, name, total);
+      const snapshot = { eventId, name, total, available: total - held - books.booked, held, booked: books.booked };
+      await recorder?.record(tx, snapshot);
+      return snapshot;
+    });
   }
 }

@@ -1,8 +1,11 @@
 // The rules of holds. POST /holds requests for one event are coalesced by a KeyedBatcher and
 // granted together: one transaction locks the event row, reclaims lapsed holds, decides every
 // request in arrival order, and inserts the winners with one statement.
+// A request may carry an Idempotency-Key recorder; the batch stores every keyed request's own
+// outcome, granted or refused, with one more statement in the same transaction.
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
+import { type Outcome, type Recorder, recordOutcomes } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
 import type { NewHold, Store } from '../storage/store.ts';
 import { KeyedBatcher } from './keyed-batcher.ts';
@@ -24,6 +27,7 @@ export interface GrantedHold {
 
 interface HoldRequest extends NewHold {
   paymentToken: string;
+  recorder: Recorder<GrantedHold> | undefined;
 }
 
 /**
@@ -52,9 +56,9 @@ export class HoldsService {
       config.holdBatchMax, config.holdQueueMax);
   }
 
-  createHold(eventId: number, qty: number): Promise<GrantedHold> {
+  createHold(eventId: number, qty: number, recorder?: Recorder<GrantedHold>): Promise<GrantedHold> {
     const { token, hash } = newPaymentToken();
-    return this.batcher.submit(eventId, { qty, paymentToken: token, paymentTokenHash: hash });
+    return this.batcher.submit(eventId, { qty, paymentToken: token, paymentTokenHash: hash, recorder });
   }
 
   /** Hold requests waiting or being granted right now. */
@@ -65,7 +69,7 @@ export class HoldsService {
   private async grantBatch(eventId: number, requests: HoldRequest[]): Promise<Array<GrantedHold | Error>> {
     const now = this.clock.now();
     const expiresAt = new Date(now.getTime() + this.config.holdTtlSeconds * 1000);
-    const outcome = await this.store.transaction(async (tx) => {
+    const outcomes = await this.store.transaction(async (tx) => {
       const event = await this.store.lockEvent(tx, eventId);
       if (event === null) return null;
       const reclaimed = await this.store.reclaimLapsedHolds(tx, eventId, now);
@@ -75,30 +79,45 @@ export class HoldsService {
       const ids = winners.length > 0
         ? await this.store.insertHolds(tx, eventId, winners, now, expiresAt)
         : [];
-      return { available, granted, ids };
+      const outcomes = decide(eventId, requests, { available, granted, ids, expiresAt });
+      await recordOutcomes(tx, requests.map((request, i) => [request.recorder, outcomes[i]!] as const));
+      return outcomes;
     });
     this.metrics?.holdBatchSize.observe(requests.length);
-    if (outcome === null) return requests.map(() => notFound('event', eventId));
-
-    let next = 0;
-    let left = outcome.available;
-    return requests.map((request, i) => {
-      if (!outcome.granted[i]) {
-        this.metrics?.holdsRefused.inc();
-        return new DomainError('insufficient_seats', `only ${left} of the ${request.qty} seats asked for are available`, {
-          available: left,
-          requested: request.qty,
-        });
-      }
-      left -= request.qty;
-      this.metrics?.holdsGranted.inc();
-      return {
-        holdId: outcome.ids[next++]!,
-        eventId,
-        qty: request.qty,
-        expiresAt,
-        paymentToken: request.paymentToken,
-      };
-    });
+    if (outcomes === null) return requests.map(() => notFound('event', eventId));
+    const refused = outcomes.filter((outcome) => outcome instanceof DomainError).length;
+    this.metrics?.holdsRefused.inc(refused);
+    this.metrics?.holdsGranted.inc(outcomes.length - refused);
+    return outcomes;
   }
+}
+
+interface BatchDecision {
+  available: number;
+  granted: boolean[];
+  /** Ids of the granted holds, in request order. */
+  ids: number[];
+  expiresAt: Date;
+}
+
+/** Each request's outcome: its hold, or the refusal naming the seats left at its turn. */
+function decide(eventId: number, requests: HoldRequest[], batch: BatchDecision): Array<Outcome<GrantedHold>> {
+  let next = 0;
+  let left = batch.available;
+  return requests.map((request, i) => {
+    if (!batch.granted[i]) {
+      return new DomainError('insufficient_seats', `only ${left} of the ${request.qty} seats asked for are available`, {
+        available: left,
+        requested: request.qty,
+      });
+    }
+    left -= request.qty;
+    return {
+      holdId: batch.ids[next++]!,
+      eventId,
+      qty: request.qty,
+      expiresAt: batch.expiresAt,
+      paymentToken: request.paymentToken,
+    };
+  });
 }

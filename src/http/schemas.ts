@@ -16,6 +16,13 @@ export const IdParams = Type.Object(
 
 export const Timestamp = Type.String({ format: 'date-time' });
 
+/** The secret issued with a hold. Any length within bounds is accepted, and a wrong one is 403. */
+export const PaymentToken = Type.String({ minLength: 1, maxLength: 256 });
+
+export const PaymentTokenHeaders = Type.Object({
+  'x-payment-token': Type.String({ minLength: 1, maxLength: 256, description: 'The payment_token issued with the hold' }),
+});
+
 export const Problem = Type.Object(
   {
     type: Type.String({ description: 'URI naming the problem type' }),
@@ -32,16 +39,51 @@ export const Problem = Type.Object(
     ),
     available: Type.Optional(Type.Integer({ description: 'Seats available when refused (insufficient_seats)' })),
     requested: Type.Optional(Type.Integer()),
+    held: Type.Optional(Type.Integer({ description: 'Seats held now (seats_in_use)' })),
+    booked: Type.Optional(Type.Integer({ description: 'Seats booked now (seats_in_use)' })),
+    minimum_total_seats: Type.Optional(Type.Integer({ description: 'held + booked (seats_in_use)' })),
+    max_expires_at: Type.Optional(Type.String({ format: 'date-time', description: 'Latest deadline allowed (hold_lifetime_exceeded)' })),
+    max_hold_lifetime_seconds: Type.Optional(Type.Integer()),
+    booking_id: Type.Optional(Type.Integer({ description: 'The cancelled booking (booking_cancelled)' })),
   },
   { additionalProperties: true, description: 'RFC 9457 problem details' },
 );
 
-/** Problem responses for the given error codes, keyed by HTTP status, for a route schema. */
-export function problems(...codes: ErrorCode[]): Record<number, TSchema> {
-  const responses: Record<number, TSchema> = {};
-  for (const code of [...codes, 'internal_error' as const]) responses[ERROR_STATUS[code]] = Problem;
-  return responses;
+export interface ProblemResponse {
+  description: string;
+  content: { 'application/problem+json': { schema: TSchema } };
+}
+
+// Which codes each documented problem response stands for, so more can be merged in later.
+const codesOf = new WeakMap<object, ErrorCode[]>();
+
+function problemResponse(codes: ErrorCode[]): ProblemResponse {
+  const response = {
+    description: `Problem (application/problem+json), code: ${codes.join(' | ')}`,
+    content: { 'application/problem+json': { schema: Problem } },
+  };
+  codesOf.set(response, codes);
+  return response;
+}
+
+/** Problem responses for the given error codes (and internal_error), keyed by HTTP status. */
+export function problems(...codes: ErrorCode[]): Record<number, ProblemResponse> {
+  return withProblems({}, [...codes, 'internal_error']);
+}
+
+/** `responses` with problem responses for `codes` added, merging codes that share a status. */
+export function withProblems<R extends Record<number | string, unknown>>(responses: R, codes: ErrorCode[]): R {
+  const merged: Record<number | string, unknown> = { ...responses };
+  for (const code of codes) {
+    const status = ERROR_STATUS[code];
+    const existing = merged[status];
+    const known = typeof existing === 'object' && existing !== null ? codesOf.get(existing) : undefined;
+    if (existing !== undefined && known === undefined) continue;
+    if (known?.includes(code)) continue;
+    merged[status] = problemResponse([...(known ?? []), code]);
+  }
+  return merged as R;
 }
 
 /** Errors any route with a JSON body can return before it runs. */
-export const BODY_ERRORS: ErrorCode[] = ['validation_failed', 'payload_too_large', 'unsupported_media_type'];
+export const BODY_ERRORS: ErrorCode[] = ['validation_failed', 'malformed_json', 'payload_too_large', 'unsupported_media_type'];

@@ -4,7 +4,10 @@
 // (the events_books_balance CHECK enforces it).
 import { migratePostgres } from '../db/migrate.ts';
 import type { PgDatabase, SqlRunner } from '../db/postgres.ts';
-import type { EventRow, HoldRow, HoldStatus, LockedEvent, NewHold, Snapshot, Store, Tx } from './store.ts';
+import { idempotencyStatements } from './postgres.idempotency.ts';
+import type {
+  BookingRow, BookingStatus, EventBooks, EventRow, HoldRow, HoldStatus, LockedEvent, NewHold, Snapshot, Store, Tx,
+} from './store.ts';
 
 const runner = (tx: Tx): SqlRunner => tx as unknown as SqlRunner;
 
@@ -17,6 +20,56 @@ interface HoldRecord {
   created_at: Date;
   expires_at: Date;
   booking_id: number | null;
+  booking_status: BookingStatus | null;
+}
+
+const HOLD_COLUMNS = `h.id, h.event_id, h.qty, h.status, h.payment_token_hash, h.created_at,
+                h.expires_at, b.id as booking_id, b.status as booking_status`;
+
+function toHoldRow(row: HoldRecord): HoldRow {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    qty: row.qty,
+    status: row.status,
+    paymentTokenHash: Buffer.from(row.payment_token_hash),
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    bookingId: row.booking_id,
+    bookingStatus: row.booking_status,
+  };
+}
+
+interface SnapshotRecord {
+  id: number; name: string; total_seats: number; available: number; held: number; booked: number; lapsed: number;
+}
+
+/** The event's counters, and the seats of its lapsed, unreclaimed holds; `now` is $2. */
+const SNAPSHOT_COLUMNS = `e.id, e.name, e.total_seats, e.available, e.held, e.booked,
+                (select coalesce(sum(h.qty), 0) from holds h
+                  where h.event_id = e.id and h.status = 'active' and h.expires_at <= $2) as lapsed`;
+
+function toSnapshot(row: SnapshotRecord): Snapshot {
+  return {
+    eventId: row.id,
+    name: row.name,
+    total: row.total_seats,
+    available: row.available + row.lapsed,
+    held: row.held - row.lapsed,
+    booked: row.booked,
+  };
+}
+
+/** Inserts an event with all its seats available; `sql` is the database or a transaction. */
+async function insertEvent(sql: SqlRunner, name: string, totalSeats: number, now: Date): Promise<EventRow> {
+  const { rows } = await sql.query<{ id: number; created_at: Date }>(
+    `insert into events (name, total_seats, available, created_at)
+     values ($1, $2, $2, $3)
+     returning id, created_at`,
+    [name, totalSeats, now],
+  );
+  const row = rows[0]!;
+  return { id: row.id, name, totalSeats, createdAt: row.created_at };
 }
 
 export function postgresStore(db: PgDatabase): Store {
@@ -30,42 +83,19 @@ export function postgresStore(db: PgDatabase): Store {
     close: () => db.close(),
     isUniqueViolation: (error) => (error as { code?: unknown } | null)?.code === '23505',
 
-    async insertEvent(name, totalSeats, now): Promise<EventRow> {
-      const { rows } = await db.query<{ id: number; created_at: Date }>(
-        `insert into events (name, total_seats, available, created_at)
-         values ($1, $2, $2, $3)
-         returning id, created_at`,
-        [name, totalSeats, now],
-      );
-      const row = rows[0]!;
-      return { id: row.id, name, totalSeats, createdAt: row.created_at };
-    },
+    insertEvent: (name, totalSeats, now) => insertEvent(db, name, totalSeats, now),
 
     async snapshot(eventId, now): Promise<Snapshot | null> {
       // The counters are O(1). The subquery only reads holds that have lapsed since the last
       // reclaim (hold path or sweeper), through the partial index on active holds, so it stays
       // small however many holds are stored; it is what makes the figures exact at `now`.
-      const { rows } = await db.query<{
-        id: number; name: string; total_seats: number; available: number; held: number;
-        booked: number; lapsed: number;
-      }>(
-        `select e.id, e.name, e.total_seats, e.available, e.held, e.booked,
-                (select coalesce(sum(h.qty), 0) from holds h
-                  where h.event_id = e.id and h.status = 'active' and h.expires_at <= $2) as lapsed
+      const { rows } = await db.query<SnapshotRecord>(
+        `select ${SNAPSHOT_COLUMNS}
            from events e
           where e.id = $1`,
         [eventId, now],
       );
-      const row = rows[0];
-      if (row === undefined) return null;
-      return {
-        eventId: row.id,
-        name: row.name,
-        total: row.total_seats,
-        available: row.available + row.lapsed,
-        held: row.held - row.lapsed,
-        booked: row.booked,
-      };
+      return rows[0] === undefined ? null : toSnapshot(rows[0]);
     },
 
     async lockEvent(tx, eventId): Promise<LockedEvent | null> {
@@ -162,32 +192,21 @@ export function postgresStore(db: PgDatabase): Store {
 
     async findHold(holdId): Promise<HoldRow | null> {
       const { rows } = await db.query<HoldRecord>(
-        `select h.id, h.event_id, h.qty, h.status, h.payment_token_hash, h.created_at,
-                h.expires_at, b.id as booking_id
+        `select ${HOLD_COLUMNS}
            from holds h
            left join bookings b on b.hold_id = h.id
           where h.id = $1`,
         [holdId],
       );
-      const row = rows[0];
-      if (row === undefined) return null;
-      return {
-        id: row.id,
-        eventId: row.event_id,
-        qty: row.qty,
-        status: row.status,
-        paymentTokenHash: Buffer.from(row.payment_token_hash),
-        createdAt: row.created_at,
-        expiresAt: row.expires_at,
-        bookingId: row.booking_id,
-      };
+      return rows[0] === undefined ? null : toHoldRow(rows[0]);
     },
 
     async recount(eventId, now) {
       const { rows } = await db.query<{ held: number; booked: number }>(
         `select (select coalesce(sum(qty), 0) from holds
                   where event_id = $1 and status = 'active' and expires_at > $2) as held,
-                (select coalesce(sum(qty), 0) from bookings where event_id = $1) as booked`,
+                (select coalesce(sum(qty), 0) from bookings
+                  where event_id = $1 and status = 'confirmed') as booked`,
         [eventId, now],
       );
       return rows[0]!;
@@ -204,5 +223,104 @@ export function postgresStore(db: PgDatabase): Store {
       );
       return rows.map((row) => row.event_id);
     },
+
+    // ---- lifecycle: events listed and edited, holds read, released and extended, bookings cancelled
+
+    insertEventTx: (tx, name, totalSeats, now) => insertEvent(runner(tx), name, totalSeats, now),
+
+    async listSnapshots(afterId, limit, now) {
+      // Keyset pagination on the primary key: each page costs the same however deep it is.
+      const { rows } = await db.query<SnapshotRecord>(
+        `select ${SNAPSHOT_COLUMNS}
+           from events e
+          where e.id > $1
+          order by e.id
+          limit $3`,
+        [afterId, now, limit],
+      );
+      return rows.map(toSnapshot);
+    },
+
+    async lockEventBooks(tx, eventId): Promise<EventBooks | null> {
+      const { rows } = await runner(tx).query<EventBooks>(
+        `select id, name, total_seats as total, available, held, booked
+           from events where id = $1 for update`,
+        [eventId],
+      );
+      return rows[0] ?? null;
+    },
+
+    async updateEvent(tx, eventId, name, totalSeats) {
+      // available is derived in the same statement, so the books balance whatever the new total.
+      await runner(tx).query(
+        `update events set name = $2, total_seats = $3, available = $3 - held - booked
+          where id = $1`,
+        [eventId, name, totalSeats],
+      );
+    },
+
+    async lockHold(tx, holdId): Promise<HoldRow | null> {
+      const { rows } = await runner(tx).query<HoldRecord>(
+        `select ${HOLD_COLUMNS}
+           from holds h
+           left join bookings b on b.hold_id = h.id
+          where h.id = $1
+            for update of h`,
+        [holdId],
+      );
+      return rows[0] === undefined ? null : toHoldRow(rows[0]);
+    },
+
+    async setHoldExpiry(tx, holdId, expiresAt) {
+      const { rowCount } = await runner(tx).query(
+        `update holds set expires_at = $2 where id = $1 and status = 'active'`,
+        [holdId, expiresAt],
+      );
+      return rowCount > 0;
+    },
+
+    async findBooking(bookingId): Promise<BookingRow | null> {
+      const { rows } = await db.query<{
+        id: number; event_id: number; hold_id: number; qty: number; status: BookingStatus;
+        created_at: Date; cancelled_at: Date | null; payment_token_hash: Uint8Array;
+      }>(
+        `select b.id, b.event_id, b.hold_id, b.qty, b.status, b.created_at, b.cancelled_at,
+                h.payment_token_hash
+           from bookings b
+           join holds h on h.id = b.hold_id
+          where b.id = $1`,
+        [bookingId],
+      );
+      const row = rows[0];
+      if (row === undefined) return null;
+      return {
+        id: row.id,
+        eventId: row.event_id,
+        holdId: row.hold_id,
+        qty: row.qty,
+        status: row.status,
+        createdAt: row.created_at,
+        cancelledAt: row.cancelled_at,
+        paymentTokenHash: Buffer.from(row.payment_token_hash),
+      };
+    },
+
+    async cancelBooking(tx, bookingId, now) {
+      const { rows } = await runner(tx).query(
+        `with cancelled as (
+           update bookings set status = 'cancelled', cancelled_at = $2
+            where id = $1 and status = 'confirmed'
+           returning event_id, qty
+         )
+         update events set booked = booked - cancelled.qty, available = available + cancelled.qty
+           from cancelled
+          where events.id = cancelled.event_id
+         returning events.id`,
+        [bookingId, now],
+      );
+      return rows.length > 0;
+    },
+
+    ...idempotencyStatements(db),
   };
 }

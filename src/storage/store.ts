@@ -2,13 +2,17 @@
 // (postgres.store.ts for PGlite and PostgreSQL, mysql.store.ts for MySQL/MariaDB) keeps all of
 // its SQL in one file. A function that takes a `Tx` must run inside `store.transaction`, and
 // every function that changes an event's holds or bookings expects the caller to have locked
-// that event first with `lockEvent` (one lock order: event row, then its holds).
+// that event first with `lockEvent` (one lock order: event row, then its holds and bookings,
+// then idempotency keys). Never call a function without a `Tx` while a transaction is open on
+// the same store: PGlite has one connection, and the call would wait for the transaction forever.
+import { DomainError } from '../errors.ts';
 
 declare const txBrand: unique symbol;
 /** An open transaction. Opaque above storage. */
 export type Tx = { readonly [txBrand]: true };
 
 export type HoldStatus = 'active' | 'expired' | 'booked' | 'released';
+export type BookingStatus = 'confirmed' | 'cancelled';
 
 export interface EventRow {
   id: number;
@@ -45,9 +49,99 @@ export interface HoldRow {
   createdAt: Date;
   expiresAt: Date;
   bookingId: number | null;
+  /** Status of its booking; null without one. Optional until every backend reports it. */
+  bookingStatus?: BookingStatus | null;
 }
 
-export interface Store {
+export interface BookingRow {
+  id: number;
+  eventId: number;
+  holdId: number;
+  qty: number;
+  status: BookingStatus;
+  createdAt: Date;
+  cancelledAt: Date | null;
+  /** The hash of its hold's payment token, which also grants read access to the booking. */
+  paymentTokenHash: Buffer;
+}
+
+/** An event's row as stored: `held` still includes lapsed, unreclaimed holds. */
+export interface EventBooks {
+  id: number;
+  name: string;
+  total: number;
+  available: number;
+  held: number;
+  booked: number;
+}
+
+export interface IdempotencyClaim {
+  keyHash: Buffer;
+  requestHash: Buffer;
+  claimId: string;
+  now: Date;
+  expiresAt: Date;
+  /** An unfinished claim locked at or before this instant is presumed dead. */
+  staleBefore: Date;
+}
+
+export interface IdempotencyKeyRow {
+  keyHash: Buffer;
+  requestHash: Buffer;
+  claimId: string;
+  lockedAt: Date;
+  /** Null while the request that claimed the key is still in flight. */
+  responseStatus: number | null;
+  responseBody: Buffer | null;
+  expiresAt: Date;
+}
+
+export interface IdempotencyCompletion {
+  keyHash: Buffer;
+  claimId: string;
+  status: number;
+  body: Buffer;
+}
+
+/**
+ * Operations of the hold lifecycle, booking cancellation, event listing and editing, and
+ * Idempotency-Key storage. Optional in `Store` only until every backend implements them;
+ * `withLifecycle` fills the gaps with operations that answer 501.
+ */
+export interface LifecycleStore {
+  /** insertEvent inside a transaction, so an Idempotency-Key can be recorded with it. */
+  insertEventTx(tx: Tx, name: string, totalSeats: number, now: Date): Promise<EventRow>;
+  /** Snapshots (exact at `now`) of events with id > afterId, by id, at most `limit`. */
+  listSnapshots(afterId: number, limit: number, now: Date): Promise<Snapshot[]>;
+  /** lockEvent that also returns the stored counters and name. */
+  lockEventBooks(tx: Tx, eventId: number): Promise<EventBooks | null>;
+  /** Sets name and total_seats and recomputes available = total - held - booked (event locked). */
+  updateEvent(tx: Tx, eventId: number, name: string, totalSeats: number): Promise<void>;
+  /** findHold under the transaction, row-locking the hold (its event locked first). */
+  lockHold(tx: Tx, holdId: number): Promise<HoldRow | null>;
+  /** Moves an active hold's deadline; false when the hold is not active. Counters unchanged. */
+  setHoldExpiry(tx: Tx, holdId: number, expiresAt: Date): Promise<boolean>;
+  findBooking(bookingId: number): Promise<BookingRow | null>;
+  /** Confirmed -> cancelled, moving its seats from booked to available; false if not confirmed. */
+  cancelBooking(tx: Tx, bookingId: number, now: Date): Promise<boolean>;
+  /**
+   * One statement: inserts the key as in flight, or takes over a row that has expired or whose
+   * unfinished claim is stale and was made for the same request. True when the claim is ours.
+   */
+  claimIdempotencyKey(claim: IdempotencyClaim): Promise<boolean>;
+  findIdempotencyKey(keyHash: Buffer): Promise<IdempotencyKeyRow | null>;
+  /**
+   * Stores the responses of in-flight keys still owned by the given claims, in one statement;
+   * returns how many it stored (fewer means a claim was taken over).
+   */
+  completeIdempotencyKeys(tx: Tx, completions: IdempotencyCompletion[]): Promise<number>;
+  /** Deletes the key if it is still in flight under this claim (the request stored nothing). */
+  releaseIdempotencyKey(keyHash: Buffer, claimId: string): Promise<void>;
+  /** Deletes up to `limit` keys expired at `now`, skipping rows others have locked. */
+  purgeIdempotencyKeys(now: Date, limit: number): Promise<number>;
+}
+
+export interface Store extends Partial<LifecycleStore> {
   readonly backend: 'pglite' | 'postgres' | 'mysql';
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;
@@ -76,9 +170,27 @@ export interface Store {
   findHold(holdId: number): Promise<HoldRow | null>;
   /**
    * Recounts an event's held and booked seats from the hold and booking rows themselves,
-   * with SUMs. Never on a hot path: tests and the benchmark use it to audit the counters.
+   * with SUMs (cancelled bookings are not booked). Never on a hot path: tests and the benchmark use it to audit the counters.
    */
   recount(eventId: number, now: Date): Promise<{ held: number; booked: number }>;
   /** Events that have lapsed, unreclaimed holds at `now`, oldest first. */
   eventsWithLapsedHolds(now: Date, limit: number): Promise<number[]>;
+}
+
+export type CompleteStore = Store & LifecycleStore;
+
+const LIFECYCLE_OPERATIONS: Array<keyof LifecycleStore> = [
+  'insertEventTx', 'listSnapshots', 'lockEventBooks', 'updateEvent', 'lockHold', 'setHoldExpiry',
+  'findBooking', 'cancelBooking', 'claimIdempotencyKey', 'findIdempotencyKey',
+  'completeIdempotencyKeys', 'releaseIdempotencyKey', 'purgeIdempotencyKeys',
+];
+
+/** The store with every lifecycle operation; ones its backend lacks answer 501 not_implemented. */
+export function withLifecycle(store: Store): CompleteStore {
+  const missing = LIFECYCLE_OPERATIONS.filter((name) => typeof store[name] !== 'function');
+  if (missing.length === 0) return store as CompleteStore;
+  const stubs = Object.fromEntries(missing.map((name) => [name, async () => {
+    throw new DomainError('not_implemented', `the ${store.backend} backend does not support this yet (${name})`);
+  }]));
+  return Object.assign(Object.create(store) as Store, stubs) as CompleteStore;
 }

@@ -1,6 +1,7 @@
 // The expiry sweeper: marks lapsed holds 'expired' and moves their seats back. Availability is
 // already exact without it (readers discount lapsed holds, the hold path reclaims them); the
-// sweeper keeps the active set small for events nobody is asking about.
+// sweeper keeps the active set small for events nobody is asking about. Each pass also
+// purges Idempotency-Keys past IDEMPOTENCY_KEY_TTL_SECONDS.
 import type { Clock } from '../clock.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Store } from '../storage/store.ts';
@@ -29,6 +30,23 @@ export async function sweepOnce(store: Store, clock: Clock): Promise<number> {
     if (eventIds.length < SWEEP_EVENTS_PER_QUERY || !progressed) break;
   }
   return expired;
+}
+
+/** Keys deleted per statement, and statements per pass. */
+const PURGE_KEYS_PER_STATEMENT = 1000;
+const PURGE_MAX_STATEMENTS_PER_PASS = 100;
+
+/** Deletes expired Idempotency-Keys; returns how many. A backend without keys has none to purge. */
+export async function purgeExpiredKeys(store: Store, clock: Clock): Promise<number> {
+  if (store.purgeIdempotencyKeys === undefined) return 0;
+  const now = clock.now();
+  let purged = 0;
+  for (let statement = 0; statement < PURGE_MAX_STATEMENTS_PER_PASS; statement++) {
+    const deleted = await store.purgeIdempotencyKeys(now, PURGE_KEYS_PER_STATEMENT);
+    purged += deleted;
+    if (deleted < PURGE_KEYS_PER_STATEMENT) break;
+  }
+  return purged;
 }
 
 export interface SweeperOptions {
@@ -73,6 +91,7 @@ export class Sweeper {
       const expired = await sweepOnce(this.options.store, this.options.clock);
       this.options.metrics?.holdsSwept.inc(expired);
       this.options.onSwept?.(expired);
+      await purgeExpiredKeys(this.options.store, this.options.clock);
     } catch (error) {
       this.options.onError(error);
     }
