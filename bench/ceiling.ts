@@ -1,0 +1,30 @@
+// The HTTP ceiling: a minimal Fastify server whose POST /holds parses the body and returns a
+// canned hold, with no database and no validation. Whatever the box office reaches is measured
+// against this, under the same load, on the same machine, in the same run.
+import Fastify from 'fastify';
+
+const app = Fastify({ logger: false });
+let nextId = 1;
+const expiresAt = new Date(Date.now() + 120_000).toISOString();
+
+app.post<{ Body: { hold?: { event_id?: number; qty?: number } } }>('/holds', async (request, reply) => {
+  const hold = request.body.hold ?? {};
+  return reply.code(201).send({
+    hold_id: nextId++,
+    event_id: hold.event_id ?? 1,
+    qty: hold.qty ?? 1,
+    expires_at: expiresAt,
+    payment_token: 'bench-canned-payment-token-0123456789ab',
+  });
+});
+
+await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' });
+const address = app.server.address();
+process.send?.({ ready: true, port: typeof address === 'object' && address !== null ? address.port : 0 });
+
+const stop = () => {
+  app.close().then(() => process.exit(0), () => process.exit(1));
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+process.on('disconnect', stop);

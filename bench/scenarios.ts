@@ -1,0 +1,219 @@
+// What the load generator sends, and the books check afterwards.
+//   holds     POST /holds for the hot event(s)
+//   bookings  POST /holds until enough holds exist (not measured), then POST /book each once
+//   mixed     per four requests: two holds, one booking of a hold granted earlier in the run,
+//             one GET /events/:id snapshot
+// Every acknowledged response is counted per event, so afterwards the books can be checked
+// exactly against GET /events/:id and (on servers the bench started) against SUMs over rows.
+import { type LoadResult, httpRequest, runLoad } from './load.ts';
+import type { Scenario } from './options.ts';
+
+export interface Target {
+  host: string;
+  port: number;
+  adminToken: string | undefined;
+  /** The server is bench/server.ts, with the /__bench routes. */
+  benchRoutes: boolean;
+}
+
+export interface HotEvent {
+  id: number;
+  total: number;
+  /** Seats already held and booked (by preload) before the run. */
+  heldBefore: number;
+  bookedBefore: number;
+}
+
+export interface LoadShape {
+  scenario: Scenario;
+  connections: number;
+  durationMs: number;
+  graceMs: number;
+  qty: number;
+}
+
+interface Tally {
+  holds: number;
+  holdSeats: number;
+  bookings: number;
+  bookedSeats: number;
+}
+
+export interface ScenarioOutcome {
+  load: LoadResult;
+  holds: number;
+  refused: number;
+  bookings: number;
+  snapshots: number;
+  holdsPerSecond: number;
+  bookingsPerSecond: number;
+  requestsPerSecond: number;
+  books: BooksCheck;
+}
+
+export interface BooksCheck {
+  ok: boolean;
+  exact: boolean;
+  problems: string[];
+}
+
+export async function api<T = Record<string, unknown>>(
+  target: Target,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 600_000,
+): Promise<{ status: number; json: T }> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (target.adminToken !== undefined) headers.authorization = `Bearer ${target.adminToken}`;
+  const response = await fetch(`http://${target.host}:${target.port}${path}`, {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  return { status: response.status, json: (await response.json()) as T };
+}
+
+export async function createEvent(target: Target, name: string, totalSeats: number): Promise<number> {
+  const { status, json } = await api<{ event_id: number }>(target, 'POST', '/events',
+    { event: { name, total_seats: totalSeats } });
+  if (status !== 201) throw new Error(`POST /events answered ${status}: ${JSON.stringify(json)}`);
+  return json.event_id;
+}
+
+type Kind = 'hold' | 'book' | 'snapshot';
+
+/** Drives one scenario at the events and checks the books. */
+export async function runScenario(target: Target, events: HotEvent[], shape: LoadShape): Promise<ScenarioOutcome> {
+  const hostHeader = `${target.host}:${target.port}`;
+  const tallies = events.map((): Tally => ({ holds: 0, holdSeats: 0, bookings: 0, bookedSeats: 0 }));
+  const kinds = new WeakMap<Buffer, { kind: Kind; event: number }>();
+  const tag = (request: Buffer, kind: Kind, event: number) => {
+    kinds.set(request, { kind, event });
+    return request;
+  };
+  const holdRequests = events.map((event, i) => tag(httpRequest('POST', '/holds', hostHeader,
+    JSON.stringify({ hold: { event_id: event.id, qty: shape.qty } })), 'hold', i));
+  const snapshotRequests = events.map((event, i) => tag(httpRequest('GET', `/events/${event.id}`, hostHeader),
+    'snapshot', i));
+  // Holds acknowledged and not yet booked, oldest first: what the bookings go through.
+  const bookable: Array<{ holdId: number; token: string; event: number }> = [];
+  let bookableHead = 0;
+  const bookRequest = () => {
+    const hold = bookable[bookableHead++]!;
+    return tag(httpRequest('POST', '/book', hostHeader,
+      JSON.stringify({ booking: { hold_id: hold.holdId, payment_token: hold.token } })), 'book', hold.event);
+  };
+  let refused = 0;
+  let snapshots = 0;
+  const keepHolds = shape.scenario !== 'holds';
+  const onResponse = (status: number, body: Buffer, request: Buffer) => {
+    const { kind, event } = kinds.get(request)!;
+    const tally = tallies[event]!;
+    if (kind === 'hold' && status === 201) {
+      tally.holds++;
+      tally.holdSeats += shape.qty;
+      if (keepHolds) {
+        const hold = JSON.parse(body.toString()) as { hold_id: number; payment_token: string };
+        bookable.push({ holdId: hold.hold_id, token: hold.payment_token, event });
+      }
+    } else if (kind === 'hold' && status === 409) {
+      refused++;
+    } else if (kind === 'book' && status === 201) {
+      tally.bookings++;
+      tally.bookedSeats += shape.qty;
+    } else if (kind === 'snapshot' && status === 200) {
+      snapshots++;
+    }
+  };
+  const base = { host: target.host, port: target.port, connections: shape.connections, graceMs: shape.graceMs,
+    onResponse, kindOf: (request: Buffer) => kinds.get(request)!.kind };
+
+  let seq = 0;
+  if (shape.scenario === 'bookings') {
+    // Grant the holds to book first, more than the run can book, unmeasured.
+    const wanted = Math.max(20_000, Math.ceil(shape.durationMs * 3));
+    const prepared = await runLoad({ ...base, durationMs: 600_000,
+      next: () => (seq < wanted ? holdRequests[seq++ % events.length]! : null) });
+    if (prepared.unknownOutcome > 0) throw new Error('some holds to book had no answer');
+    refused = 0;
+  }
+  const next: Record<Scenario, () => Buffer | null> = {
+    holds: () => holdRequests[seq++ % events.length]!,
+    bookings: () => (bookableHead < bookable.length ? bookRequest() : null),
+    mixed: () => {
+      const slot = seq++ % 4;
+      if (slot === 2 && bookableHead < bookable.length) return bookRequest();
+      if (slot === 3) return snapshotRequests[seq % events.length]!;
+      return holdRequests[seq % events.length]!;
+    },
+  };
+  const holdsBefore = sum(tallies.map((t) => t.holds));
+  const load = await runLoad({ ...base, durationMs: shape.durationMs, next: next[shape.scenario] });
+  const seconds = load.elapsedMs / 1000;
+  const holds = sum(tallies.map((t) => t.holds)) - holdsBefore;
+  const bookings = sum(tallies.map((t) => t.bookings));
+  return {
+    load,
+    holds,
+    refused,
+    bookings,
+    snapshots,
+    holdsPerSecond: holds / seconds,
+    bookingsPerSecond: bookings / seconds,
+    requestsPerSecond: load.completed / seconds,
+    books: await checkBooks(target, events, tallies, load.unknownOutcome, shape.qty),
+  };
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+interface Snapshot {
+  total: number;
+  available: number;
+  held: number;
+  booked: number;
+}
+
+/**
+ * The books: for every event, available + held + booked == total with none negative (no
+ * oversell), held and booked equal to what was acknowledged plus what was stored before, and on
+ * bench servers the counters equal SUMs over the hold and booking rows.
+ */
+async function checkBooks(target: Target, events: HotEvent[], tallies: Tally[], unknown: number, qty: number): Promise<BooksCheck> {
+  const problems: string[] = [];
+  const exact = unknown === 0;
+  for (const [i, event] of events.entries()) {
+    const tally = tallies[i]!;
+    const { status, json: snap } = await api<Snapshot>(target, 'GET', `/events/${event.id}`);
+    if (status !== 200) {
+      problems.push(`event ${event.id}: GET answered ${status}`);
+      continue;
+    }
+    const expectHeld = event.heldBefore + tally.holdSeats - tally.bookedSeats;
+    const expectBooked = event.bookedBefore + tally.bookedSeats;
+    if (snap.available + snap.held + snap.booked !== snap.total || snap.total !== event.total) {
+      problems.push(`event ${event.id}: ${snap.available} available + ${snap.held} held + ${snap.booked} booked != ${event.total}`);
+    }
+    if (snap.available < 0 || snap.held < 0 || snap.booked < 0) problems.push(`event ${event.id}: oversold ${JSON.stringify(snap)}`);
+    // With requests of unknown outcome the server may have granted up to that many more seats.
+    const slack = exact ? 0 : unknown * qty;
+    const extra = snap.held + snap.booked - (expectHeld + expectBooked);
+    if (extra < 0 || extra > slack || (exact && snap.booked !== expectBooked)) {
+      problems.push(`event ${event.id}: held ${snap.held}, booked ${snap.booked}; acknowledged ${expectHeld} held, ${expectBooked} booked`);
+    }
+    if (!target.benchRoutes) continue;
+    const { json: rows } = await api<{ held: number; booked: number; active_holds?: number }>(target, 'GET',
+      `/__bench/recount/${event.id}`);
+    if (rows.held !== snap.held || rows.booked !== snap.booked) {
+      problems.push(`event ${event.id}: counters say ${snap.held} held, ${snap.booked} booked; rows say ${rows.held}, ${rows.booked}`);
+    }
+    const expectActive = event.heldBefore + tally.holds - tally.bookings;
+    if (exact && rows.active_holds !== undefined && rows.active_holds !== expectActive) {
+      problems.push(`event ${event.id}: ${rows.active_holds} active hold rows; ${expectActive} acknowledged`);
+    }
+  }
+  return { ok: problems.length === 0, exact, problems };
+}
