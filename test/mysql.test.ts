@@ -1,14 +1,18 @@
 // What only the MySQL backend has to prove: its migrations under concurrent starts, exact
 // UTC millisecond timestamps, numbers (not strings) from BIGINT and SUM, the CHECK and unique
-// constraints actually enforced, and no deadlocks when many events' hold batches, bookings,
-// expiries and sweepers run at once (the reason its sessions use READ COMMITTED).
+// constraints actually enforced, the Idempotency-Key statements (which MySQL writes as
+// insert … on duplicate key update, without RETURNING), and no deadlocks when many events'
+// hold batches, bookings, expiries and sweepers run at once (the reason its sessions use
+// READ COMMITTED).
 // Runs only when TEST_MYSQL_URL is set; the whole shared suite also runs on MySQL.
 import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
 import { type App, buildApp } from '../src/app.ts';
+import { loadMigrations } from '../src/db/migrate.ts';
 import { openMysqlStore } from '../src/storage/mysql.store.ts';
-import type { Store } from '../src/storage/store.ts';
+import type { CompleteStore, Store } from '../src/storage/store.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
 import { type Harness, backends, book, books, createEvent, harness, hold, testConfig } from './helpers.ts';
 
@@ -47,10 +51,11 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       try {
         for (let i = 0; i < 4; i++) stores.push(await openMysqlStore(withUrlDatabase(serverUrl, name), 2));
         const applied = await Promise.all(stores.map((store) => store.migrate()));
-        assert.deepEqual(applied.flat(), ['0001_init.sql']);
+        const all = loadMigrations('mysql').map((migration) => migration.name);
+        assert.deepEqual(applied.flat().sort(), all, 'each migration applied by exactly one of them');
         assert.deepEqual(await stores[0]!.migrate(), []);
-        const [rows] = await admin.query<mysql.RowDataPacket[]>(`select version from ${name}.schema_migrations`);
-        assert.deepEqual(rows.map((row) => row.version), [1]);
+        const [rows] = await admin.query<mysql.RowDataPacket[]>(`select version from ${name}.schema_migrations order by version`);
+        assert.deepEqual(rows.map((row) => row.version), loadMigrations('mysql').map((migration) => migration.version));
       } finally {
         await Promise.all(stores.map((store) => store.close()));
         await admin.query(`drop database if exists ${name}`);
@@ -120,6 +125,109 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       assert.ok(error !== undefined, 'the unique index refused the second booking');
       assert.equal(h.store.isUniqueViolation(error), true);
       assert.equal(h.store.isUniqueViolation(new Error('other')), false);
+    });
+  });
+
+  describe('mysql: Idempotency-Key statements', () => {
+    let h: Harness & { close: () => Promise<void> };
+    let store: CompleteStore;
+    let raw: mysql.Connection;
+    before(async () => {
+      h = await harness(backend);
+      store = h.store as CompleteStore;
+      raw = await mysql.createConnection({ uri: h.url! });
+    });
+    after(async () => {
+      await raw.end();
+      await h.close();
+    });
+
+    const T0 = Date.UTC(2030, 0, 1);
+    const at = (seconds: number) => new Date(T0 + seconds * 1000);
+    /** A claim made at `seconds`, living 60 s, presumed dead 10 s after it was locked. */
+    const claimAt = (keyHash: Buffer, requestHash: Buffer, seconds: number, claimId = randomUUID()) => ({
+      keyHash, requestHash, claimId, now: at(seconds), expiresAt: at(seconds + 60), staleBefore: at(seconds - 10),
+    });
+    const complete = (keyHash: Buffer, claimId: string, status = 201) =>
+      store.transaction((tx) => store.completeIdempotencyKeys(tx, [{ keyHash, claimId, status, body: Buffer.from('sealed') }]));
+
+    test('a key is claimed once; an in-flight claim is kept until it is stale, then only the same request takes it', async () => {
+      const key = randomBytes(32);
+      const request = randomBytes(32);
+      const first = claimAt(key, request, 0);
+      assert.equal(await store.claimIdempotencyKey(first), true);
+      assert.equal(await store.claimIdempotencyKey(claimAt(key, request, 5)), false, 'in flight, not stale');
+      assert.equal(await store.claimIdempotencyKey(claimAt(key, randomBytes(32), 11)), false, 'stale, other request');
+      const row = (await store.findIdempotencyKey(key))!;
+      assert.deepEqual([row.claimId, row.responseStatus, row.responseBody], [first.claimId, null, null]);
+      assert.equal(row.requestHash.equals(request), true);
+
+      const takeover = claimAt(key, request, 11);
+      assert.equal(await store.claimIdempotencyKey(takeover), true, 'stale, same request');
+      const after = (await store.findIdempotencyKey(key))!;
+      assert.deepEqual([after.claimId, after.lockedAt, after.expiresAt], [takeover.claimId, at(11), at(71)]);
+      assert.equal(await complete(key, first.claimId), 0, 'the old claim can no longer complete');
+      assert.equal(await complete(key, takeover.claimId), 1);
+    });
+
+    test('a completed key is replayed until it expires; then any request claims it afresh', async () => {
+      const key = randomBytes(32);
+      const first = claimAt(key, randomBytes(32), 0);
+      assert.equal(await store.claimIdempotencyKey(first), true);
+      assert.equal(await complete(key, first.claimId, 201), 1);
+      assert.equal(await store.claimIdempotencyKey(claimAt(key, first.requestHash, 30)), false, 'completed, not expired');
+      const done = (await store.findIdempotencyKey(key))!;
+      assert.deepEqual([done.responseStatus, done.responseBody?.toString()], [201, 'sealed']);
+
+      const fresh = claimAt(key, randomBytes(32), 60);
+      assert.equal(await store.claimIdempotencyKey(fresh), true, 'expired');
+      const row = (await store.findIdempotencyKey(key))!;
+      assert.deepEqual([row.claimId, row.responseStatus, row.responseBody], [fresh.claimId, null, null]);
+      assert.equal(row.requestHash.equals(fresh.requestHash), true);
+    });
+
+    test('many concurrent claims of one new key: exactly one wins', async () => {
+      const key = randomBytes(32);
+      const request = randomBytes(32);
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.claimIdempotencyKey(claimAt(key, request, 0))));
+      assert.equal(results.filter(Boolean).length, 1);
+    });
+
+    test('completing a batch stores only the claims still owned; release frees only its own in-flight key', async () => {
+      const [a, b] = [randomBytes(32), randomBytes(32)];
+      const [claimA, claimB] = [claimAt(a, randomBytes(32), 0), claimAt(b, randomBytes(32), 0)];
+      assert.equal(await store.claimIdempotencyKey(claimA), true);
+      assert.equal(await store.claimIdempotencyKey(claimB), true);
+      const stored = await store.transaction((tx) => store.completeIdempotencyKeys(tx, [
+        { keyHash: a, claimId: claimA.claimId, status: 200, body: Buffer.from('A') },
+        { keyHash: b, claimId: randomUUID(), status: 200, body: Buffer.from('B') },
+      ]));
+      assert.equal(stored, 1);
+      await store.releaseIdempotencyKey(a, claimA.claimId);
+      assert.notEqual(await store.findIdempotencyKey(a), null, 'a completed key is not released');
+      await store.releaseIdempotencyKey(b, randomUUID());
+      assert.notEqual(await store.findIdempotencyKey(b), null, 'another claim cannot release it');
+      await store.releaseIdempotencyKey(b, claimB.claimId);
+      assert.equal(await store.findIdempotencyKey(b), null);
+    });
+
+    test('purge deletes expired keys only, a bounded number at a time, skipping rows another transaction holds', async () => {
+      await store.purgeIdempotencyKeys(at(1_000_000), 1_000_000);
+      const keys = Array.from({ length: 5 }, () => randomBytes(32));
+      for (const key of keys) assert.equal(await store.claimIdempotencyKey(claimAt(key, randomBytes(32), 0)), true);
+      const live = randomBytes(32);
+      assert.equal(await store.claimIdempotencyKey(claimAt(live, randomBytes(32), 100)), true);
+
+      await raw.beginTransaction();
+      try {
+        await raw.query('select key_hash from idempotency_keys where key_hash = ? for update', [keys[0]]);
+        assert.equal(await store.purgeIdempotencyKeys(at(60), 3), 3);
+        assert.equal(await store.purgeIdempotencyKeys(at(60), 3), 1, 'the locked row was skipped');
+      } finally {
+        await raw.rollback();
+      }
+      assert.equal(await store.purgeIdempotencyKeys(at(60), 3), 1, 'and purged once it was free');
+      assert.notEqual(await store.findIdempotencyKey(live), null, 'an unexpired key stays');
     });
   });
 

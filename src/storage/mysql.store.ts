@@ -7,9 +7,13 @@
 // That is safe because every caller has locked the event row first (lockEvent), and every
 // writer of an event's holds takes that lock: between our statements nobody else can change
 // this event's holds or counters. Each statement leaves the counters balanced on its own (the
-// events_books_balance CHECK enforces it).
+// events_books_balance CHECK enforces it). Affected-row counts are rows matched, not rows
+// changed (mysql2 sets CLIENT_FOUND_ROWS), like PostgreSQL's row counts.
 import { migrateMysql, type MysqlDatabase, type MysqlRunner, openMysql } from '../db/mysql.ts';
-import type { EventRow, HoldRow, HoldStatus, LockedEvent, NewHold, Snapshot, Store, Tx } from './store.ts';
+import type {
+  BookingRow, BookingStatus, EventBooks, EventRow, HoldRow, HoldStatus, IdempotencyKeyRow, LifecycleStore,
+  LockedEvent, NewHold, Snapshot, Store, Tx,
+} from './store.ts';
 
 const runner = (tx: Tx): MysqlRunner => tx as unknown as MysqlRunner;
 
@@ -25,13 +29,67 @@ interface HoldRecord {
   created_at: Date;
   expires_at: Date;
   booking_id: number | null;
+  booking_status: BookingStatus | null;
+}
+
+const HOLD_COLUMNS = `h.id, h.event_id, h.qty, h.status, h.payment_token_hash, h.created_at,
+                h.expires_at, b.id as booking_id, b.status as booking_status`;
+
+function toHoldRow(row: HoldRecord): HoldRow {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    qty: row.qty,
+    status: row.status,
+    paymentTokenHash: row.payment_token_hash,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    bookingId: row.booking_id,
+    bookingStatus: row.booking_status,
+  };
+}
+
+interface SnapshotRecord {
+  id: number; name: string; total_seats: number; available: number; held: number; booked: number; lapsed: number;
+}
+
+/**
+ * The event's counters, and the seats of its lapsed, unreclaimed holds; `now` is the first
+ * parameter. The counters are O(1). The subquery reads only holds that have lapsed since the
+ * last reclaim, through holds_by_event_status_expiry, so it stays small however many holds
+ * are stored; it is what makes the figures exact at `now`. One statement, one read view.
+ */
+const SNAPSHOT_COLUMNS = `e.id, e.name, e.total_seats, e.available, e.held, e.booked,
+                (select coalesce(sum(h.qty), 0) from holds h force index (holds_by_event_status_expiry)
+                  where h.event_id = e.id and h.status = 'active' and h.expires_at <= ?) as lapsed`;
+
+function toSnapshot(row: SnapshotRecord): Snapshot {
+  return {
+    eventId: row.id,
+    name: row.name,
+    total: row.total_seats,
+    available: row.available + row.lapsed,
+    held: row.held - row.lapsed,
+    booked: row.booked,
+  };
+}
+
+/** Inserts an event with all its seats available; `sql` is the pool or a transaction. */
+async function insertEvent(sql: MysqlRunner, name: string, totalSeats: number, now: Date): Promise<EventRow> {
+  const { insertId } = await sql.write(
+    `insert into events (name, total_seats, available, created_at)
+     values (?, ?, ?, ?)`,
+    [name, totalSeats, totalSeats, now],
+  );
+  // datetime(3) stores a Date's milliseconds exactly, so `now` is what was stored.
+  return { id: insertId, name, totalSeats, createdAt: now };
 }
 
 export async function openMysqlStore(url: string, poolSize: number): Promise<Store> {
   return mysqlStore(await openMysql(url, poolSize));
 }
 
-export function mysqlStore(db: MysqlDatabase): Store {
+export function mysqlStore(db: MysqlDatabase): Store & LifecycleStore {
   return {
     backend: 'mysql',
     transaction: (fn) => db.transaction((tx) => fn(tx as unknown as Tx)),
@@ -42,41 +100,16 @@ export function mysqlStore(db: MysqlDatabase): Store {
     close: () => db.close(),
     isUniqueViolation: (error) => (error as { errno?: unknown } | null)?.errno === ER_DUP_ENTRY,
 
-    async insertEvent(name, totalSeats, now): Promise<EventRow> {
-      const { insertId } = await db.write(
-        `insert into events (name, total_seats, available, created_at)
-         values (?, ?, ?, ?)`,
-        [name, totalSeats, totalSeats, now],
-      );
-      // datetime(3) stores a Date's milliseconds exactly, so `now` is what was stored.
-      return { id: insertId, name, totalSeats, createdAt: now };
-    },
+    insertEvent: (name, totalSeats, now) => insertEvent(db, name, totalSeats, now),
 
     async snapshot(eventId, now): Promise<Snapshot | null> {
-      // The counters are O(1). The subquery only reads holds that have lapsed since the last
-      // reclaim, through holds_by_event_status_expiry, so it stays small however many holds
-      // are stored; it is what makes the figures exact at `now`. One statement, one read view.
-      const rows = await db.rows<{
-        id: number; name: string; total_seats: number; available: number; held: number;
-        booked: number; lapsed: number;
-      }>(
-        `select e.id, e.name, e.total_seats, e.available, e.held, e.booked,
-                (select coalesce(sum(h.qty), 0) from holds h force index (holds_by_event_status_expiry)
-                  where h.event_id = e.id and h.status = 'active' and h.expires_at <= ?) as lapsed
+      const rows = await db.rows<SnapshotRecord>(
+        `select ${SNAPSHOT_COLUMNS}
            from events e
           where e.id = ?`,
         [now, eventId],
       );
-      const row = rows[0];
-      if (row === undefined) return null;
-      return {
-        eventId: row.id,
-        name: row.name,
-        total: row.total_seats,
-        available: row.available + row.lapsed,
-        held: row.held - row.lapsed,
-        booked: row.booked,
-      };
+      return rows[0] === undefined ? null : toSnapshot(rows[0]);
     },
 
     async lockEvent(tx, eventId): Promise<LockedEvent | null> {
@@ -184,32 +217,21 @@ export function mysqlStore(db: MysqlDatabase): Store {
 
     async findHold(holdId): Promise<HoldRow | null> {
       const rows = await db.rows<HoldRecord>(
-        `select h.id, h.event_id, h.qty, h.status, h.payment_token_hash, h.created_at,
-                h.expires_at, b.id as booking_id
+        `select ${HOLD_COLUMNS}
            from holds h
            left join bookings b on b.hold_id = h.id
           where h.id = ?`,
         [holdId],
       );
-      const row = rows[0];
-      if (row === undefined) return null;
-      return {
-        id: row.id,
-        eventId: row.event_id,
-        qty: row.qty,
-        status: row.status,
-        paymentTokenHash: row.payment_token_hash,
-        createdAt: row.created_at,
-        expiresAt: row.expires_at,
-        bookingId: row.booking_id,
-      };
+      return rows[0] === undefined ? null : toHoldRow(rows[0]);
     },
 
     async recount(eventId, now) {
       const rows = await db.rows<{ held: number; booked: number }>(
         `select (select coalesce(sum(qty), 0) from holds
                   where event_id = ? and status = 'active' and expires_at > ?) as held,
-                (select coalesce(sum(qty), 0) from bookings where event_id = ?) as booked`,
+                (select coalesce(sum(qty), 0) from bookings
+                  where event_id = ? and status = 'confirmed') as booked`,
         [eventId, now, eventId],
       );
       return rows[0]!;
@@ -225,6 +247,225 @@ export function mysqlStore(db: MysqlDatabase): Store {
         [now, limit],
       );
       return rows.map((row) => row.event_id);
+    },
+
+    // ---- lifecycle: events listed and edited, holds read, released and extended, bookings cancelled
+
+    insertEventTx: (tx, name, totalSeats, now) => insertEvent(runner(tx), name, totalSeats, now),
+
+    async listSnapshots(afterId, limit, now) {
+      // Keyset pagination on the primary key: each page costs the same however deep it is.
+      const rows = await db.rows<SnapshotRecord>(
+        `select ${SNAPSHOT_COLUMNS}
+           from events e
+          where e.id > ?
+          order by e.id
+          limit ?`,
+        [now, afterId, limit],
+      );
+      return rows.map(toSnapshot);
+    },
+
+    async lockEventBooks(tx, eventId): Promise<EventBooks | null> {
+      const rows = await runner(tx).rows<EventBooks>(
+        `select id, name, total_seats as total, available, held, booked
+           from events where id = ? for update`,
+        [eventId],
+      );
+      return rows[0] ?? null;
+    },
+
+    async updateEvent(tx, eventId, name, totalSeats) {
+      // available is derived in the same statement, so the books balance whatever the new total.
+      await runner(tx).write(
+        'update events set name = ?, total_seats = ?, available = ? - held - booked where id = ?',
+        [name, totalSeats, totalSeats, eventId],
+      );
+    },
+
+    async lockHold(tx, holdId): Promise<HoldRow | null> {
+      // PostgreSQL says `for update of h`; MariaDB has no `of`, so this also locks the hold's
+      // booking row, if any. That is within the lock order (event, then its holds and bookings).
+      const rows = await runner(tx).rows<HoldRecord>(
+        `select ${HOLD_COLUMNS}
+           from holds h
+           left join bookings b on b.hold_id = h.id
+          where h.id = ?
+            for update`,
+        [holdId],
+      );
+      return rows[0] === undefined ? null : toHoldRow(rows[0]);
+    },
+
+    async setHoldExpiry(tx, holdId, expiresAt) {
+      const { affectedRows } = await runner(tx).write(
+        "update holds set expires_at = ? where id = ? and status = 'active'",
+        [expiresAt, holdId],
+      );
+      return affectedRows > 0;
+    },
+
+    async findBooking(bookingId): Promise<BookingRow | null> {
+      const rows = await db.rows<{
+        id: number; event_id: number; hold_id: number; qty: number; status: BookingStatus;
+        created_at: Date; cancelled_at: Date | null; payment_token_hash: Buffer;
+      }>(
+        `select b.id, b.event_id, b.hold_id, b.qty, b.status, b.created_at, b.cancelled_at,
+                h.payment_token_hash
+           from bookings b
+           join holds h on h.id = b.hold_id
+          where b.id = ?`,
+        [bookingId],
+      );
+      const row = rows[0];
+      if (row === undefined) return null;
+      return {
+        id: row.id,
+        eventId: row.event_id,
+        holdId: row.hold_id,
+        qty: row.qty,
+        status: row.status,
+        createdAt: row.created_at,
+        cancelledAt: row.cancelled_at,
+        paymentTokenHash: row.payment_token_hash,
+      };
+    },
+
+    async cancelBooking(tx, bookingId, now) {
+      const sql = runner(tx);
+      const { affectedRows } = await sql.write(
+        `update bookings set status = 'cancelled', cancelled_at = ?
+          where id = ? and status = 'confirmed'`,
+        [now, bookingId],
+      );
+      if (affectedRows === 0) return false;
+      await sql.write(
+        `update events e
+           join bookings b on b.event_id = e.id
+            set e.booked = e.booked - b.qty, e.available = e.available + b.qty
+          where b.id = ?`,
+        [bookingId],
+      );
+      return true;
+    },
+
+    ...idempotencyStatements(db),
+  };
+}
+
+type IdempotencyStatements = Pick<LifecycleStore,
+  'claimIdempotencyKey' | 'findIdempotencyKey' | 'completeIdempotencyKeys' | 'releaseIdempotencyKey' |
+  'purgeIdempotencyKeys'>;
+
+/** The Idempotency-Key statements. Key rows are only ever locked after any event row. */
+function idempotencyStatements(db: MysqlDatabase): IdempotencyStatements {
+  return {
+    async claimIdempotencyKey(claim) {
+      // One statement: a conflicting insert waits for the other claim's row lock, then sees
+      // its row. The update takes the row over only when it has expired, or its claim is stale
+      // and was made for the same request. Assignments run left to right and later ones see
+      // earlier results, so claim_id goes first on the original row and the rest follow it.
+      // (No VALUES() or `as new` row alias: MySQL 8.0.20 deprecates the one and MariaDB lacks
+      // the other, so the new values are passed again.)
+      const { keyHash, requestHash, claimId, now, expiresAt, staleBefore } = claim;
+      const { affectedRows } = await db.write(
+        `insert into idempotency_keys
+                (key_hash, request_hash, claim_id, locked_at, created_at, expires_at)
+         values (?, ?, ?, ?, ?, ?)
+         on duplicate key update
+            claim_id = if(expires_at <= ?
+                          or (response_status is null and locked_at <= ? and request_hash = ?),
+                          ?, claim_id),
+            request_hash = if(claim_id = ?, ?, request_hash),
+            locked_at = if(claim_id = ?, ?, locked_at),
+            created_at = if(claim_id = ?, ?, created_at),
+            expires_at = if(claim_id = ?, ?, expires_at),
+            response_status = if(claim_id = ?, null, response_status),
+            response_body = if(claim_id = ?, null, response_body)`,
+        [
+          keyHash, requestHash, claimId, now, now, expiresAt,
+          now, staleBefore, requestHash, claimId,
+          claimId, requestHash, claimId, now, claimId, now, claimId, expiresAt, claimId, claimId,
+        ],
+      );
+      // 2: an existing row was taken over. 1: a new row, or (CLIENT_FOUND_ROWS) an existing
+      // one left as it was; the claim id tells them apart. It cannot change under us: the row
+      // now holds a fresh claim, neither stale nor expired.
+      if (affectedRows === 2) return true;
+      const rows = await db.rows<{ claim_id: string }>(
+        'select claim_id from idempotency_keys where key_hash = ?',
+        [keyHash],
+      );
+      return rows[0]?.claim_id === claimId;
+    },
+
+    async findIdempotencyKey(keyHash): Promise<IdempotencyKeyRow | null> {
+      const rows = await db.rows<{
+        request_hash: Buffer; claim_id: string; locked_at: Date; response_status: number | null;
+        response_body: Buffer | null; expires_at: Date;
+      }>(
+        `select request_hash, claim_id, locked_at, response_status, response_body, expires_at
+           from idempotency_keys where key_hash = ?`,
+        [keyHash],
+      );
+      const row = rows[0];
+      if (row === undefined) return null;
+      return {
+        keyHash,
+        requestHash: row.request_hash,
+        claimId: row.claim_id,
+        lockedAt: row.locked_at,
+        responseStatus: row.response_status,
+        responseBody: row.response_body,
+        expiresAt: row.expires_at,
+      };
+    },
+
+    async completeIdempotencyKeys(tx, completions) {
+      // One statement for the batch: the completions travel as a derived table of
+      // `union all` rows (MySQL 8's `values row(…)` is not MariaDB's `values (…)`).
+      const derived = completions
+        .map((_, i) => (i === 0
+          ? 'select ? as key_hash, ? as claim_id, ? as status, ? as body'
+          : 'select ?, ?, ?, ?'))
+        .join(' union all ');
+      const { affectedRows } = await runner(tx).write(
+        `update idempotency_keys k
+           join (${derived}) c on k.key_hash = c.key_hash and k.claim_id = c.claim_id
+            set k.response_status = c.status, k.response_body = c.body
+          where k.response_status is null`,
+        completions.flatMap((c) => [c.keyHash, c.claimId, c.status, c.body]),
+      );
+      return affectedRows;
+    },
+
+    async releaseIdempotencyKey(keyHash, claimId) {
+      await db.write(
+        `delete from idempotency_keys
+          where key_hash = ? and claim_id = ? and response_status is null`,
+        [keyHash, claimId],
+      );
+    },
+
+    async purgeIdempotencyKeys(now, limit) {
+      // Bounded and skip-locked, so a purge never waits on a claim or holds many rows at once.
+      // MySQL has no `skip locked` on delete, nor a locking subquery on the table it deletes
+      // from: pick the rows first, then delete exactly those, in one short transaction.
+      return db.transaction(async (tx) => {
+        const rows = await tx.rows<{ key_hash: Buffer }>(
+          `select key_hash from idempotency_keys
+            where expires_at <= ?
+            order by expires_at
+            limit ?
+              for update skip locked`,
+          [now, limit],
+        );
+        if (rows.length === 0) return 0;
+        const { affectedRows } = await tx.write('delete from idempotency_keys where key_hash in (?)', [
+          rows.map((row) => row.key_hash),
+        ]);
+        return affectedRows;
+      });
     },
   };
 }
