@@ -44,7 +44,7 @@ const validators = new WeakMap<object, Validate>();
 
 const openApiPath = (url: string) => url.replace(/:([A-Za-z_]+)/g, '{$1}');
 
-function check(app: FastifyInstance, response: { method: string; route: string | undefined; status: number; type: string; headers: Record<string, unknown>; payload: unknown }): string | null {
+export function contractViolation(app: FastifyInstance, response: { method: string; route: string | undefined; status: number; type: string; headers: Record<string, unknown>; payload: unknown }): string | null {
   const where = `${response.method} ${response.route ?? '(no route)'} ${response.status}`;
   for (const header of SECURITY_HEADERS) if (response.headers[header] === undefined) return `${where}: no ${header} header`;
   if (response.method === 'HEAD' || typeof response.payload !== 'string') return null;
@@ -86,7 +86,7 @@ export function installContractCheck(): void {
     const app = (message as { fastify: FastifyInstance }).fastify;
     app.addHook('onSend', async (request, reply, payload) => {
       checked.count++;
-      const violation = check(app, {
+      const violation = contractViolation(app, {
         method: request.method,
         route: request.routeOptions.url,
         status: reply.statusCode,
@@ -106,6 +106,19 @@ export function contractTest(): void {
     assert.ok(checked.count > 0, 'no response was checked');
     assert.deepEqual(checked.violations, []);
   });
+}
+
+type Res = Awaited<ReturnType<FastifyInstance['inject']>>;
+
+/** Asserts a problem+json response with this status and code; returns its body. */
+export function isProblem(res: Res, status: number, code: string): Record<string, unknown> {
+  assert.equal(res.statusCode, status, res.body);
+  assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
+  const body = res.json();
+  assert.equal(body.code, code);
+  assert.equal(body.status, status);
+  assert.ok(!('hold_id' in body), 'an error body never carries hold_id');
+  return body;
 }
 
 export interface ContractHarnessOptions {

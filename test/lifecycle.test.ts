@@ -3,22 +3,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { App } from '../src/app.ts';
-import { contractHarness, contractTest, installContractCheck } from './contract.ts';
+import { contractHarness, contractTest, installContractCheck, isProblem } from './contract.ts';
 import { type Harness, backends, book, books, createEvent, hold, snapshot } from './helpers.ts';
 
 installContractCheck();
 
 type H = Harness & { close: () => Promise<void> };
-type Res = Awaited<ReturnType<App['inject']>>;
-
-export function isProblem(res: Res, status: number, code: string): Record<string, unknown> {
-  assert.equal(res.statusCode, status, res.body);
-  assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
-  const body = res.json();
-  assert.equal(body.code, code);
-  assert.ok(!('hold_id' in body), 'an error body never carries hold_id');
-  return body;
-}
 
 const getHold = (app: App, id: number, token?: string) =>
   app.inject({ method: 'GET', url: `/holds/${id}`, headers: token === undefined ? {} : { 'x-payment-token': token } });
