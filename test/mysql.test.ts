@@ -211,6 +211,24 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       assert.equal(await store.findIdempotencyKey(b), null);
     });
 
+    test('completing a batch locks only its own key rows: a row another transaction holds does not block it', async () => {
+      const busy = randomBytes(32);
+      assert.equal(await store.claimIdempotencyKey(claimAt(busy, randomBytes(32), 0)), true);
+      const claims = Array.from({ length: 3 }, () => claimAt(randomBytes(32), randomBytes(32), 0));
+      for (const claim of claims) assert.equal(await store.claimIdempotencyKey(claim), true);
+      await raw.beginTransaction();
+      try {
+        await raw.query('select key_hash from idempotency_keys where key_hash = ? for update', [busy]);
+        const stored = store.transaction((tx) => store.completeIdempotencyKeys(tx, claims.map((claim) => ({
+          keyHash: claim.keyHash, claimId: claim.claimId, status: 201, body: Buffer.from('sealed'),
+        }))));
+        const blocked = new Promise<'blocked'>((resolve) => setTimeout(() => resolve('blocked'), 3000).unref());
+        assert.equal(await Promise.race([stored, blocked]), claims.length);
+      } finally {
+        await raw.rollback();
+      }
+    });
+
     test('purge deletes expired keys only, a bounded number at a time, skipping rows another transaction holds', async () => {
       await store.purgeIdempotencyKeys(at(1_000_000), 1_000_000);
       const keys = Array.from({ length: 5 }, () => randomBytes(32));

@@ -11,8 +11,8 @@
 // changed (mysql2 sets CLIENT_FOUND_ROWS), like PostgreSQL's row counts.
 import { migrateMysql, type MysqlDatabase, type MysqlRunner, openMysql } from '../db/mysql.ts';
 import type {
-  BookingRow, BookingStatus, EventBooks, EventRow, HoldRow, HoldStatus, IdempotencyKeyRow, LifecycleStore,
-  LockedEvent, NewHold, Snapshot, Store, Tx,
+  BookingRow, BookingStatus, EventBooks, EventRow, HoldRow, HoldStatus, IdempotencyCompletion, IdempotencyKeyRow,
+  LifecycleStore, LockedEvent, NewHold, Snapshot, Store, Tx,
 } from './store.ts';
 
 const runner = (tx: Tx): MysqlRunner => tx as unknown as MysqlRunner;
@@ -422,19 +422,20 @@ function idempotencyStatements(db: MysqlDatabase): IdempotencyStatements {
     },
 
     async completeIdempotencyKeys(tx, completions) {
-      // One statement for the batch: the completions travel as a derived table of
-      // `union all` rows (MySQL 8's `values row(…)` is not MariaDB's `values (…)`).
-      const derived = completions
-        .map((_, i) => (i === 0
-          ? 'select ? as key_hash, ? as claim_id, ? as status, ? as body'
-          : 'select ?, ?, ?, ?'))
-        .join(' union all ');
+      // One single-table statement for the batch, the values picked per key by `case`. It
+      // reaches its rows through the primary key (key_hash in …) and locks only those. A join
+      // to a derived table of the completions is what one would write first, but MySQL and
+      // MariaDB then scan and lock every key row, and two batches completing at once deadlock.
+      const pick = (value: (c: IdempotencyCompletion) => unknown) => ({
+        sql: `case key_hash ${completions.map(() => 'when ? then ?').join(' ')} end`,
+        params: completions.flatMap((c) => [c.keyHash, value(c)]),
+      });
+      const [status, body, claim] = [pick((c) => c.status), pick((c) => c.body), pick((c) => c.claimId)];
       const { affectedRows } = await runner(tx).write(
-        `update idempotency_keys k
-           join (${derived}) c on k.key_hash = c.key_hash and k.claim_id = c.claim_id
-            set k.response_status = c.status, k.response_body = c.body
-          where k.response_status is null`,
-        completions.flatMap((c) => [c.keyHash, c.claimId, c.status, c.body]),
+        `update idempotency_keys
+            set response_status = ${status.sql}, response_body = ${body.sql}
+          where key_hash in (?) and claim_id = ${claim.sql} and response_status is null`,
+        [...status.params, ...body.params, completions.map((c) => c.keyHash), ...claim.params],
       );
       return affectedRows;
     },
