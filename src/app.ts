@@ -16,6 +16,7 @@ import Fastify, {
   type RawReplyDefaultExpression,
   type RawRequestDefaultExpression,
   type RawServerDefault,
+  type RouteOptions,
 } from 'fastify';
 import { adminRoutes } from './admin/admin.routes.ts';
 import { AdminService } from './admin/admin.service.ts';
@@ -30,7 +31,7 @@ import { HoldLifecycleService } from './holds/hold-lifecycle.service.ts';
 import { holdRoutes } from './holds/holds.routes.ts';
 import { HoldsService } from './holds/holds.service.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from './http/problem.ts';
-import { problems } from './http/schemas.ts';
+import { BODY_ERRORS, problems, withProblems } from './http/schemas.ts';
 import { registerIdempotency } from './idempotency/idempotency.http.ts';
 import { IdempotencyService } from './idempotency/idempotency.service.ts';
 import { type Metrics, createMetrics } from './metrics.ts';
@@ -100,6 +101,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
 
   await registerPlugins(app);
+  app.addHook('onRoute', documentCommonProblems);
   registerIdempotency(app, new IdempotencyService(store, clock, config));
 
   if (config.adminToken === undefined) {
@@ -143,6 +145,17 @@ async function registerPlugins(app: App): Promise<void> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+}
+
+/**
+ * Documents the problems any route can answer whatever it does: 500, 503 while the server
+ * drains, and for unsafe methods the body errors (a DELETE may still carry a bad body).
+ */
+function documentCommonProblems(route: RouteOptions): void {
+  if (route.schema === undefined || route.schema.hide === true) return;
+  const unsafe = [route.method].flat().some((method) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method));
+  const codes: ErrorCode[] = ['internal_error', 'service_unavailable', ...(unsafe ? BODY_ERRORS : [])];
+  route.schema.response = withProblems((route.schema.response ?? {}) as Record<number, unknown>, codes);
 }
 
 function probeRoutes(app: App, store: Store, metrics: Metrics): void {

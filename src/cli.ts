@@ -106,8 +106,8 @@ async function main(argv: string[]): Promise<void> {
     case 'sweep': {
       const store = await openMigrated(config, log);
       const expired = await sweepOnce(store, systemClock);
-      const purgedKeys = await purgeExpiredKeys(store, systemClock);
-      console.log(JSON.stringify({ expired, purged_idempotency_keys: purgedKeys }));
+      log.info({ purgedIdempotencyKeys: await purgeExpiredKeys(store, systemClock) }, 'purged expired Idempotency-Keys');
+      console.log(JSON.stringify({ expired }));
       return store.close();
     }
     default:

@@ -90,6 +90,14 @@ for (const backend of backends()) {
       }
     });
 
+    test('routes without a body still refuse non-JSON and malformed bodies, as documented', async () => {
+      const url = `/holds/${granted.hold_id}`;
+      const headers = { 'x-payment-token': granted.payment_token };
+      isProblem(await h.app.inject({ method: 'DELETE', url, payload: 'x', headers: { ...headers, 'content-type': 'text/plain' } }), 415, 'unsupported_media_type');
+      isProblem(await h.app.inject({ method: 'DELETE', url, payload: '{', headers: { ...headers, 'content-type': 'application/json' } }), 400, 'malformed_json');
+      assert.equal((await books(h.store, eventId, h.clock.now())).held, 2);
+    });
+
     test('rate limits are off in tests unless a test turns them on', async () => {
       const statuses = await Promise.all(Array.from({ length: 150 }, () => hold(h.app, eventId, 1).then((res) => res.statusCode)));
       assert.ok(!statuses.includes(429));
@@ -130,13 +138,13 @@ for (const backend of backends()) {
       for (const [path, operations] of Object.entries<Record<string, { responses: Record<string, { content?: object }>; parameters?: Array<{ name: string; in: string }> }>>(doc.paths)) {
         for (const [method, operation] of Object.entries(operations)) {
           const where = `${method.toUpperCase()} ${path}`;
-          if (path !== '/healthz' && path !== '/metrics') assert.ok(operation.responses['500'], `${where} documents 500`);
+          assert.ok(operation.responses['500'] && operation.responses['503'], `${where} documents 500 and 503`);
           for (const [status, response] of Object.entries(operation.responses)) {
             if (Number(status) >= 400) assert.deepEqual(Object.keys(response.content ?? {}), ['application/problem+json'], `${where} ${status}`);
           }
           if (['post', 'patch', 'delete'].includes(method)) {
             assert.ok(operation.parameters?.some((p) => p.in === 'header' && p.name === 'idempotency-key'), `${where} Idempotency-Key`);
-            assert.ok(operation.responses['409'] && operation.responses['422'], `${where} 409 and 422`);
+            for (const status of ['400', '409', '413', '415', '422']) assert.ok(operation.responses[status], `${where} ${status}`);
           }
         }
       }

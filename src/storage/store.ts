@@ -1,6 +1,6 @@
 // The storage seam. Services call these functions and never write SQL; each backend
-// (postgres.store.ts for PGlite and PostgreSQL, mysql.store.ts for MySQL/MariaDB) keeps all of
-// its SQL in one file. A function that takes a `Tx` must run inside `store.transaction`, and
+// (postgres.store.ts for PGlite and PostgreSQL, with its Idempotency-Key statements in
+// postgres.idempotency.ts; mysql.store.ts for MySQL/MariaDB) keeps its SQL to itself. A function that takes a `Tx` must run inside `store.transaction`, and
 // every function that changes an event's holds or bookings expects the caller to have locked
 // that event first with `lockEvent` (one lock order: event row, then its holds and bookings,
 // then idempotency keys). Never call a function without a `Tx` while a transaction is open on
