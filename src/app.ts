@@ -176,7 +176,8 @@ function probeRoutes(app: App, store: Store, metrics: Metrics): void {
     }
     return { status: 'ok' };
   });
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['probes'] } }, async (_request, reply) =>
+  const MetricsText = { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } };
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['probes'], response: { 200: MetricsText } } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }
