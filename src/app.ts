@@ -35,7 +35,7 @@ import { BODY_ERRORS, problems, withProblems } from './http/schemas.ts';
 import { registerIdempotency } from './idempotency/idempotency.http.ts';
 import { IdempotencyService } from './idempotency/idempotency.service.ts';
 import { type Metrics, createMetrics } from './metrics.ts';
-import { type Store, withLifecycle } from './storage/store.ts';
+import type { Store } from './storage/store.ts';
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -64,8 +64,7 @@ export const BODY_LIMIT_BYTES = 16 * 1024;
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp(deps: AppDeps): Promise<App> {
-  const { config } = deps;
-  const store = withLifecycle(deps.store);
+  const { config, store } = deps;
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? createMetrics();
 

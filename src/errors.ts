@@ -22,7 +22,6 @@ export const ERROR_STATUS = {
   idempotency_key_reused: 422,
   rate_limited: 429,
   internal_error: 500,
-  not_implemented: 501,
   overloaded: 503,
   service_unavailable: 503,
 } as const;
@@ -49,7 +48,6 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   idempotency_key_reused: 'Idempotency-Key was used for a different request',
   rate_limited: 'Too many requests',
   internal_error: 'Internal server error',
-  not_implemented: 'Not implemented on this storage backend',
   overloaded: 'Too many requests waiting for this event',
   service_unavailable: 'Service unavailable',
 };

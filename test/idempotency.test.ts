@@ -176,7 +176,7 @@ for (const backend of backends()) {
       const fresh = await holdWithKey(h.app, key, eventId, 1);
       assert.ok(!isReplay(fresh));
       assert.notEqual(fresh.json().hold_id, first.hold_id);
-      assert.equal(await h.store.purgeIdempotencyKeys!(h.clock.now(), 1000), 0, 'the sweep purged every expired key');
+      assert.equal(await h.store.purgeIdempotencyKeys(h.clock.now(), 1000), 0, 'the sweep purged every expired key');
     });
 
     test('malformed keys are 400', async () => {
@@ -208,7 +208,7 @@ for (const backend of backends()) {
           completeIdempotencyKeys: async (tx, completions) => {
             faults.completions.push(completions);
             if (faults.failComplete > 0 && faults.failComplete--) throw new Error('injected: crash while storing the key');
-            return store.completeIdempotencyKeys!(tx, completions);
+            return store.completeIdempotencyKeys(tx, completions);
           },
         }),
       });

@@ -81,7 +81,7 @@ export function bookingRoutes(
       headers: Type.Object({ 'x-payment-token': Type.Optional(PaymentToken) }),
       response: {
         200: Booking,
-        ...problems('validation_failed', 'unauthorized', 'invalid_payment_token', 'not_found', 'not_implemented'),
+        ...problems('validation_failed', 'unauthorized', 'invalid_payment_token', 'not_found'),
       },
     },
   }, async (request, reply) => {

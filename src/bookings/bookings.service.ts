@@ -7,7 +7,7 @@ import { DomainError, notFound } from '../errors.ts';
 import { tokenMatches } from '../holds/payment-token.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
-import type { BookingRow, CompleteStore, HoldRow } from '../storage/store.ts';
+import type { BookingRow, Store, HoldRow } from '../storage/store.ts';
 
 export interface BookingResult {
   bookingId: number;
@@ -24,7 +24,7 @@ const bookingCancelled = (bookingId: number): DomainError =>
 
 export class BookingsService {
   constructor(
-    private readonly store: CompleteStore,
+    private readonly store: Store,
     private readonly clock: Clock,
     private readonly metrics?: Metrics,
   ) {}

@@ -107,7 +107,7 @@ export function eventRoutes(app: App, events: EventsService, requireAdmin: Admin
       summary: 'Events with their seat snapshots, by id, a page at a time',
       tags: ['events'],
       querystring: ListQuery,
-      response: { 200: EventPage, ...problems('validation_failed', 'not_implemented') },
+      response: { 200: EventPage, ...problems('validation_failed') },
     },
   }, async (request) => {
     const afterId = decodeCursor(request.query.cursor);

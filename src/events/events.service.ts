@@ -4,7 +4,7 @@
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
-import type { CompleteStore, EventRow, Snapshot } from '../storage/store.ts';
+import type { Store, EventRow, Snapshot } from '../storage/store.ts';
 
 export interface EventChanges {
   name?: string;
@@ -19,7 +19,7 @@ export interface SnapshotPage {
 
 export class EventsService {
   constructor(
-    private readonly store: CompleteStore,
+    private readonly store: Store,
     private readonly clock: Clock,
   ) {}
 

@@ -5,7 +5,7 @@
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
-import type { CompleteStore, HoldRow, HoldStatus } from '../storage/store.ts';
+import type { Store, HoldRow, HoldStatus } from '../storage/store.ts';
 import { tokenMatches } from './payment-token.ts';
 
 export interface HoldView {
@@ -54,7 +54,7 @@ export function extendedDeadline(hold: HoldRow, seconds: number, maxLifetimeSeco
 
 export class HoldLifecycleService {
   constructor(
-    private readonly store: CompleteStore,
+    private readonly store: Store,
     private readonly clock: Clock,
     private readonly config: { maxHoldLifetimeSeconds: number },
   ) {}

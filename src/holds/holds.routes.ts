@@ -100,7 +100,7 @@ export function holdRoutes(
       tags: ['holds'],
       params: IdParams,
       headers: PaymentTokenHeaders,
-      response: { 200: Hold, ...problems(...HOLD_ERRORS, 'not_implemented') },
+      response: { 200: Hold, ...problems(...HOLD_ERRORS) },
     },
   }, async (request) => holdBody(await lifecycle.get(Number(request.params.id), request.headers['x-payment-token'])));
 

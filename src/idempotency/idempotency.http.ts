@@ -65,7 +65,7 @@ function documentIdempotency(route: RouteOptions): void {
     properties: { ...headers.properties, 'idempotency-key': IdempotencyKeyHeader },
   };
   route.schema.response = withProblems((route.schema.response ?? {}) as Record<number, unknown>, [
-    'validation_failed', 'idempotency_key_in_flight', 'idempotency_key_reused', 'not_implemented',
+    'validation_failed', 'idempotency_key_in_flight', 'idempotency_key_reused',
   ]);
 }
 

@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import { DomainError } from '../errors.ts';
-import type { CompleteStore, Tx } from '../storage/store.ts';
+import type { Store, Tx } from '../storage/store.ts';
 import { seal, sealKeyFor, sha256, unseal } from './sealed-body.ts';
 
 export interface IdempotencyConfig {
@@ -49,7 +49,7 @@ const CLAIM_ATTEMPTS = 3;
 
 export class IdempotencyService {
   constructor(
-    private readonly store: CompleteStore,
+    private readonly store: Store,
     private readonly clock: Clock,
     private readonly config: IdempotencyConfig,
   ) {}

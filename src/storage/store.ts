@@ -5,7 +5,6 @@
 // that event first with `lockEvent` (one lock order: event row, then its holds and bookings,
 // then idempotency keys). Never call a function without a `Tx` while a transaction is open on
 // the same store: PGlite has one connection, and the call would wait for the transaction forever.
-import { DomainError } from '../errors.ts';
 
 declare const txBrand: unique symbol;
 /** An open transaction. Opaque above storage. */
@@ -49,8 +48,8 @@ export interface HoldRow {
   createdAt: Date;
   expiresAt: Date;
   bookingId: number | null;
-  /** Status of its booking; null without one. Optional until every backend reports it. */
-  bookingStatus?: BookingStatus | null;
+  /** Status of its booking; null without one. */
+  bookingStatus: BookingStatus | null;
 }
 
 export interface BookingRow {
@@ -105,8 +104,7 @@ export interface IdempotencyCompletion {
 
 /**
  * Operations of the hold lifecycle, booking cancellation, event listing and editing, and
- * Idempotency-Key storage. Optional in `Store` only until every backend implements them;
- * `withLifecycle` fills the gaps with operations that answer 501.
+ * Idempotency-Key storage (issue 4), kept apart from the foundation's for reading.
  */
 export interface LifecycleStore {
   /** insertEvent inside a transaction, so an Idempotency-Key can be recorded with it. */
@@ -141,7 +139,7 @@ export interface LifecycleStore {
   purgeIdempotencyKeys(now: Date, limit: number): Promise<number>;
 }
 
-export interface Store extends Partial<LifecycleStore> {
+export interface Store extends LifecycleStore {
   readonly backend: 'pglite' | 'postgres' | 'mysql';
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;
@@ -177,20 +175,5 @@ export interface Store extends Partial<LifecycleStore> {
   eventsWithLapsedHolds(now: Date, limit: number): Promise<number[]>;
 }
 
-export type CompleteStore = Store & LifecycleStore;
-
-const LIFECYCLE_OPERATIONS: Array<keyof LifecycleStore> = [
-  'insertEventTx', 'listSnapshots', 'lockEventBooks', 'updateEvent', 'lockHold', 'setHoldExpiry',
-  'findBooking', 'cancelBooking', 'claimIdempotencyKey', 'findIdempotencyKey',
-  'completeIdempotencyKeys', 'releaseIdempotencyKey', 'purgeIdempotencyKeys',
-];
-
-/** The store with every lifecycle operation; ones its backend lacks answer 501 not_implemented. */
-export function withLifecycle(store: Store): CompleteStore {
-  const missing = LIFECYCLE_OPERATIONS.filter((name) => typeof store[name] !== 'function');
-  if (missing.length === 0) return store as CompleteStore;
-  const stubs = Object.fromEntries(missing.map((name) => [name, async () => {
-    throw new DomainError('not_implemented', `the ${store.backend} backend does not support this yet (${name})`);
-  }]));
-  return Object.assign(Object.create(store) as Store, stubs) as CompleteStore;
-}
+/** @deprecated Every Store is complete now; kept for code written while it was not. */
+export type CompleteStore = Store;

@@ -36,9 +36,8 @@ export async function sweepOnce(store: Store, clock: Clock): Promise<number> {
 const PURGE_KEYS_PER_STATEMENT = 1000;
 const PURGE_MAX_STATEMENTS_PER_PASS = 100;
 
-/** Deletes expired Idempotency-Keys; returns how many. A backend without keys has none to purge. */
+/** Deletes expired Idempotency-Keys; returns how many. */
 export async function purgeExpiredKeys(store: Store, clock: Clock): Promise<number> {
-  if (store.purgeIdempotencyKeys === undefined) return 0;
   const now = clock.now();
   let purged = 0;
   for (let statement = 0; statement < PURGE_MAX_STATEMENTS_PER_PASS; statement++) {
