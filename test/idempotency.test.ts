@@ -189,7 +189,13 @@ for (const backend of backends()) {
   });
 
   describe(`Idempotency-Key under faults on ${backend.name}`, () => {
-    const faults = { failComplete: 0, failInsert: 0, gate: null as Promise<void> | null, completions: [] as IdempotencyCompletion[][], transactions: 0 };
+    const faults = {
+      failComplete: 0, failInsert: 0, transactions: 0, claims: 0,
+      completions: [] as IdempotencyCompletion[][],
+      /** The next transaction waits for this, after calling atGate. */
+      gate: null as Promise<void> | null,
+      atGate: () => {},
+    };
     let h: H;
     before(async () => {
       h = await contractHarness(backend, {
@@ -197,9 +203,17 @@ for (const backend of backends()) {
           transaction: async (fn) => {
             faults.transactions++;
             const gate = faults.gate;
-            faults.gate = null;
-            await gate;
+            if (gate !== null) {
+              faults.gate = null;
+              faults.atGate();
+              await gate;
+            }
             return store.transaction(fn);
+          },
+          claimIdempotencyKey: async (claim) => {
+            const claimed = await store.claimIdempotencyKey(claim);
+            if (claimed) faults.claims++;
+            return claimed;
           },
           insertHolds: async (...args) => {
             if (faults.failInsert > 0 && faults.failInsert--) throw new Error('injected: insert failed');
@@ -243,13 +257,15 @@ for (const backend of backends()) {
       const key = newKey();
       let open: () => void = () => {};
       faults.gate = new Promise<void>((resolve) => (open = resolve));
+      const atGate = new Promise<void>((resolve) => (faults.atGate = resolve));
+      const claims = faults.claims;
       const stuck = holdWithKey(h.app, key, eventId, 2);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await atGate; // claimed, and about to open its transaction: a process that stalls here
       isProblem(await holdWithKey(h.app, key, eventId, 2), 409, 'idempotency_key_in_flight');
       isProblem(await holdWithKey(h.app, key, eventId, 3), 422, 'idempotency_key_reused');
       h.clock.advanceSeconds(61);
       const takeover = holdWithKey(h.app, key, eventId, 2);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await until(() => faults.claims === claims + 2); // the takeover holds the key now
       open();
       isProblem(await stuck, 500, 'internal_error');
       const taken = await takeover;
@@ -281,6 +297,14 @@ for (const backend of backends()) {
       assert.equal(await held(h, eventId), 60);
     });
   });
+}
+
+/** Waits, in real time but briefly, until another request has got somewhere. */
+async function until(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 5) {
+    if (waited > 10_000) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 const createHoldPlain = (app: App, eventId: number) =>
