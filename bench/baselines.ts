@@ -13,9 +13,13 @@ import { newPaymentToken } from '../src/holds/payment-token.ts';
 
 export type HoldStrategy = Pick<HoldsService, 'createHold'>;
 
-/** batched is the service's own path; the other two are the baselines below. */
-export const STRATEGIES = ['batched', 'single', 'design'] as const;
+/**
+ * batched is the service's own path; single and design are the baselines below; deferred and
+ * onetrip and proposed are prototypes of proposed changes (bench/proposals.ts).
+ */
+export const STRATEGIES = ['batched', 'single', 'design', 'deferred', 'onetrip', 'proposed'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
+export const DEFAULT_STRATEGIES: Strategy[] = ['batched', 'single', 'design'];
 
 interface Settings {
   holdTtlSeconds: number;

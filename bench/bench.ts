@@ -11,7 +11,7 @@ import { type DatabaseProvider, openProvider } from './databases.ts';
 import { type LoadResult, httpRequest, runLoad } from './load.ts';
 import { type Options, USAGE, parseOptions } from './options.ts';
 import { type Child, killAllChildren, readMemory, startChild, waitForQuiet, watch } from './processes.ts';
-import { type Measurement, formatMeasurement, formatSummary, summarize } from './report.ts';
+import { type Measurement, type ServerStats, formatMeasurement, formatSummary, summarize } from './report.ts';
 import { type HotEvent, type ScenarioOutcome, type Target, api, createEvent, runScenario } from './scenarios.ts';
 
 const LOG_DIR = '.bench/logs';
@@ -65,6 +65,7 @@ function toMeasurement(
     machineBusyBefore: 0,
     books: outcome?.books ?? null,
     preloadSeconds,
+    serverStats: null,
   };
 }
 
@@ -125,9 +126,13 @@ async function measureTarget(target: Target, label: string, child: Child | undef
       { ...shape, durationMs: options.warmupSeconds * 1000 });
     if (!outcome.books.ok) progress(`  warm-up books: ${outcome.books.problems.join('; ')}`);
   }
+  if (target.benchRoutes) await api(target, 'POST', '/__bench/stats/reset');
   const watching = watch(child?.pid);
   const outcome = await runScenario(target, hot, { ...shape, durationMs: options.durationSeconds * 1000 });
-  return toMeasurement(label, conns, preload, repeat, outcome.load, outcome, watching.stop(), child?.pid, preloadSeconds);
+  const usage = watching.stop();
+  const measurement = toMeasurement(label, conns, preload, repeat, outcome.load, outcome, usage, child?.pid, preloadSeconds);
+  if (target.benchRoutes) measurement.serverStats = (await api<ServerStats>(target, 'GET', '/__bench/stats')).json;
+  return measurement;
 }
 
 /** Starts the box office on a fresh database with one hold strategy and measures it. */

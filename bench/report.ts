@@ -35,6 +35,19 @@ export interface Measurement {
   books: BooksCheck | null;
   preloadSeconds: number | null;
   autocannonRequestsPerSecond?: number;
+  /** From a bench server during the measured window. */
+  serverStats: ServerStats | null;
+}
+
+export interface ServerStats {
+  holdBatches: number;
+  holdBatchRequests: number;
+  transactions: number;
+  transactionMsTotal: number;
+  transactionMsMax: number;
+  gapMsTotal: number;
+  statements: Record<string, { count: number; msTotal: number }>;
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
 }
 
 export interface SummaryRow {
@@ -114,6 +127,19 @@ function table(header: string[], body: string[][]): string {
 const codes = (counts: Record<string, number>) =>
   Object.entries(counts).map(([code, n]) => `${code}:${n}`).join(' ') || '-';
 
+function serverLine(stats: ServerStats | null): string {
+  if (stats === null) return '';
+  const batch = stats.holdBatches > 0 ? `${num(stats.holdBatchRequests / stats.holdBatches, 1)} holds/batch, ` : '';
+  const n = stats.transactions;
+  const tx = n > 0
+    ? `${num(n)} tx, ${num(stats.transactionMsTotal / n, 2)} ms mean (${num(stats.gapMsTotal / n, 2)} between statements), ` +
+      `${num(stats.transactionMsMax, 1)} max, `
+    : '';
+  const statements = Object.entries(stats.statements).sort((a, b) => b[1].msTotal - a[1].msTotal).slice(0, 6)
+    .map(([sql, s]) => `\n             ${num(s.msTotal / s.count, 2).padStart(7)} ms x ${num(s.count).padStart(6)}  ${sql}`).join('');
+  return `\n           server: ${batch}${tx}event-loop delay p50 ${num(stats.eventLoopDelayMs.p50, 1)} ms p99 ${num(stats.eventLoopDelayMs.p99, 1)} ms${statements}`;
+}
+
 /** One line per measurement, printed as it finishes. */
 export function formatMeasurement(m: Measurement): string {
   const books = m.books === null ? 'n/a' : m.books.ok ? (m.books.exact ? 'ok' : 'ok (bounds)') : `FAIL ${m.books.problems.join('; ')}`;
@@ -122,7 +148,7 @@ export function formatMeasurement(m: Measurement): string {
     `non-2xx ${codes(m.non2xx)}  errors ${codes(m.errors)}  rss ${m.rssPeakMb === null ? '-' : num(m.rssPeakMb)} MB  ` +
     `cpu srv ${m.serverCpuCores === null ? '-' : num(m.serverCpuCores, 2)} gen ${num(m.loadgenCpuCores, 2)} box ${num(m.machineBusy * 100)}% ` +
     `(idle box before: ${num(m.machineBusyBefore * 100)}% busy)  ` +
-    `books ${books}` + (m.autocannonRequestsPerSecond === undefined ? '' : `  autocannon ${num(m.autocannonRequestsPerSecond)} req/s`);
+    `books ${books}` + serverLine(m.serverStats) + (m.autocannonRequestsPerSecond === undefined ? '' : `  autocannon ${num(m.autocannonRequestsPerSecond)} req/s`);
 }
 
 export function formatSummary(rows: SummaryRow[], scenario: string, repeat: number): string {

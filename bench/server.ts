@@ -4,6 +4,7 @@
 //   POST /__bench/preload      bulk-store holds before a measurement (bench/preload.ts)
 //   GET  /__bench/recount/:id  audit an event's counters against SUMs over its rows
 // It reports its port to the parent over IPC once it listens.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
 import { buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
@@ -16,6 +17,8 @@ import type { Store } from '../src/storage/store.ts';
 import { Sweeper } from '../src/worker/sweeper.ts';
 import { type HoldStrategy, STRATEGIES, type Strategy, designHolds, singleStatementHolds } from './baselines.ts';
 import { PRELOAD_MIXES, type PreloadMix, preloadHolds, recountEvent } from './preload.ts';
+import { deferredHolds, oneTripHolds, pooledPaymentToken } from './proposals.ts';
+import { traceTransactions } from './trace.ts';
 
 const config = loadConfig();
 const strategy = (process.env.BENCH_STRATEGY ?? 'batched') as Strategy;
@@ -34,13 +37,22 @@ if (config.backend === 'mysql') {
 }
 await store.migrate();
 
-let holds: HoldStrategy | undefined;
-if (strategy !== 'batched') {
-  if (db === undefined) throw new Error(`the ${strategy} baseline runs on PostgreSQL and PGlite only`);
-  holds = strategy === 'design' ? designHolds(db, systemClock, config) : singleStatementHolds(db, systemClock, config);
+function holdStrategy(pg: PgDatabase): HoldStrategy | undefined {
+  switch (strategy) {
+    case 'batched': return undefined;
+    case 'single': return singleStatementHolds(pg, systemClock, config);
+    case 'design': return designHolds(pg, systemClock, config);
+    case 'deferred': return deferredHolds(store, systemClock, config);
+    case 'onetrip': return oneTripHolds(pg, systemClock, config);
+    case 'proposed': return oneTripHolds(pg, systemClock, config, pooledPaymentToken);
+  }
 }
+if (strategy !== 'batched' && db === undefined) throw new Error(`${strategy} runs on PostgreSQL and PGlite only`);
+const holds = db === undefined ? undefined : holdStrategy(db);
 
 const metrics = createMetrics();
+// Traced below the store, so the service's batches and the baselines are timed alike.
+const traced = traceTransactions(db ?? store);
 const app = await buildApp({ config, store, clock: systemClock, logger: log, metrics, ...(holds ? { holds } : {}) });
 
 app.post<{ Body: { event_id: number; count: number; mix: PreloadMix } }>('/__bench/preload', async (request) => {
@@ -54,6 +66,32 @@ app.get<{ Params: { id: string } }>('/__bench/recount/:id', async (request) => {
   const eventId = Number(request.params.id);
   if (db !== undefined) return recountEvent(db, eventId, systemClock.now());
   return store.recount(eventId, systemClock.now());
+});
+
+// What the server did during a measurement: the bench resets these before it and reads them
+// after. Hold batches come from the service's own metrics; transaction times from the wrapper.
+const LOOP_RESOLUTION_MS = 5;
+const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+loopDelay.enable();
+app.post('/__bench/stats/reset', async () => {
+  traced.reset();
+  loopDelay.reset();
+  return { ok: true };
+});
+app.get('/__bench/stats', async () => {
+  const batches = (await metrics.holdBatchSize.get()).values;
+  const pick = (name: string) => batches.find((v) => v.metricName === name)?.value ?? 0;
+  return {
+    holdBatches: pick('hold_batch_size_count'),
+    holdBatchRequests: pick('hold_batch_size_sum'),
+    ...traced.stats(),
+    // The histogram holds whole timer intervals; the delay is what exceeds the resolution.
+    eventLoopDelayMs: {
+      p50: Math.max(0, loopDelay.percentile(50) / 1e6 - LOOP_RESOLUTION_MS),
+      p99: Math.max(0, loopDelay.percentile(99) / 1e6 - LOOP_RESOLUTION_MS),
+      max: Math.max(0, loopDelay.max / 1e6 - LOOP_RESOLUTION_MS),
+    },
+  };
 });
 
 const sweeper = new Sweeper({
