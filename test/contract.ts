@@ -10,11 +10,9 @@ import { subscribe } from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../src/app.ts';
-import { ManualClock } from '../src/clock.ts';
 import { Problem } from '../src/http/schemas.ts';
 import type { Store } from '../src/storage/store.ts';
-import { type Backend, type Harness, testConfig } from './helpers.ts';
+import { type Backend, type Harness, harness } from './helpers.ts';
 
 // ajv 8 is Fastify's own dependency (the top-level `ajv` is eslint's ajv 6); load that copy.
 const requireFromFastify = createRequire(createRequire(import.meta.url).resolve('@fastify/ajv-compiler'));
@@ -123,6 +121,8 @@ export function isProblem(res: Res, status: number, code: string): Record<string
   const body = res.json();
   assert.equal(body.code, code);
   assert.equal(body.status, status);
+  assert.equal(typeof body.title, 'string');
+  assert.equal(typeof body.detail, 'string');
   assert.ok(!('hold_id' in body), 'an error body never carries hold_id');
   return body;
 }
@@ -136,17 +136,5 @@ export interface ContractHarnessOptions {
 /** helpers.harness(), with a wrapped store when asked. */
 export async function contractHarness(backend: Backend, options: ContractHarnessOptions = {}): Promise<Harness & { close: () => Promise<void> }> {
   installContractCheck();
-  const { store, url, drop } = await backend.open();
-  const clock = new ManualClock();
-  const config = testConfig(options.env ?? {});
-  const app = await buildApp({ config, store: options.wrapStore?.(store) ?? store, clock });
-  await app.ready();
-  return {
-    app, store, clock, config, url, backend,
-    close: async () => {
-      await app.close();
-      await store.close();
-      await drop();
-    },
-  };
+  return harness(backend, options.env ?? {}, options.wrapStore);
 }

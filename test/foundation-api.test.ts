@@ -2,18 +2,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type Harness, backends, book, createEvent, harness, hold, snapshot } from './helpers.ts';
+import { contractTest, installContractCheck, isProblem } from './contract.ts';
 
-const isProblem = (res: { statusCode: number; headers: Record<string, unknown>; json: () => Record<string, unknown> }, status: number, code: string) => {
-  assert.equal(res.statusCode, status);
-  assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
-  const body = res.json();
-  assert.equal(body.status, status);
-  assert.equal(body.code, code);
-  assert.equal(typeof body.title, 'string');
-  assert.equal(typeof body.detail, 'string');
-  assert.ok(!('hold_id' in body), 'an error body never carries hold_id');
-  return body;
-};
+// Every response below is checked against the OpenAPI document.
+installContractCheck();
 
 for (const backend of backends()) {
   describe(`API contract on ${backend.name}`, () => {
@@ -184,3 +176,5 @@ describe('admin token', () => {
     assert.equal((await hold(h.app, ok.json().event_id, 1)).statusCode, 201);
   });
 });
+
+contractTest();

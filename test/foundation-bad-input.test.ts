@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { type Harness, backends, books, createEvent, harness, hold } from './helpers.ts';
+import { contractTest, installContractCheck } from './contract.ts';
+
+// Every response below is checked against the OpenAPI document.
+installContractCheck();
 
 type Case = { name: string; method: 'POST' | 'GET'; url: string; body?: string; contentType?: string; status: number; code: string };
 
@@ -100,3 +104,5 @@ for (const backend of backends()) {
     });
   });
 }
+
+contractTest();

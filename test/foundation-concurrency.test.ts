@@ -8,6 +8,10 @@ import { type App, buildApp } from '../src/app.ts';
 import type { Store } from '../src/storage/store.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
 import { type Harness, backends, book, books, createEvent, harness, hold, snapshot, testConfig } from './helpers.ts';
+import { contractTest, installContractCheck } from './contract.ts';
+
+// Every response below is checked against the OpenAPI document.
+installContractCheck();
 
 const RACERS = 240;
 const SEATS = 50;
@@ -151,3 +155,5 @@ for (const backend of backends().filter((b) => b.name !== 'pglite')) {
     });
   });
 }
+
+contractTest();

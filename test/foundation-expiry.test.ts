@@ -4,6 +4,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sweepOnce } from '../src/worker/sweeper.ts';
 import { type Harness, backends, book, books, createEvent, harness, hold, snapshot } from './helpers.ts';
+import { contractTest, installContractCheck } from './contract.ts';
+
+// Every response below is checked against the OpenAPI document.
+installContractCheck();
 
 for (const backend of backends()) {
   describe(`expiry on ${backend.name}`, () => {
@@ -75,3 +79,5 @@ for (const backend of backends()) {
     });
   });
 }
+
+contractTest();

@@ -117,11 +117,16 @@ export interface Harness {
  * Builds an app on a fresh database of `backend`, driven by a manual clock. Call the returned
  * close() in an after() hook.
  */
-export async function harness(backend: Backend, env: Record<string, string> = {}): Promise<Harness & { close: () => Promise<void> }> {
+export async function harness(
+  backend: Backend,
+  env: Record<string, string> = {},
+  /** Wraps the store the app uses (fault injection); the harness keeps the original. */
+  wrapStore?: (store: Store) => Store,
+): Promise<Harness & { close: () => Promise<void> }> {
   const { store, url, drop } = await backend.open();
   const clock = new ManualClock();
   const config = testConfig(env);
-  const app = await buildApp({ config, store, clock });
+  const app = await buildApp({ config, store: wrapStore?.(store) ?? store, clock });
   await app.ready();
   return {
     app, store, clock, config, url, backend,
