@@ -11,47 +11,15 @@
 // changed (mysql2 sets CLIENT_FOUND_ROWS), like PostgreSQL's row counts.
 import { migrateMysql, type MysqlDatabase, type MysqlRunner, openMysql } from '../db/mysql.ts';
 import type {
-  BookingRow, BookingStatus, EventBooks, EventRow, HoldRow, HoldStatus, IdempotencyCompletion, IdempotencyKeyRow,
+  BookingRow, BookingStatus, EventBooks, EventRow, HoldRow, IdempotencyCompletion, IdempotencyKeyRow,
   LifecycleStore, LockedEvent, NewHold, Snapshot, Store, Tx,
 } from './store.ts';
+import { HOLD_COLUMNS, type HoldRecord, type SnapshotRecord, toHoldRow, toSnapshot } from './rows.ts';
 
 const runner = (tx: Tx): MysqlRunner => tx as unknown as MysqlRunner;
 
 /** ER_DUP_ENTRY: a unique index refused the row. */
 const ER_DUP_ENTRY = 1062;
-
-interface HoldRecord {
-  id: number;
-  event_id: number;
-  qty: number;
-  status: HoldStatus;
-  payment_token_hash: Buffer;
-  created_at: Date;
-  expires_at: Date;
-  booking_id: number | null;
-  booking_status: BookingStatus | null;
-}
-
-const HOLD_COLUMNS = `h.id, h.event_id, h.qty, h.status, h.payment_token_hash, h.created_at,
-                h.expires_at, b.id as booking_id, b.status as booking_status`;
-
-function toHoldRow(row: HoldRecord): HoldRow {
-  return {
-    id: row.id,
-    eventId: row.event_id,
-    qty: row.qty,
-    status: row.status,
-    paymentTokenHash: row.payment_token_hash,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    bookingId: row.booking_id,
-    bookingStatus: row.booking_status,
-  };
-}
-
-interface SnapshotRecord {
-  id: number; name: string; total_seats: number; available: number; held: number; booked: number; lapsed: number;
-}
 
 /**
  * The event's counters, and the seats of its lapsed, unreclaimed holds; `now` is the first
@@ -62,17 +30,6 @@ interface SnapshotRecord {
 const SNAPSHOT_COLUMNS = `e.id, e.name, e.total_seats, e.available, e.held, e.booked,
                 (select coalesce(sum(h.qty), 0) from holds h force index (holds_by_event_status_expiry)
                   where h.event_id = e.id and h.status = 'active' and h.expires_at <= ?) as lapsed`;
-
-function toSnapshot(row: SnapshotRecord): Snapshot {
-  return {
-    eventId: row.id,
-    name: row.name,
-    total: row.total_seats,
-    available: row.available + row.lapsed,
-    held: row.held - row.lapsed,
-    booked: row.booked,
-  };
-}
 
 /** Inserts an event with all its seats available; `sql` is the pool or a transaction. */
 async function insertEvent(sql: MysqlRunner, name: string, totalSeats: number, now: Date): Promise<EventRow> {

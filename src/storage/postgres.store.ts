@@ -6,59 +6,16 @@ import { migratePostgres } from '../db/migrate.ts';
 import type { PgDatabase, SqlRunner } from '../db/postgres.ts';
 import { idempotencyStatements } from './postgres.idempotency.ts';
 import type {
-  BookingRow, BookingStatus, EventBooks, EventRow, HoldRow, HoldStatus, LockedEvent, NewHold, Snapshot, Store, Tx,
+  BookingRow, BookingStatus, EventBooks, EventRow, HoldRow, LockedEvent, NewHold, Snapshot, Store, Tx,
 } from './store.ts';
+import { HOLD_COLUMNS, type HoldRecord, type SnapshotRecord, toHoldRow, toSnapshot } from './rows.ts';
 
 const runner = (tx: Tx): SqlRunner => tx as unknown as SqlRunner;
-
-interface HoldRecord {
-  id: number;
-  event_id: number;
-  qty: number;
-  status: HoldStatus;
-  payment_token_hash: Uint8Array;
-  created_at: Date;
-  expires_at: Date;
-  booking_id: number | null;
-  booking_status: BookingStatus | null;
-}
-
-const HOLD_COLUMNS = `h.id, h.event_id, h.qty, h.status, h.payment_token_hash, h.created_at,
-                h.expires_at, b.id as booking_id, b.status as booking_status`;
-
-function toHoldRow(row: HoldRecord): HoldRow {
-  return {
-    id: row.id,
-    eventId: row.event_id,
-    qty: row.qty,
-    status: row.status,
-    paymentTokenHash: Buffer.from(row.payment_token_hash),
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    bookingId: row.booking_id,
-    bookingStatus: row.booking_status,
-  };
-}
-
-interface SnapshotRecord {
-  id: number; name: string; total_seats: number; available: number; held: number; booked: number; lapsed: number;
-}
 
 /** The event's counters, and the seats of its lapsed, unreclaimed holds; `now` is $2. */
 const SNAPSHOT_COLUMNS = `e.id, e.name, e.total_seats, e.available, e.held, e.booked,
                 (select coalesce(sum(h.qty), 0) from holds h
                   where h.event_id = e.id and h.status = 'active' and h.expires_at <= $2) as lapsed`;
-
-function toSnapshot(row: SnapshotRecord): Snapshot {
-  return {
-    eventId: row.id,
-    name: row.name,
-    total: row.total_seats,
-    available: row.available + row.lapsed,
-    held: row.held - row.lapsed,
-    booked: row.booked,
-  };
-}
 
 /** Inserts an event with all its seats available; `sql` is the database or a transaction. */
 async function insertEvent(sql: SqlRunner, name: string, totalSeats: number, now: Date): Promise<EventRow> {
