@@ -3,9 +3,10 @@
 // server memory and the ratios between the approaches. See docs/performance.md.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
+import { resolve } from 'node:path';
 import type { Strategy } from './baselines.ts';
 import { type DatabaseProvider, openProvider } from './databases.ts';
 import { type LoadResult, httpRequest, runLoad } from './load.ts';
@@ -137,22 +138,26 @@ async function measureTarget(target: Target, label: string, child: Child | undef
 
 /** Starts the box office on a fresh database with one hold strategy and measures it. */
 async function measureStrategy(provider: DatabaseProvider, strategy: Strategy, conns: number, preload: number,
-  repeat: number): Promise<Measurement> {
+  repeat: number, variant?: { name: string; dir: string }): Promise<Measurement> {
   const database = await provider.fresh();
   const adminToken = randomBytes(18).toString('base64url');
   try {
     const env: Record<string, string> = {
       ...database.env, NODE_ENV: 'production', ADMIN_TOKEN: adminToken, HOST: '127.0.0.1', PORT: '0',
       LOG_LEVEL: options.logLevel, HOLD_TTL_SECONDS: String(BENCH_HOLD_TTL_SECONDS), BENCH_STRATEGY: strategy,
+      RATE_LIMIT_HOLDS_PER_MINUTE: String(options.rateLimitPerMinute),
+      RATE_LIMIT_BOOK_PER_MINUTE: String(options.rateLimitPerMinute),
     };
     if (options.poolSize !== undefined) env.DATABASE_POOL_SIZE = String(options.poolSize);
     if (options.batchMax !== undefined) env.HOLD_BATCH_MAX = String(options.batchMax);
-    const label = `${provider.backend}-${strategy}-c${conns}-p${preload}-r${repeat}`;
-    const nodeArgs = options.profile ? ['--cpu-prof',
-      '--cpu-prof-dir=.bench/profiles/' + label] : [];
-    const child = await startChild({ script: 'bench/server.ts', env, label, logDir: LOG_DIR, nodeArgs });
+    const name = variant === undefined ? strategy : `${strategy}@${variant.name}`;
+    const label = `${provider.backend}-${name}-c${conns}-p${preload}-r${repeat}`;
+    const nodeArgs = [...options.nodeArgs, ...(options.profile ? ['--cpu-prof',
+      `--cpu-prof-dir=${resolve('.bench/profiles', label)}`] : [])];
+    const child = await startChild({ script: 'bench/server.ts', env, label, logDir: resolve(LOG_DIR), nodeArgs,
+      ...(variant === undefined ? {} : { cwd: variant.dir }) });
     try {
-      return await measureTarget({ host: '127.0.0.1', port: child.port, adminToken, benchRoutes: true }, strategy,
+      return await measureTarget({ host: '127.0.0.1', port: child.port, adminToken, benchRoutes: true }, name,
         child, conns, preload, repeat);
     } finally {
       await child.stop();
@@ -166,6 +171,8 @@ const quiet = () => (options.quietWaitSeconds > 0 ? waitForQuiet(options.quietWa
 
 /** Which code was measured: the commit, and whether src/ had uncommitted changes. */
 function codeVersion(): { commit: string; srcDirty: boolean } {
+  // A tree made by bench/snapshot.sh is exactly one commit.
+  if (existsSync('.bench-commit')) return { commit: readFileSync('.bench-commit', 'utf8').trim(), srcDirty: false };
   const git = (...args: string[]) => spawnSync('git', args, { encoding: 'utf8' }).stdout?.trim() ?? '';
   return { commit: git('rev-parse', 'HEAD') || 'unknown', srcDirty: git('status', '--porcelain', '--', 'src') !== '' };
 }
@@ -200,6 +207,10 @@ async function main(): Promise<void> {
             for (const strategy of options.strategies) {
               const busyBefore = await quiet();
               record(await measureStrategy(provider!, strategy, conns, preload, repeat), busyBefore);
+            }
+            for (const variant of options.variants) {
+              const busyBefore = await quiet();
+              record(await measureStrategy(provider!, variant.strategy, conns, preload, repeat, variant), busyBefore);
             }
           }
         }

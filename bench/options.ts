@@ -33,6 +33,10 @@ export interface Options {
   batchMax: number | undefined;
   profile: boolean;
   quietWaitSeconds: number;
+  rateLimitPerMinute: number;
+  /** Other trees whose batched server is measured alongside, as batched@NAME. */
+  variants: Array<{ name: string; dir: string; strategy: Strategy }>;
+  nodeArgs: string[];
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -42,7 +46,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --url http://127.0.0.1:PORT      target an already running server instead
   --scenario holds|bookings|mixed  (default holds)
   --strategy LIST                  batched,single,design (default: those three; batched only for
-                                   mysql, --url and bookings); deferred,onetrip,proposed are prototypes
+                                   mysql, --url and bookings); onetrip,proposed are prototypes
                                    of proposed changes (bench/proposals.ts)
   --conns LIST                     concurrent connections (default 256)
   --duration S                     measured seconds (default 10)
@@ -61,10 +65,18 @@ export const USAGE = `usage: npm run bench -- [options]
   --pool N                         server DATABASE_POOL_SIZE (default: the service's)
   --batch-max N                    server HOLD_BATCH_MAX (default: the service's)
   --profile                        run servers with node --cpu-prof (into .bench/profiles)
+  --rate-limit N                   server RATE_LIMIT_{HOLDS,BOOK}_PER_MINUTE (default 1000000:
+                                   the per-client limiter runs but never refuses, since all the
+                                   load comes from one address; 0 turns it off)
   --grace S                        wait for in-flight responses after the deadline (default 10)
   --quiet-wait S                   before each measurement, wait up to S seconds for the shared
                                    machine to be under 15% busy (default 30; 0 to skip)
-  --admin-token T                  for --url servers with ADMIN_TOKEN (default: $ADMIN_TOKEN)`;
+  --admin-token T                  for --url servers with ADMIN_TOKEN (default: $ADMIN_TOKEN)
+  --node-args "FLAGS"               extra node flags for the box-office server, e.g.
+                                   "--max-semi-space-size=32"
+  --variant NAME=DIR[,STRATEGY]    also measure the server of another tree (e.g. made by
+                                   bench/proposals/apply.sh) in the same run, as STRATEGY@NAME
+                                   (default batched); repeatable`;
 
 function list(raw: string, name: string): number[] {
   const values = raw.split(',').map((part) => Number(part.trim()));
@@ -95,7 +107,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
       preload: { type: 'string' }, 'preload-mix': { type: 'string' }, repeat: { type: 'string' },
       'no-ceiling': { type: 'boolean' }, autocannon: { type: 'boolean' }, json: { type: 'boolean' },
       out: { type: 'string' }, 'log-level': { type: 'string' }, pool: { type: 'string' },
-      'batch-max': { type: 'string' }, profile: { type: 'boolean' }, 'quiet-wait': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'batch-max': { type: 'string' }, profile: { type: 'boolean' }, 'quiet-wait': { type: 'string' },
+      'rate-limit': { type: 'string' }, variant: { type: 'string', multiple: true },
+      'node-args': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -146,6 +160,14 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     poolSize: intOption(values.pool, '--pool'),
     batchMax: intOption(values['batch-max'], '--batch-max'),
     profile: values.profile ?? false,
+    rateLimitPerMinute: values['rate-limit'] === undefined ? 1_000_000 : list(values['rate-limit'], '--rate-limit')[0]!,
+    variants: (values.variant ?? []).map((raw) => {
+      const [name, rest] = raw.split('=');
+      const [dir, strategy] = (rest ?? '').split(',');
+      if (!name || !dir) throw new Error(`--variant takes NAME=DIR[,STRATEGY], got ${raw}`);
+      return { name, dir, strategy: oneOf(strategy ?? 'batched', STRATEGIES, '--variant strategy') };
+    }),
+    nodeArgs: values['node-args']?.split(/\s+/).filter(Boolean) ?? [],
     quietWaitSeconds: values['quiet-wait'] === '0' ? 0 : positive(values['quiet-wait'], 30, '--quiet-wait'),
   };
 }

@@ -76,16 +76,11 @@ export async function preloadHolds(
   return { ...result, seconds: (Date.now() - started) / 1000 };
 }
 
-/** Rows-based audit of one event, by SUMs over the rows (never on a hot path). */
-export async function recountEvent(db: PgDatabase, eventId: number, now: Date) {
-  const { rows } = await db.query<{ active_holds: number; held: number; bookings: number; booked: number }>(
-    `select (select count(*) from holds
-              where event_id = $1 and status = 'active' and expires_at > $2)::int as active_holds,
-            (select coalesce(sum(qty), 0) from holds
-              where event_id = $1 and status = 'active' and expires_at > $2)::int as held,
-            (select count(*) from bookings where event_id = $1)::int as bookings,
-            (select coalesce(sum(qty), 0) from bookings where event_id = $1)::int as booked`,
+/** How many active, unexpired hold rows an event has (the books check counts them). */
+export async function countActiveHolds(db: PgDatabase, eventId: number, now: Date): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `select count(*)::int as n from holds where event_id = $1 and status = 'active' and expires_at > $2`,
     [eventId, now],
   );
-  return rows[0]!;
+  return rows[0]!.n;
 }

@@ -1,79 +1,21 @@
-// Prototypes of three changes proposed for src/ (see docs/performance.md, "What limits it"), kept
-// here so the benchmark can measure them against the current code in the same run. Bench-only:
-// nothing in the service uses them.
+// Prototypes of changes proposed for src/ (see docs/performance.md, "What limits it"), kept here
+// so the benchmark can measure them against the current code in the same run. Bench-only:
+// nothing in the service uses them. The smaller proposals are patches in bench/proposals/.
 //
-//   deferred  the service's batched grant, unchanged, behind a batcher that starts a key's
-//             first batch on setImmediate instead of synchronously. On PGlite every query
-//             resolves in microtasks, so a batch started synchronously runs to its commit
-//             before the event loop reads the next request: every batch holds one request.
-//   onetrip   the deferred batcher, granting each batch with one autocommitted statement
+//   onetrip   the service's KeyedBatcher, granting each batch with one autocommitted statement
 //             instead of BEGIN, lock, reclaim, insert, COMMIT. The event row is then locked for
 //             one round trip, not five, none of which waits behind the Node event loop.
-//   proposed  onetrip, with payment tokens cut from a pooled buffer of random bytes (as Node's
-//             own randomUUID does) instead of one crypto.randomBytes call per hold, which
-//             profiling shows costs ~7 us on an idle core and ~25 us under load here.
+//   proposed  onetrip, with payment tokens cut from a pooled buffer of random bytes (patch 3)
+//             instead of one crypto.randomBytes call per hold, which profiling shows costs
+//             ~7 us on an idle core and ~25 us under load here.
 import { randomFillSync } from 'node:crypto';
 import type { Clock } from '../src/clock.ts';
 import type { PgDatabase } from '../src/db/postgres.ts';
 import { DomainError, notFound } from '../src/errors.ts';
-import { type GrantedHold, type HoldsConfig, allocate } from '../src/holds/holds.service.ts';
+import type { GrantedHold, HoldsConfig } from '../src/holds/holds.service.ts';
+import { KeyedBatcher } from '../src/holds/keyed-batcher.ts';
 import { hashToken, newPaymentToken } from '../src/holds/payment-token.ts';
-import type { Store } from '../src/storage/store.ts';
 import type { HoldStrategy } from './baselines.ts';
-
-type Runner<K, I, O> = (key: K, items: I[]) => Promise<Array<O | Error>>;
-
-interface Waiter<I, O> {
-  item: I;
-  resolve: (value: O) => void;
-  reject: (error: unknown) => void;
-}
-
-/** src/holds/keyed-batcher.ts with one change, marked below. */
-export class DeferredBatcher<K, I, O> {
-  private readonly queues = new Map<K, Array<Waiter<I, O>>>();
-
-  constructor(private readonly run: Runner<K, I, O>, private readonly maxBatch: number,
-    private readonly maxQueue: number) {}
-
-  submit(key: K, item: I): Promise<O> {
-    return new Promise<O>((resolve, reject) => {
-      const waiter = { item, resolve, reject };
-      const queue = this.queues.get(key);
-      if (queue !== undefined) {
-        if (queue.length >= this.maxQueue) {
-          reject(new DomainError('overloaded', 'too many requests are waiting for this event; retry shortly'));
-        } else {
-          queue.push(waiter);
-        }
-        return;
-      }
-      const fresh = [waiter];
-      this.queues.set(key, fresh);
-      // THE CHANGE: start after the requests already read in this event-loop turn have
-      // joined the queue. setImmediate is not a timer: it runs once the current I/O phase
-      // is done, so a request arriving alone still goes at once.
-      setImmediate(() => void this.drain(key, fresh));
-    });
-  }
-
-  private async drain(key: K, queue: Array<Waiter<I, O>>): Promise<void> {
-    while (queue.length > 0) {
-      const batch = queue.splice(0, this.maxBatch);
-      try {
-        const results = await this.run(key, batch.map((waiter) => waiter.item));
-        batch.forEach((waiter, i) => {
-          const result = results[i];
-          if (result instanceof Error) waiter.reject(result);
-          else waiter.resolve(result as O);
-        });
-      } catch (error) {
-        for (const waiter of batch) waiter.reject(error);
-      }
-    }
-    this.queues.delete(key);
-  }
-}
 
 interface Request {
   qty: number;
@@ -87,7 +29,7 @@ const refusal = (left: number, qty: number) =>
     requested: qty,
   });
 
-/** Turns per-request grant decisions into results, as HoldsService.grantBatch does. */
+/** Turns per-request grant decisions into results, as HoldsService does. */
 function results(eventId: number, requests: Request[], available: number, granted: boolean[], ids: number[],
   expiresAt: Date): Array<GrantedHold | Error> {
   let next = 0;
@@ -97,32 +39,6 @@ function results(eventId: number, requests: Request[], available: number, grante
     left -= request.qty;
     return { holdId: ids[next++]!, eventId, qty: request.qty, expiresAt, paymentToken: request.token };
   });
-}
-
-/** The service's grant (HoldsService.grantBatch, same store calls), behind the deferred batcher. */
-export function deferredHolds(store: Store, clock: Clock, config: HoldsConfig): HoldStrategy {
-  const batcher = new DeferredBatcher<number, Request, GrantedHold>(async (eventId, requests) => {
-    const now = clock.now();
-    const expiresAt = new Date(now.getTime() + config.holdTtlSeconds * 1000);
-    const outcome = await store.transaction(async (tx) => {
-      const event = await store.lockEvent(tx, eventId);
-      if (event === null) return null;
-      const reclaimed = await store.reclaimLapsedHolds(tx, eventId, now);
-      const available = event.available + reclaimed.seats;
-      const granted = allocate(available, requests.map((request) => request.qty));
-      const winners = requests.filter((_, i) => granted[i]).map((r) => ({ qty: r.qty, paymentTokenHash: r.hash }));
-      const ids = winners.length > 0 ? await store.insertHolds(tx, eventId, winners, now, expiresAt) : [];
-      return { available, granted, ids };
-    });
-    if (outcome === null) return requests.map(() => notFound('event', eventId));
-    return results(eventId, requests, outcome.available, outcome.granted, outcome.ids, expiresAt);
-  }, config.holdBatchMax, config.holdQueueMax);
-  return {
-    createHold(eventId, qty) {
-      const { token, hash } = newPaymentToken();
-      return batcher.submit(eventId, { qty, token, hash });
-    },
-  };
 }
 
 /**
@@ -198,7 +114,10 @@ export function pooledPaymentToken(): { token: string; hash: Buffer } {
 
 export function oneTripHolds(db: PgDatabase, clock: Clock, config: HoldsConfig,
   tokens: TokenSource = newPaymentToken): HoldStrategy {
-  const batcher = new DeferredBatcher<number, Request, GrantedHold>(async (eventId, requests) => {
+  const batcher = new KeyedBatcher<number, Request, GrantedHold>(async (eventId, requests) => {
+    // PGlite answers in microtasks; one turn of the event loop lets the requests that arrived
+    // meanwhile join the queue (patch 1 does this for the service's transactions).
+    if (db.engine === 'pglite') await new Promise((resolve) => setImmediate(resolve));
     const now = clock.now();
     const expiresAt = new Date(now.getTime() + config.holdTtlSeconds * 1000);
     const { rows } = await db.query<{ available: number | null; granted_n: number[] | null; ids: number[] | null;

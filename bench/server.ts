@@ -3,6 +3,7 @@
 // chosen by BENCH_STRATEGY, and two bench-only routes:
 //   POST /__bench/preload      bulk-store holds before a measurement (bench/preload.ts)
 //   GET  /__bench/recount/:id  audit an event's counters against SUMs over its rows
+//   POST /__bench/stats/reset, GET /__bench/stats  what the server did during a measurement
 // It reports its port to the parent over IPC once it listens.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
@@ -16,8 +17,8 @@ import { postgresStore } from '../src/storage/postgres.store.ts';
 import type { Store } from '../src/storage/store.ts';
 import { Sweeper } from '../src/worker/sweeper.ts';
 import { type HoldStrategy, STRATEGIES, type Strategy, designHolds, singleStatementHolds } from './baselines.ts';
-import { PRELOAD_MIXES, type PreloadMix, preloadHolds, recountEvent } from './preload.ts';
-import { deferredHolds, oneTripHolds, pooledPaymentToken } from './proposals.ts';
+import { PRELOAD_MIXES, type PreloadMix, countActiveHolds, preloadHolds } from './preload.ts';
+import { oneTripHolds, pooledPaymentToken } from './proposals.ts';
 import { traceTransactions } from './trace.ts';
 
 const config = loadConfig();
@@ -42,7 +43,6 @@ function holdStrategy(pg: PgDatabase): HoldStrategy | undefined {
     case 'batched': return undefined;
     case 'single': return singleStatementHolds(pg, systemClock, config);
     case 'design': return designHolds(pg, systemClock, config);
-    case 'deferred': return deferredHolds(store, systemClock, config);
     case 'onetrip': return oneTripHolds(pg, systemClock, config);
     case 'proposed': return oneTripHolds(pg, systemClock, config, pooledPaymentToken);
   }
@@ -64,8 +64,10 @@ app.post<{ Body: { event_id: number; count: number; mix: PreloadMix } }>('/__ben
 
 app.get<{ Params: { id: string } }>('/__bench/recount/:id', async (request) => {
   const eventId = Number(request.params.id);
-  if (db !== undefined) return recountEvent(db, eventId, systemClock.now());
-  return store.recount(eventId, systemClock.now());
+  const now = systemClock.now();
+  // The store's own audit (SUMs over rows), plus the count of active hold rows where we can.
+  const sums = await store.recount(eventId, now);
+  return db === undefined ? sums : { ...sums, active_holds: await countActiveHolds(db, eventId, now) };
 });
 
 // What the server did during a measurement: the bench resets these before it and reads them
