@@ -23,7 +23,7 @@ export interface TransactionStats {
 interface Runner {
   query(sql: string, params?: unknown[]): Promise<unknown>;
 }
-type Transaction = (fn: (tx: Runner) => Promise<unknown>) => Promise<unknown>;
+type Transaction = (fn: (tx: object) => Promise<unknown>) => Promise<unknown>;
 
 const label = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 48);
 
@@ -39,18 +39,25 @@ export function traceTransactions(handle: { transaction: unknown }): { stats(): 
   target.transaction = async (fn) => {
     const started = performance.now();
     let inStatements = 0;
-    const timed = (tx: Runner): Runner => ({
-      async query(sql, params) {
-        const sent = performance.now();
-        try {
-          return await tx.query(sql, params);
-        } finally {
-          const ms = performance.now() - sent;
-          inStatements += ms;
-          const entry = (stats.statements[label(sql)] ??= { count: 0, msTotal: 0 });
-          entry.count++;
-          entry.msTotal += ms;
-        }
+    // Any method of the transaction handle called with SQL first is timed (PostgreSQL's
+    // query, the MySQL store's own helpers); everything else passes through untouched.
+    const timed = (tx: object): object => new Proxy(tx, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          if (typeof args[0] !== 'string') return (value as (...a: unknown[]) => unknown).apply(target, args);
+          const sent = performance.now();
+          try {
+            return await (value as (...a: unknown[]) => unknown).apply(target, args);
+          } finally {
+            const ms = performance.now() - sent;
+            inStatements += ms;
+            const entry = (stats.statements[label(args[0])] ??= { count: 0, msTotal: 0 });
+            entry.count++;
+            entry.msTotal += ms;
+          }
+        };
       },
     });
     try {
