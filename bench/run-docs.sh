@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Every measurement in docs/performance.md, in one go (about an hour on the 2-core box): runs
+# from a snapshot of one commit (bench/snapshot.sh) so edits in the working tree cannot change
+# what is measured, writes bench/results/*.json and draws the charts.
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+#   MYSQL_URL=mysql://root@127.0.0.1:3306/mysql bench/run-docs.sh [STEP...]
+# Steps: headline stored10k concurrency growth pglite mysql scenarios proposals (default: all).
+set -euo pipefail
+repo=$(git rev-parse --show-toplevel)
+commit=$(git -C "$repo" rev-parse "${COMMIT:-HEAD}")
+: "${DATABASE_URL:?set DATABASE_URL to a PostgreSQL server (postgres://...)}"
+out="$repo/bench/results"
+mkdir -p "$out"
+snap=$("$repo/bench/snapshot.sh" "$commit")
+patches="$repo/bench/proposals"
+export COMMIT=$commit
+all=$("$repo/bench/proposals/apply.sh" all "$patches"/1-*.patch "$patches"/3-*.patch "$patches"/4-*.patch)
+yield=$("$repo/bench/proposals/apply.sh" yield "$patches"/1-*.patch)
+cd "$snap"
+bench() { timeout 1800 npx tsx bench/bench.ts --duration 10 --warmup 3 --quiet-wait 60 "$@"; }
+steps=${*:-headline stored10k concurrency growth pglite mysql scenarios proposals}
+for step in $steps; do
+  echo "== $step ($(date -u +%H:%M:%S))" >&2
+  case $step in
+    headline) bench --conns 256 --repeat 5 --out "$out/pg-headline.json" ;;
+    stored10k) bench --conns 256 --preload 10000 --preload-mix active --repeat 3 --no-ceiling \
+      --out "$out/pg-stored-10k-active.json" ;;
+    concurrency) bench --conns 16,64,256 --repeat 3 --out "$out/pg-concurrency.json" ;;
+    growth) bench --conns 64 --preload 1000,10000,100000,1000000 --preload-mix mixed --repeat 3 \
+      --no-ceiling --grace 30 --out "$out/pg-growth.json" ;;
+    pglite) bench --backend pglite --conns 64,256 --repeat 3 --variant yield="$yield" \
+      --variant all="$all" --out "$out/pglite.json" ;;
+    mysql) DATABASE_URL=${MYSQL_URL:?set MYSQL_URL=mysql://...} bench --backend mysql --conns 256 \
+      --repeat 3 --out "$out/mysql.json" ;;
+    scenarios)
+      bench --scenario bookings --conns 256 --repeat 3 --no-ceiling --out "$out/pg-bookings.json"
+      bench --scenario mixed --conns 256 --repeat 3 --no-ceiling --strategy batched,single,design \
+        --out "$out/pg-mixed.json" ;;
+    proposals)
+      bench --conns 256 --repeat 5 --strategy batched,onetrip,proposed --variant all="$all" \
+        --variant all+onetrip="$all,proposed" --out "$out/pg-proposals.json"
+      bench --conns 256 --repeat 3 --strategy batched --variant all="$all" --no-ceiling \
+        --node-args=--max-old-space-size=96 --out "$out/pg-old-space-96.json" ;;
+    *) echo "unknown step $step" >&2; exit 2 ;;
+  esac
+done
+cd "$repo"
+[ -f "$out/pg-concurrency.json" ] && npx tsx bench/chart.ts concurrency "$out/pg-concurrency.json" "$out/pg-concurrency.svg"
+[ -f "$out/pg-growth.json" ] && npx tsx bench/chart.ts growth "$out/pg-growth.json" "$out/pg-growth.svg"
+echo "measured commit $commit; results in $out" >&2
