@@ -44,7 +44,13 @@ export async function openPglite(dataDir: string | undefined): Promise<PgDatabas
     engine: 'pglite',
     ...wrap(db),
     // PGlite has one connection; its transaction() holds it exclusively until commit.
-    transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
+    transaction: async (fn) => {
+      // PGlite answers in microtasks, so without this a transaction runs to its commit before
+      // the event loop reads another request: every hold batch held one request (~200 holds/s).
+      // One turn of the event loop lets the requests that arrived meanwhile join the next batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      return db.transaction((tx) => fn(wrap(tx)));
+    },
     exec: async (sql) => {
       await db.exec(sql);
     },
