@@ -14,10 +14,10 @@ import { newPaymentToken } from '../src/holds/payment-token.ts';
 export type HoldStrategy = Pick<HoldsService, 'createHold'>;
 
 /**
- * batched is the service's own path; single and design are the baselines below; onetrip and
- * proposed are prototypes of proposed changes (bench/proposals.ts).
+ * batched is the service's own path; single and design are the baselines below; onetrip is a
+ * prototype of a proposed change (bench/proposals.ts).
  */
-export const STRATEGIES = ['batched', 'single', 'design', 'onetrip', 'proposed'] as const;
+export const STRATEGIES = ['batched', 'single', 'design', 'onetrip'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 export const DEFAULT_STRATEGIES: Strategy[] = ['batched', 'single', 'design'];
 

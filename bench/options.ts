@@ -46,8 +46,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --url http://127.0.0.1:PORT      target an already running server instead
   --scenario holds|bookings|mixed  (default holds)
   --strategy LIST                  batched,single,design (default: those three; batched only for
-                                   mysql, --url and bookings); onetrip,proposed are prototypes
-                                   of proposed changes (bench/proposals.ts)
+                                   mysql, --url and bookings); onetrip is a prototype of a
+                                   proposed change (bench/proposals.ts)
   --conns LIST                     concurrent connections (default 256)
   --duration S                     measured seconds (default 10)
   --warmup S                       warm-up seconds on a separate event (default 2)

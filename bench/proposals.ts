@@ -1,20 +1,18 @@
 // Prototypes of changes proposed for src/ (see docs/performance.md, "What limits it"), kept here
 // so the benchmark can measure them against the current code in the same run. Bench-only:
-// nothing in the service uses them. The smaller proposals are patches in bench/proposals/.
+// nothing in the service uses them. Smaller proposals go in bench/proposals/ as patches.
 //
 //   onetrip   the service's KeyedBatcher, granting each batch with one autocommitted statement
 //             instead of BEGIN, lock, reclaim, insert, COMMIT. The event row is then locked for
 //             one round trip, not five, none of which waits behind the Node event loop.
-//   proposed  onetrip, with payment tokens cut from a pooled buffer of random bytes (patch 3)
-//             instead of one crypto.randomBytes call per hold, which profiling shows costs
-//             ~7 us on an idle core and ~25 us under load here.
-import { randomFillSync } from 'node:crypto';
+// (Three earlier proposals, a PGlite yield per transaction, pooled token entropy and helmet
+// built once, were measured here as patches and are in the service since commit 5b352e7.)
 import type { Clock } from '../src/clock.ts';
 import type { PgDatabase } from '../src/db/postgres.ts';
 import { DomainError, notFound } from '../src/errors.ts';
 import type { GrantedHold, HoldsConfig } from '../src/holds/holds.service.ts';
 import { KeyedBatcher } from '../src/holds/keyed-batcher.ts';
-import { hashToken, newPaymentToken } from '../src/holds/payment-token.ts';
+import { newPaymentToken } from '../src/holds/payment-token.ts';
 import type { HoldStrategy } from './baselines.ts';
 
 interface Request {
@@ -94,26 +92,7 @@ select (select available from start) as available,
        (select array_agg(id) from granted) as ids,
        (select array_agg(encode(payment_token_hash, 'hex')) from granted) as hashes`;
 
-type TokenSource = () => { token: string; hash: Buffer };
-
-/** Same tokens as newPaymentToken (24 CSPRNG bytes, base64url), drawn from a pool. */
-const TOKEN_BYTES = 24;
-const TOKENS_PER_FILL = 256;
-let pool = Buffer.alloc(0);
-let offset = 0;
-export function pooledPaymentToken(): { token: string; hash: Buffer } {
-  if (offset + TOKEN_BYTES > pool.length) {
-    // A fresh buffer each time: a slice handed out is never overwritten or reused.
-    pool = randomFillSync(Buffer.allocUnsafe(TOKEN_BYTES * TOKENS_PER_FILL));
-    offset = 0;
-  }
-  const token = pool.toString('base64url', offset, offset + TOKEN_BYTES);
-  offset += TOKEN_BYTES;
-  return { token, hash: hashToken(token) };
-}
-
-export function oneTripHolds(db: PgDatabase, clock: Clock, config: HoldsConfig,
-  tokens: TokenSource = newPaymentToken): HoldStrategy {
+export function oneTripHolds(db: PgDatabase, clock: Clock, config: HoldsConfig): HoldStrategy {
   const batcher = new KeyedBatcher<number, Request, GrantedHold>(async (eventId, requests) => {
     // PGlite answers in microtasks; one turn of the event loop lets the requests that arrived
     // meanwhile join the queue (patch 1 does this for the service's transactions).
@@ -133,7 +112,7 @@ export function oneTripHolds(db: PgDatabase, clock: Clock, config: HoldsConfig,
   }, config.holdBatchMax, config.holdQueueMax);
   return {
     createHold(eventId, qty) {
-      const { token, hash } = tokens();
+      const { token, hash } = newPaymentToken();
       return batcher.submit(eventId, { qty, token, hash });
     },
   };

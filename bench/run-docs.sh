@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every measurement in docs/performance.md, in one go (about an hour on the 2-core box): runs
+# Every measurement in docs/performance.md, in one go (about an hour on the 2-core box). Runs
 # from a snapshot of one commit (bench/snapshot.sh) so edits in the working tree cannot change
-# what is measured, writes bench/results/*.json and draws the charts.
+# what is measured, writes bench/results/*.json and draws the charts. The snapshot borrows this
+# checkout's node_modules, so they must match the commit's package.json.
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
 #   MYSQL_URL=mysql://root@127.0.0.1:3306/mysql bench/run-docs.sh [STEP...]
 # Steps: headline stored10k concurrency growth pglite mysql scenarios proposals (default: all).
@@ -12,10 +13,6 @@ commit=$(git -C "$repo" rev-parse "${COMMIT:-HEAD}")
 out="$repo/bench/results"
 mkdir -p "$out"
 snap=$("$repo/bench/snapshot.sh" "$commit")
-patches="$repo/bench/proposals"
-export COMMIT=$commit
-all=$("$repo/bench/proposals/apply.sh" all "$patches"/1-*.patch "$patches"/3-*.patch "$patches"/4-*.patch)
-yield=$("$repo/bench/proposals/apply.sh" yield "$patches"/1-*.patch)
 cd "$snap"
 bench() { timeout 1800 npx tsx bench/bench.ts --duration 10 --warmup 3 --quiet-wait 60 "$@"; }
 steps=${*:-headline stored10k concurrency growth pglite mysql scenarios proposals}
@@ -28,8 +25,8 @@ for step in $steps; do
     concurrency) bench --conns 16,64,256 --repeat 3 --out "$out/pg-concurrency.json" ;;
     growth) bench --conns 64 --preload 1000,10000,100000,1000000 --preload-mix mixed --repeat 3 \
       --no-ceiling --grace 30 --out "$out/pg-growth.json" ;;
-    pglite) bench --backend pglite --conns 64,256 --repeat 3 --variant yield="$yield" \
-      --variant all="$all" --out "$out/pglite.json" ;;
+    pglite) bench --backend pglite --conns 64,256 --repeat 3 --strategy batched,single,design,onetrip \
+      --out "$out/pglite.json" ;;
     mysql) DATABASE_URL=${MYSQL_URL:?set MYSQL_URL=mysql://...} bench --backend mysql --conns 256 \
       --repeat 3 --out "$out/mysql.json" ;;
     scenarios)
@@ -37,9 +34,8 @@ for step in $steps; do
       bench --scenario mixed --conns 256 --repeat 3 --no-ceiling --strategy batched,single,design \
         --out "$out/pg-mixed.json" ;;
     proposals)
-      bench --conns 256 --repeat 5 --strategy batched,onetrip,proposed --variant all="$all" \
-        --variant all+onetrip="$all,proposed" --out "$out/pg-proposals.json"
-      bench --conns 256 --repeat 3 --strategy batched --variant all="$all" --no-ceiling \
+      bench --conns 256 --repeat 5 --strategy batched,onetrip --out "$out/pg-onetrip.json"
+      bench --conns 256 --repeat 3 --strategy batched,onetrip --no-ceiling \
         --node-args=--max-old-space-size=96 --out "$out/pg-old-space-96.json" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac

@@ -18,7 +18,7 @@ import type { Store } from '../src/storage/store.ts';
 import { Sweeper } from '../src/worker/sweeper.ts';
 import { type HoldStrategy, STRATEGIES, type Strategy, designHolds, singleStatementHolds } from './baselines.ts';
 import { PRELOAD_MIXES, type PreloadMix, countActiveHolds, preloadHolds } from './preload.ts';
-import { oneTripHolds, pooledPaymentToken } from './proposals.ts';
+import { oneTripHolds } from './proposals.ts';
 import { traceTransactions } from './trace.ts';
 
 const config = loadConfig();
@@ -44,7 +44,6 @@ function holdStrategy(pg: PgDatabase): HoldStrategy | undefined {
     case 'single': return singleStatementHolds(pg, systemClock, config);
     case 'design': return designHolds(pg, systemClock, config);
     case 'onetrip': return oneTripHolds(pg, systemClock, config);
-    case 'proposed': return oneTripHolds(pg, systemClock, config, pooledPaymentToken);
   }
 }
 if (strategy !== 'batched' && db === undefined) throw new Error(`${strategy} runs on PostgreSQL and PGlite only`);
