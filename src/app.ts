@@ -111,7 +111,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const holds = deps.holds ?? new HoldsService(store, clock, config, metrics);
   eventRoutes(app, new EventsService(store, clock), requireAdmin);
   holdRoutes(app, holds, new HoldLifecycleService(store, clock, config), config);
-  bookingRoutes(app, new BookingsService(store, clock, metrics), requireAdmin, config);
+  bookingRoutes(app, new BookingsService(store, clock, config, metrics), requireAdmin, config);
   adminRoutes(app, new AdminService(store, clock, metrics), requireAdmin);
   probeRoutes(app, store, metrics);
   return app;

@@ -5,7 +5,8 @@
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { tokenMatches } from '../holds/payment-token.ts';
-import type { Recorder } from '../idempotency/recorder.ts';
+import { KeyedBatcher } from '../holds/keyed-batcher.ts';
+import { type Recorder, recordOutcomes } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
 import type { BookingRow, Store, HoldRow } from '../storage/store.ts';
 
@@ -22,12 +23,35 @@ const bookingCancelled = (bookingId: number): DomainError =>
   new DomainError('booking_cancelled', `the booking of this hold (${bookingId}) was cancelled; the hold cannot be booked again`,
     { booking_id: bookingId });
 
+interface BookRequest {
+  hold: HoldRow;
+  /** When the request was checked; booking never extends a hold past this instant's view. */
+  now: Date;
+  recorder: Recorder<BookingResult> | undefined;
+}
+
+export interface BookingsConfig {
+  holdBatchMax: number;
+  holdQueueMax: number;
+}
+
 export class BookingsService {
+  /**
+   * Bookings of one event share its row lock with hold batches; one commit per booking capped
+   * a hot event at the single-statement rate (~400/s in the benchmark), so concurrent bookings
+   * for one event are committed together, exactly like holds.
+   */
+  private readonly batcher: KeyedBatcher<number, BookRequest, number | null>;
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    config: BookingsConfig,
     private readonly metrics?: Metrics,
-  ) {}
+  ) {
+    this.batcher = new KeyedBatcher((eventId, requests) => this.bookBatch(eventId, requests),
+      config.holdBatchMax, config.holdQueueMax);
+  }
 
   async book(holdId: number, paymentToken: string, recorder?: Recorder<BookingResult>): Promise<BookingResult> {
     const hold = await this.authorizedHold(holdId, paymentToken);
@@ -38,12 +62,7 @@ export class BookingsService {
 
     let bookingId: number | null = null;
     try {
-      bookingId = await this.store.transaction(async (tx) => {
-        await this.store.lockEvent(tx, hold.eventId);
-        const id = await this.store.bookHold(tx, hold, now);
-        if (id !== null) await recorder?.record(tx, { bookingId: id, created: true });
-        return id;
-      });
+      bookingId = await this.batcher.submit(hold.eventId, { hold, now, recorder });
     } catch (error) {
       if (!this.store.isUniqueViolation(error)) throw error;
     }
@@ -55,6 +74,24 @@ export class BookingsService {
     const after = await this.store.findHold(holdId);
     if (after?.bookingId != null) return this.existing(after);
     throw holdExpired(holdId);
+  }
+
+  /**
+   * Books each request in arrival order under one lock of the event row and one commit. A hold
+   * asked for twice in one batch is booked by the first; the second finds it booked (null) and
+   * answers with that booking, as any lost race does.
+   */
+  private bookBatch(eventId: number, requests: BookRequest[]): Promise<Array<number | null>> {
+    return this.store.transaction(async (tx) => {
+      await this.store.lockEvent(tx, eventId);
+      const ids: Array<number | null> = [];
+      for (const request of requests) ids.push(await this.store.bookHold(tx, request.hold, request.now));
+      await recordOutcomes(tx, requests.map((request, i) => {
+        const id = ids[i]!;
+        return [id === null ? undefined : request.recorder, { bookingId: id!, created: true }] as const;
+      }));
+      return ids;
+    });
   }
 
   /**
