@@ -12,7 +12,7 @@ import { systemClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { type PgDatabase, openPglite, openPostgres } from '../src/db/postgres.ts';
 import { createMetrics } from '../src/metrics.ts';
-import { openStore } from '../src/storage/open.ts';
+import { openStore, serverOptions } from '../src/storage/open.ts';
 import { postgresStore } from '../src/storage/postgres.store.ts';
 import type { Store } from '../src/storage/store.ts';
 import { Sweeper } from '../src/worker/sweeper.ts';
@@ -33,7 +33,7 @@ if (config.backend === 'mysql') {
 } else {
   db = config.backend === 'pglite'
     ? await openPglite(config.dataDir)
-    : await openPostgres(config.databaseUrl!, config.databasePoolSize);
+    : await openPostgres(config.databaseUrl!, serverOptions(config));
   store = postgresStore(db);
 }
 await store.migrate();

@@ -24,7 +24,7 @@ import { bookingRoutes } from './bookings/bookings.routes.ts';
 import { BookingsService } from './bookings/bookings.service.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
-import { DomainError, ERROR_STATUS, type ErrorCode } from './errors.ts';
+import { DatabaseUnavailable, DomainError, ERROR_STATUS, type ErrorCode } from './errors.ts';
 import { eventRoutes } from './events/events.routes.ts';
 import { EventsService } from './events/events.service.ts';
 import { HoldLifecycleService } from './holds/hold-lifecycle.service.ts';
@@ -61,6 +61,8 @@ export interface AppDeps {
 }
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
+/** /readyz answers 503 after this long without an answer from the database. */
+const READY_TIMEOUT_MS = 800;
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp(deps: AppDeps): Promise<App> {
@@ -158,7 +160,8 @@ async function registerPlugins(app: App): Promise<void> {
 function documentCommonProblems(route: RouteOptions): void {
   if (route.schema === undefined || route.schema.hide === true) return;
   const unsafe = [route.method].flat().some((method) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method));
-  const codes: ErrorCode[] = ['internal_error', 'service_unavailable', ...(unsafe ? BODY_ERRORS : [])];
+  const codes: ErrorCode[] = ['internal_error', 'service_unavailable', 'database_unavailable',
+    ...(unsafe ? ['outcome_unknown' as const, ...BODY_ERRORS] : [])];
   route.schema.response = withProblems((route.schema.response ?? {}) as Record<number, unknown>, codes);
 }
 
@@ -173,10 +176,18 @@ function probeRoutes(app: App, store: Store, metrics: Metrics): void {
       response: { 200: Status, ...problems('service_unavailable') },
     },
   }, async () => {
+    // Answers within READY_TIMEOUT_MS whatever the database does: a frozen server must not
+    // freeze the probe that is meant to report it.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    });
     try {
-      await store.ping();
-    } catch {
-      throw new DomainError('service_unavailable', 'the database is not answering');
+      await Promise.race([store.ping(), timeout]);
+    } catch (error) {
+      throw new DomainError('service_unavailable', `the database is not answering: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
     return { status: 'ok' };
   });
@@ -255,7 +266,9 @@ function toProblem(error: FastifyError | DomainError | Error): ProblemParts {
 
 function errorHandler(this: FastifyInstance, error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const problem = toProblem(error);
-  if (ERROR_STATUS[problem.code] >= 500) request.log.error({ err: error }, 'request failed');
+  // A database outage is not a bug: one line per request at warn, not a stack trace at error.
+  if (error instanceof DatabaseUnavailable) request.log.warn({ code: problem.code, detail: problem.detail }, 'database unavailable');
+  else if (ERROR_STATUS[problem.code] >= 500) request.log.error({ err: error }, 'request failed');
   return sendProblem(request, reply, problem.code, problem.detail, problem.extra);
 }
 

@@ -1,9 +1,13 @@
 // The `box-office` command: serve (default), worker, migrate, sweep.
+import { readFileSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
+import type { DatabaseEvents } from './db/breaker.ts';
+import { DataDirInUse } from './db/data-dir-lock.ts';
 import { buildApp } from './app.ts';
 import { systemClock } from './clock.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
-import { createMetrics } from './metrics.ts';
+import { DatabaseUnavailable } from './errors.ts';
+import { type Metrics, createMetrics } from './metrics.ts';
 import { openStore } from './storage/open.ts';
 import type { Store } from './storage/store.ts';
 import { Sweeper, purgeExpiredKeys, sweepOnce } from './worker/sweeper.ts';
@@ -15,22 +19,47 @@ const USAGE = `usage: box-office <command>
   migrate   apply database migrations and exit
   sweep     run one expiry pass and exit
 
+  --version print the version and exit
+
 Configuration comes from the environment; see .env.example.`;
 
-async function openMigrated(config: Config, log: Logger): Promise<Store> {
-  const store = await openStore(config);
+/** Logs (and counts) the database going down and coming back, once per change. */
+function databaseEvents(log: Logger, metrics?: Metrics): DatabaseEvents {
+  metrics?.databaseUp.set(1);
+  return {
+    down: (error) => {
+      metrics?.databaseUp.set(0);
+      log.error({ err: error }, 'database unavailable: answering 503 until a probe reaches it');
+    },
+    up: () => {
+      metrics?.databaseUp.set(1);
+      log.warn('database reachable again');
+    },
+    fault: (kind) => metrics?.databaseFaults.inc({ kind }),
+  };
+}
+
+async function openMigrated(config: Config, log: Logger, metrics?: Metrics): Promise<Store> {
+  const store = await openStore(config, databaseEvents(log, metrics));
   const applied = await store.migrate();
   log.info({ backend: store.backend, applied }, 'database ready');
   return store;
 }
 
-/** Runs `stop` once on the first SIGTERM or SIGINT, then exits. */
-function onShutdown(log: Logger, stop: () => Promise<void>): void {
+/**
+ * Runs `stop` once on the first SIGTERM or SIGINT, then exits; if `stop` has not finished
+ * within SHUTDOWN_TIMEOUT_SECONDS (a request or the database hangs), exits anyway.
+ */
+function onShutdown(log: Logger, shutdownTimeoutSeconds: number, stop: () => Promise<void>): void {
   let stopping = false;
   const handler = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      log.error({ shutdownTimeoutSeconds }, 'shutdown deadline passed; exiting with work unfinished');
+      process.exit(1);
+    }, shutdownTimeoutSeconds * 1000).unref();
     stop().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -44,17 +73,26 @@ function onShutdown(log: Logger, stop: () => Promise<void>): void {
 }
 
 async function serve(config: Config, log: Logger): Promise<void> {
-  const store = await openMigrated(config, log);
   const metrics = createMetrics();
+  const store = await openMigrated(config, log, metrics);
   const app = await buildApp({ config, store, clock: systemClock, logger: log, metrics });
   const sweeper = new Sweeper({
     store, clock: systemClock, sweepIntervalSeconds: config.sweepIntervalSeconds, metrics,
     onError: (error) => log.error({ err: error }, 'sweep failed'),
     onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
   });
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    await store.close();
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      console.error(`box-office: port ${config.port} on ${config.host} is already in use; stop what is using it or set PORT`);
+      process.exit(1);
+    }
+    throw error;
+  }
   sweeper.start();
-  onShutdown(log, async () => {
+  onShutdown(log, config.shutdownTimeoutSeconds, async () => {
     // Stop taking requests and let in-flight ones (and their hold batches) finish first.
     await app.close();
     await sweeper.stop();
@@ -71,7 +109,7 @@ async function worker(config: Config, log: Logger): Promise<void> {
   });
   sweeper.start();
   log.info({ sweepIntervalSeconds: config.sweepIntervalSeconds }, 'expiry worker started');
-  onShutdown(log, async () => {
+  onShutdown(log, config.shutdownTimeoutSeconds, async () => {
     await sweeper.stop();
     await store.close();
   });
@@ -81,6 +119,11 @@ async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? 'serve';
   if (command === '--help' || command === '-h' || command === 'help') {
     console.log(USAGE);
+    return;
+  }
+  if (command === '--version' || command === '-v' || command === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    console.log(pkg.version);
     return;
   }
   let config: Config;
@@ -117,6 +160,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  console.error('box-office: fatal:', error);
+  // Errors a person can act on get one line; anything else is a bug and keeps its stack.
+  if (error instanceof DataDirInUse || error instanceof DatabaseUnavailable) console.error(`box-office: ${error.message}`);
+  else console.error('box-office: fatal:', error);
   process.exit(1);
 });

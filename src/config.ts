@@ -1,6 +1,9 @@
 // The only place that reads the environment. Every variable is validated here, every bad one
 // is reported at once, and the result is frozen and passed down as `Config`.
 
+import { DATABASE_DEFAULTS } from './db/breaker.ts';
+import { parsePostgresUrl } from './db/postgres-url.ts';
+
 export type Backend = 'pglite' | 'postgres' | 'mysql';
 
 export interface Config {
@@ -12,6 +15,16 @@ export interface Config {
   readonly backend: Backend;
   readonly dataDir: string;
   readonly databasePoolSize: number;
+  /** Opening a connection to the database server and logging in. */
+  readonly databaseConnectTimeoutMs: number;
+  /** Waiting for a free pooled connection. */
+  readonly databaseAcquireTimeoutMs: number;
+  /** One statement; a frozen server is given up on this plus 500 ms later. */
+  readonly databaseStatementTimeoutMs: number;
+  /** A transaction open with no statement running, ended by the server. */
+  readonly databaseIdleInTransactionTimeoutMs: number;
+  /** After SIGTERM, the process exits within this even if requests or the database hang. */
+  readonly shutdownTimeoutSeconds: number;
   readonly holdTtlSeconds: number;
   readonly sweepIntervalSeconds: number;
   readonly maxSeatsPerHold: number;
@@ -65,7 +78,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = str('DATABASE_URL');
   let backend: Backend = 'pglite';
   if (databaseUrl !== undefined) {
-    if (/^postgres(ql)?:\/\//.test(databaseUrl)) backend = 'postgres';
+    if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
+      backend = 'postgres';
+      try {
+        parsePostgresUrl(databaseUrl);
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
+    }
     else if (/^mysql:\/\//.test(databaseUrl)) backend = 'mysql';
     else problems.push('DATABASE_URL must start with postgres://, postgresql:// or mysql://');
   }
@@ -100,7 +120,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     backend,
     dataDir: str('DATA_DIR') ?? './data',
-    databasePoolSize: int('DATABASE_POOL_SIZE', 10, 1, 1000),
+    databasePoolSize: int('DATABASE_POOL_SIZE', DATABASE_DEFAULTS.poolSize, 1, 1000),
+    databaseConnectTimeoutMs: int('DATABASE_CONNECT_TIMEOUT_MS', DATABASE_DEFAULTS.connectTimeoutMs, 100, 60_000),
+    databaseAcquireTimeoutMs: int('DATABASE_ACQUIRE_TIMEOUT_MS', DATABASE_DEFAULTS.acquireTimeoutMs, 10, 60_000),
+    databaseStatementTimeoutMs: int('DATABASE_STATEMENT_TIMEOUT_MS', DATABASE_DEFAULTS.statementTimeoutMs, 100, 600_000),
+    databaseIdleInTransactionTimeoutMs: int('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
+      DATABASE_DEFAULTS.idleInTransactionTimeoutMs, 1000, 3_600_000),
+    shutdownTimeoutSeconds: int('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
     holdTtlSeconds,
     sweepIntervalSeconds: int('SWEEP_INTERVAL_SECONDS', 30, 1, 86_400),
     maxSeatsPerHold: int('MAX_SEATS_PER_HOLD', 10, 1, 10_000),
@@ -115,6 +141,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken,
     logLevel,
   };
+  // A claim must be presumed dead before its key is forgotten, or a request still running
+  // could see its key purged and a retry run the effect twice.
+  if (config.idempotencyLockTimeoutSeconds >= config.idempotencyKeyTtlSeconds) {
+    problems.push(`IDEMPOTENCY_LOCK_TIMEOUT_SECONDS (${config.idempotencyLockTimeoutSeconds}) must be shorter than ` +
+      `IDEMPOTENCY_KEY_TTL_SECONDS (${config.idempotencyKeyTtlSeconds})`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
 }

@@ -24,6 +24,8 @@ export const ERROR_STATUS = {
   internal_error: 500,
   overloaded: 503,
   service_unavailable: 503,
+  database_unavailable: 503,
+  outcome_unknown: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
@@ -50,6 +52,8 @@ export const ERROR_TITLES: Record<ErrorCode, string> = {
   internal_error: 'Internal server error',
   overloaded: 'Too many requests waiting for this event',
   service_unavailable: 'Service unavailable',
+  database_unavailable: 'The database is unavailable',
+  outcome_unknown: 'The outcome of this request is unknown',
 };
 
 export class DomainError extends Error {
@@ -70,3 +74,20 @@ export class DomainError extends Error {
 
 export const notFound = (what: string, id: number | string): DomainError =>
   new DomainError('not_found', `${what} ${id} does not exist`);
+
+/**
+ * The database could not answer: it is down, restarting, failing over, frozen, or too busy.
+ * Transient by nature, so the client is told to come back (503 with Retry-After) rather than
+ * that the server is broken (500). `inDoubt` marks a failure during COMMIT: the change may have
+ * been made, and only a retry that is safe to repeat (same Idempotency-Key, or for /book the
+ * same hold and token) tells the true outcome.
+ */
+export class DatabaseUnavailable extends DomainError {
+  constructor(reason: string, readonly inDoubt = false, override readonly cause?: unknown) {
+    super(inDoubt ? 'outcome_unknown' : 'database_unavailable', inDoubt
+      ? `the connection to the database was lost while committing, so this request may or may not have taken effect (${reason}); ` +
+        'retry it with the same Idempotency-Key (for POST /book, the same hold_id and payment_token) to learn the true outcome'
+      : `the database is unavailable (${reason}); retry after the Retry-After delay. Retrying with the same Idempotency-Key is always safe`);
+    this.name = 'DatabaseUnavailable';
+  }
+}

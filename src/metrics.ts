@@ -1,5 +1,5 @@
 // Prometheus metrics, one registry per app so several apps (tests, bench) never collide.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
@@ -9,6 +9,9 @@ export interface Metrics {
   holdBatchSize: Histogram;
   bookingsCreated: Counter;
   holdsSwept: Counter;
+  /** 1 while requests reach the database, 0 while the breaker answers 503 for it. */
+  databaseUp: Gauge;
+  databaseFaults: Counter<'kind'>;
 }
 
 export function createMetrics(): Metrics {
@@ -39,6 +42,17 @@ export function createMetrics(): Metrics {
     holdsSwept: new Counter({
       name: 'holds_swept_total',
       help: 'Lapsed holds marked expired by the sweeper',
+      registers: [registry],
+    }),
+    databaseUp: new Gauge({
+      name: 'database_up',
+      help: '1 while the database is reachable; 0 while requests are answered 503 until a probe succeeds',
+      registers: [registry],
+    }),
+    databaseFaults: new Counter({
+      name: 'database_faults_total',
+      help: 'Database errors by kind: down (breaker tripped), lost (one connection broke), busy (timeout, lock wait)',
+      labelNames: ['kind'],
       registers: [registry],
     }),
   };

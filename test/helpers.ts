@@ -44,7 +44,7 @@ function postgresBackend(serverUrl: string): Backend {
       await admin.end();
       const url = new URL(serverUrl);
       url.pathname = `/${name}`;
-      const store = postgresStore(await openPostgres(url.toString(), 20));
+      const store = postgresStore(await openPostgres(url.toString(), { poolSize: 20 }));
       await store.migrate();
       return {
         store,
@@ -57,7 +57,7 @@ function postgresBackend(serverUrl: string): Backend {
         },
       };
     },
-    reopen: async (url) => postgresStore(await openPostgres(url!, 20)),
+    reopen: async (url) => postgresStore(await openPostgres(url!, { poolSize: 20 })),
   };
 }
 
@@ -75,7 +75,7 @@ export function backends(): Backend[] {
 
 function mysqlBackend(serverUrl: string): Backend {
   // Imported here, not at the top, so runs without TEST_MYSQL_URL never load the driver.
-  const open = async (url: string) => (await import('../src/storage/mysql.store.ts')).openMysqlStore(url, 20);
+  const open = async (url: string) => (await import('../src/storage/mysql.store.ts')).openMysqlStore(url, { poolSize: 20 });
   const admin = async (sql: string) => {
     const { default: mysql } = await import('mysql2/promise');
     const connection = await mysql.createConnection({ uri: serverUrl });

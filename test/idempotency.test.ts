@@ -252,25 +252,33 @@ for (const backend of backends()) {
       assert.equal(await held(h, eventId), 2);
     });
 
-    test('a stale claim is taken over, and the original, if it wakes, rolls back: one effect', async () => {
+    test('a stale claim is taken over mid-batch: the original alone gets 409, its batchmates commit, one effect', async () => {
       const eventId = await createEvent(h.app, 10);
       const key = newKey();
       let open: () => void = () => {};
       faults.gate = new Promise<void>((resolve) => (open = resolve));
       const atGate = new Promise<void>((resolve) => (faults.atGate = resolve));
+      // The first batch stalls, so the keyed request and two plain ones wait for the next one
+      // together: a process that stalls with the key claimed.
+      const first = createHoldPlain(h.app, eventId);
+      await atGate;
       const claims = faults.claims;
       const stuck = holdWithKey(h.app, key, eventId, 2);
-      await atGate; // claimed, and about to open its transaction: a process that stalls here
+      await until(() => faults.claims === claims + 1);
+      const batchmates = [createHoldPlain(h.app, eventId), createHoldPlain(h.app, eventId)];
       isProblem(await holdWithKey(h.app, key, eventId, 2), 409, 'idempotency_key_in_flight');
       isProblem(await holdWithKey(h.app, key, eventId, 3), 422, 'idempotency_key_reused');
       h.clock.advanceSeconds(61);
       const takeover = holdWithKey(h.app, key, eventId, 2);
       await until(() => faults.claims === claims + 2); // the takeover holds the key now
       open();
-      isProblem(await stuck, 500, 'internal_error');
+      assert.equal((await first).statusCode, 201);
+      const original = isProblem(await stuck, 409, 'idempotency_key_in_flight');
+      assert.match(String(original.detail), /taken over/);
+      assert.deepEqual((await Promise.all(batchmates)).map((res) => res.statusCode), [201, 201], 'batchmates are not failed by it');
       const taken = await takeover;
       assert.deepEqual([taken.statusCode, isReplay(taken)], [201, false]);
-      assert.equal(await held(h, eventId), 2);
+      assert.equal(await held(h, eventId), 1 + 2 + 2, 'one hold for the key, and the three plain ones');
       const replay = await holdWithKey(h.app, key, eventId, 2);
       assert.ok(isReplay(replay));
       assert.deepEqual(replay.json(), taken.json());

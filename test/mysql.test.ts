@@ -49,7 +49,7 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       await admin.query(`create database ${name}`);
       const stores: Store[] = [];
       try {
-        for (let i = 0; i < 4; i++) stores.push(await openMysqlStore(withUrlDatabase(serverUrl, name), 2));
+        for (let i = 0; i < 4; i++) stores.push(await openMysqlStore(withUrlDatabase(serverUrl, name), { poolSize: 2 }));
         const applied = await Promise.all(stores.map((store) => store.migrate()));
         const all = loadMigrations('mysql').map((migration) => migration.name);
         assert.deepEqual(applied.flat().sort(), all, 'each migration applied by exactly one of them');

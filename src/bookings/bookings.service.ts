@@ -6,7 +6,8 @@ import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { tokenMatches } from '../holds/payment-token.ts';
 import { KeyedBatcher } from '../holds/keyed-batcher.ts';
-import { type Recorder, recordOutcomes } from '../idempotency/recorder.ts';
+import { keyTakenOver } from '../idempotency/idempotency.service.ts';
+import { type Recorder, lockClaims, recordOutcomes } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
 import type { BookingRow, Store, HoldRow } from '../storage/store.ts';
 
@@ -81,14 +82,18 @@ export class BookingsService {
    * asked for twice in one batch is booked by the first; the second finds it booked (null) and
    * answers with that booking, as any lost race does.
    */
-  private bookBatch(eventId: number, requests: BookRequest[]): Promise<Array<number | null>> {
+  private bookBatch(eventId: number, requests: BookRequest[]): Promise<Array<number | null | Error>> {
     return this.store.transaction(async (tx) => {
       await this.store.lockEvent(tx, eventId);
-      const ids: Array<number | null> = [];
-      for (const request of requests) ids.push(await this.store.bookHold(tx, request.hold, request.now));
+      // A request whose key a retry took over is left out, so it cannot fail its batchmates.
+      const owned = await lockClaims(tx, requests.map((request) => request.recorder));
+      const ids: Array<number | null | Error> = [];
+      for (const [i, request] of requests.entries()) {
+        ids.push(owned[i] ? await this.store.bookHold(tx, request.hold, request.now) : keyTakenOver());
+      }
       await recordOutcomes(tx, requests.map((request, i) => {
         const id = ids[i]!;
-        return [id === null ? undefined : request.recorder, { bookingId: id!, created: true }] as const;
+        return [typeof id === 'number' ? request.recorder : undefined, { bookingId: id as number, created: true }] as const;
       }));
       return ids;
     });

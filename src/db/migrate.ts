@@ -2,6 +2,7 @@
 // transaction and recorded in schema_migrations.
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { MIGRATION_TIMEOUT_MS } from './breaker.ts';
 import type { PgDatabase } from './postgres.ts';
 
 export interface Migration {
@@ -45,7 +46,7 @@ export async function migratePostgres(db: PgDatabase): Promise<string[]> {
         migration.name,
       ]);
       return true;
-    });
+    }, { timeoutMs: MIGRATION_TIMEOUT_MS });
     if (done) applied.push(migration.name);
   }
   return applied;

@@ -1,8 +1,25 @@
 // One PostgreSQL dialect, two engines: embedded PGlite (the default, persisted in DATA_DIR) and
 // a PostgreSQL server through a pg connection pool. The store above this sees only `SqlRunner`.
+//
+// Against a server, every call can fail, and none may crash the process or hang:
+//  - every connection has an 'error' listener for its whole life, checked out or idle;
+//  - every wait is bounded: connect, acquire, statement (server-side, and client-side for a
+//    server that cannot even cancel), idle in transaction;
+//  - errors are sorted (classify) into a 503 the client can act on, a transaction retried after a
+//    deadlock, or a bug (anything else, left as it is);
+//  - a connection that broke is destroyed, never returned to the pool;
+//  - when the server is down the breaker answers 503 at once, and its probe finds the primary
+//    again (among several hosts after a failover) and swaps in a fresh pool.
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { DatabaseUnavailable } from '../errors.ts';
+import {
+  Breaker, CLIENT_DEADLINE_GRACE_MS, DATABASE_DEFAULTS, type FaultKind, type ServerDatabaseOptions,
+  acquireWithin, describe, retryConflicts,
+} from './breaker.ts';
+import { lockDataDir } from './data-dir-lock.ts';
+import { type PgHost, type PgTarget, describeHost, parsePostgresUrl } from './postgres-url.ts';
 
 export interface SqlResult<R> {
   rows: R[];
@@ -14,9 +31,14 @@ export interface SqlRunner {
   query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<SqlResult<R>>;
 }
 
+export interface TransactionOptions {
+  /** Replaces the statement timeout inside this transaction (migrations). */
+  timeoutMs?: number;
+}
+
 export interface PgDatabase extends SqlRunner {
   readonly engine: 'pglite' | 'postgres';
-  transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlRunner) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Runs a script of several statements (migrations). */
   exec(sql: string): Promise<void>;
   close(): Promise<void>;
@@ -28,12 +50,24 @@ const NUMERIC_OID = 1700;
 const toNumber = (value: string): number => Number(value);
 
 export async function openPglite(dataDir: string | undefined): Promise<PgDatabase> {
-  if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
-  const db = new PGlite({
-    ...(dataDir === undefined ? {} : { dataDir }),
-    parsers: { [INT8_OID]: toNumber, [NUMERIC_OID]: toNumber },
-  });
-  await db.waitReady;
+  // PGlite is one process's memory over files: a second process on the same files corrupts
+  // them (WASM aborts, holds expired twice). The lock makes the second one fail at once.
+  let unlock = () => {};
+  if (dataDir !== undefined) {
+    mkdirSync(dataDir, { recursive: true });
+    unlock = lockDataDir(dataDir);
+  }
+  let db: PGlite;
+  try {
+    db = new PGlite({
+      ...(dataDir === undefined ? {} : { dataDir }),
+      parsers: { [INT8_OID]: toNumber, [NUMERIC_OID]: toNumber },
+    });
+    await db.waitReady;
+  } catch (error) {
+    unlock();
+    throw error;
+  }
   const wrap = (runner: Pick<PGlite, 'query'>): SqlRunner => ({
     async query<R>(sql: string, params: unknown[] = []) {
       const result = await runner.query<R>(sql, params);
@@ -54,50 +88,245 @@ export async function openPglite(dataDir: string | undefined): Promise<PgDatabas
     exec: async (sql) => {
       await db.exec(sql);
     },
-    close: () => db.close(),
+    close: async () => {
+      try {
+        await db.close();
+      } finally {
+        unlock();
+      }
+    },
   };
 }
 
-export async function openPostgres(url: string, poolSize: number): Promise<PgDatabase> {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: poolSize,
-    types: {
-      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === INT8_OID || oid === NUMERIC_OID
-          ? toNumber
-          : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
-    },
-  });
-  // An idle client that loses its server must not crash the process; the next query reports it.
-  pool.on('error', () => {});
-  const wrap = (runner: pg.Pool | pg.PoolClient): SqlRunner => ({
+// ---- PostgreSQL servers
+
+/** SQLSTATEs by what to do about them. */
+const DOWN_STATES = new Set([
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: starting up, shutting down, in recovery
+  '25006', // read_only_sql_transaction: we are on a standby, or a node not yet promoted
+  '3D000', // invalid_catalog_name: the database is not (yet) there, e.g. mid-restore
+]);
+const LOST_STATES = new Set(['57P01', '57P05']); // admin_shutdown (pg_terminate_backend), idle_session_timeout
+const CONFLICT_STATES = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
+const BUSY_STATES = new Set([
+  '57014', // query_canceled: our statement timeout
+  '55P03', // lock_not_available
+  '25P03', // idle_in_transaction_session_timeout
+]);
+const NODE_NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** What a pg error means for us; undefined for errors that are bugs or refusals of bad SQL. */
+export function classifyPgError(error: unknown): FaultKind | undefined {
+  if (error instanceof DatabaseUnavailable) return 'busy';
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === 'string') {
+    if (CONFLICT_STATES.has(code)) return 'conflict';
+    if (DOWN_STATES.has(code)) return 'down';
+    if (LOST_STATES.has(code) || code.startsWith('08')) return 'lost';
+    if (BUSY_STATES.has(code) || code.startsWith('53')) return 'busy'; // 53: insufficient resources
+    if (NODE_NETWORK_CODES.has(code)) return 'lost';
+  }
+  if (typeof message === 'string') {
+    // node-postgres reports these without a code.
+    if (message === 'Query read timeout') return 'down'; // the server did not answer at all
+    if (/timeout exceeded when trying to connect|connection timeout/i.test(message)) return 'down';
+    if (/Connection terminated|not queryable|Client was closed|Connection closed/i.test(message)) return 'lost';
+  }
+  return undefined;
+}
+
+/** The message a commit gets when it was cancelled while waiting for a synchronous standby. */
+const SYNC_REP_CANCELLED = /canceling wait for synchronous replication/i;
+
+/** A pg client with the flags we keep on it. */
+type TrackedClient = pg.PoolClient & { syncRepCancelled?: boolean };
+
+export async function openPostgres(url: string, options: Partial<ServerDatabaseOptions> = {}): Promise<PgDatabase> {
+  const settings = { ...DATABASE_DEFAULTS, ...options };
+  const { events = {} } = settings;
+  const target = parsePostgresUrl(url);
+
+  const newPool = (host: PgHost): pg.Pool => {
+    const created = new pg.Pool({
+      connectionString: target.urlFor(host),
+      max: settings.poolSize,
+      connectionTimeoutMillis: settings.connectTimeoutMs,
+      statement_timeout: settings.statementTimeoutMs,
+      query_timeout: settings.statementTimeoutMs + CLIENT_DEADLINE_GRACE_MS,
+      idle_in_transaction_session_timeout: settings.idleInTransactionTimeoutMs,
+      // A dead peer that never closed the socket (a host gone mid-failover) is noticed by the
+      // kernel rather than never.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      application_name: 'box-office',
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+          oid === INT8_OID || oid === NUMERIC_OID
+            ? toNumber
+            : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
+      },
+    });
+    // pg-pool listens for errors only on idle clients; a checked-out client whose server dies
+    // emits 'error' too, and an 'error' nobody listens to ends the process. The query in flight
+    // is rejected as well, which is where we handle it.
+    created.on('error', () => {});
+    created.on('connect', (client: TrackedClient) => {
+      client.on('error', () => {});
+      client.on('notice', (notice) => {
+        if (SYNC_REP_CANCELLED.test(notice.message ?? '')) client.syncRepCancelled = true;
+      });
+    });
+    return created;
+  };
+
+  /** The first host that answers, and accepts writes when the URL asks for a primary. */
+  const findPrimary = async (): Promise<PgHost> => {
+    if (target.hosts.length === 1 && !target.requirePrimary) return target.hosts[0]!;
+    const refusals: string[] = [];
+    for (const host of target.hosts) {
+      const client = new pg.Client({
+        connectionString: target.urlFor(host),
+        connectionTimeoutMillis: settings.connectTimeoutMs,
+        query_timeout: settings.statementTimeoutMs + CLIENT_DEADLINE_GRACE_MS,
+      });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        // What libpq checks for target_session_attrs=read-write (transaction_read_only, which
+        // a hot standby reports as on), plus the recovery flag that 'primary' checks.
+        const { rows } = await client.query<{ standby: boolean; read_only: string }>(
+          "select pg_is_in_recovery() as standby, current_setting('transaction_read_only') as read_only");
+        if (!rows[0]!.standby && rows[0]!.read_only === 'off') return host;
+        refusals.push(`${describeHost(host)} is read-only`);
+      } catch (error) {
+        refusals.push(`${describeHost(host)}: ${describe(error)}`);
+      } finally {
+        client.end().catch(() => {});
+      }
+    }
+    throw new DatabaseUnavailable(`no writable PostgreSQL server: ${refusals.join('; ')}`);
+  };
+
+  let primary = await findPrimary();
+  let pool = newPool(primary);
+
+  const breaker = new Breaker(async () => {
+    const found = await findPrimary();
+    const fresh = newPool(found);
+    try {
+      await fresh.query('select 1');
+    } catch (error) {
+      fresh.end().catch(() => {});
+      throw error;
+    }
+    // Every connection of the old pool may be broken: none is reused. Transactions still
+    // running on it finish (or fail) on their own connections first.
+    const old = pool;
+    pool = fresh;
+    primary = found;
+    old.end().catch(() => {});
+  }, events);
+
+  /** Sorts an error out, trips the breaker if it says the server is gone, and maps it to what callers see. */
+  const fault = (error: unknown, inDoubt = false): unknown => {
+    if (error instanceof DatabaseUnavailable) return error;
+    const kind = classifyPgError(error);
+    if (kind === undefined || kind === 'conflict') return error;
+    events.fault?.(kind);
+    if (kind === 'down') breaker.trip(error);
+    return new DatabaseUnavailable(`${describeHost(primary)}: ${describe(error)}`, inDoubt && kind !== 'busy', error);
+  };
+
+  const acquire = async (): Promise<TrackedClient> => {
+    breaker.check();
+    const from = pool;
+    try {
+      return await acquireWithin(() => from.connect(), (client) => client.release(), settings.acquireTimeoutMs, breaker);
+    } catch (error) {
+      if (error instanceof DatabaseUnavailable) throw error;
+      // pg-pool rejects connect() only when it could not open a connection (refused, timed
+      // out, the server starting or shutting down): the server is down, whatever the code says.
+      events.fault?.('down');
+      breaker.trip(error);
+      throw new DatabaseUnavailable(`${describeHost(primary)}: ${describe(error)}`, false, error);
+    }
+  };
+
+  const clientRunner = (client: pg.PoolClient, timeoutMs?: number): SqlRunner => ({
     async query<R>(sql: string, params: unknown[] = []) {
-      const result = await runner.query(sql, params);
+      const result = await client.query({
+        text: sql,
+        values: params,
+        ...(timeoutMs === undefined ? {} : { query_timeout: timeoutMs + CLIENT_DEADLINE_GRACE_MS }),
+      } as pg.QueryConfig);
       return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
     },
   });
+
+  /** Returns the client to the pool, or destroys it when it may be broken. */
+  const release = (client: pg.PoolClient, error: unknown) => {
+    const kind = error === undefined ? undefined : classifyPgError(error);
+    client.release(kind === 'lost' || kind === 'down' ? (error as Error) : undefined);
+  };
+
+  const runTransaction = async <T>(fn: (tx: SqlRunner) => Promise<T>, options: TransactionOptions): Promise<T> => {
+    const client = await acquire();
+    let committing = false;
+    try {
+      await client.query('begin');
+      if (options.timeoutMs !== undefined) await client.query(`set local statement_timeout = ${Number(options.timeoutMs)}`);
+      const result = await fn(clientRunner(client, options.timeoutMs));
+      committing = true;
+      client.syncRepCancelled = false;
+      await client.query('commit');
+      if (client.syncRepCancelled) {
+        // Committed here, but the synchronous standby never confirmed it: after a failover it
+        // may be gone. Never acknowledge that as a success.
+        client.release(new Error('synchronous replication wait cancelled'));
+        throw new DatabaseUnavailable('the commit was not confirmed by a synchronous standby', true);
+      }
+      client.release();
+      return result;
+    } catch (error) {
+      if (error instanceof DatabaseUnavailable && error.inDoubt) throw error;
+      const kind = classifyPgError(error);
+      if (kind === 'lost' || kind === 'down') {
+        release(client, error);
+      } else {
+        try {
+          await client.query('rollback');
+          client.release();
+        } catch (rollbackError) {
+          client.release(rollbackError as Error);
+        }
+      }
+      throw fault(error, committing);
+    }
+  };
+
   const db: PgDatabase = {
     engine: 'postgres',
-    ...wrap(pool),
-    async transaction(fn) {
-      const client = await pool.connect();
+    async query<R>(sql: string, params: unknown[] = []) {
+      const client = await acquire();
       try {
-        await client.query('begin');
-        const result = await fn(wrap(client));
-        await client.query('commit');
-        return result;
-      } catch (error) {
-        await client.query('rollback').catch(() => {});
-        throw error;
-      } finally {
+        const result = await client.query(sql, params);
         client.release();
+        return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
+      } catch (error) {
+        release(client, error);
+        throw fault(error);
       }
     },
+    transaction: (fn, options = {}) =>
+      retryConflicts(() => runTransaction(fn, options), (error) => classifyPgError(error) === 'conflict'),
     exec: async (sql) => {
-      await pool.query(sql);
+      await db.query(sql);
     },
-    close: () => pool.end(),
+    close: async () => {
+      breaker.stop();
+      await pool.end();
+    },
   };
   await db.query('select 1');
   return db;

@@ -5,7 +5,8 @@
 // outcome, granted or refused, with one more statement in the same transaction.
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
-import { type Outcome, type Recorder, recordOutcomes } from '../idempotency/recorder.ts';
+import { keyTakenOver } from '../idempotency/idempotency.service.ts';
+import { type Outcome, type Recorder, lockClaims, recordOutcomes } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
 import type { NewHold, Store } from '../storage/store.ts';
 import { KeyedBatcher } from './keyed-batcher.ts';
@@ -61,27 +62,26 @@ export class HoldsService {
     return this.batcher.submit(eventId, { qty, paymentToken: token, paymentTokenHash: hash, recorder });
   }
 
-  /** Hold requests waiting or being granted right now. */
-  get inFlight(): number {
-    return this.batcher.pending;
-  }
-
   private async grantBatch(eventId: number, requests: HoldRequest[]): Promise<Array<GrantedHold | Error>> {
     const now = this.clock.now();
     const expiresAt = new Date(now.getTime() + this.config.holdTtlSeconds * 1000);
     const outcomes = await this.store.transaction(async (tx) => {
       const event = await this.store.lockEvent(tx, eventId);
       if (event === null) return null;
+      // A request whose key a retry took over is left out, so it cannot fail its batchmates.
+      const owned = await lockClaims(tx, requests.map((request) => request.recorder));
+      const live = requests.filter((_, i) => owned[i]);
       const reclaimed = await this.store.reclaimLapsedHolds(tx, eventId, now);
       const available = event.available + reclaimed.seats;
-      const granted = allocate(available, requests.map((request) => request.qty));
-      const winners = requests.filter((_, i) => granted[i]);
+      const granted = allocate(available, live.map((request) => request.qty));
+      const winners = live.filter((_, i) => granted[i]);
       const ids = winners.length > 0
         ? await this.store.insertHolds(tx, eventId, winners, now, expiresAt)
         : [];
-      const outcomes = decide(eventId, requests, { available, granted, ids, expiresAt });
-      await recordOutcomes(tx, requests.map((request, i) => [request.recorder, outcomes[i]!] as const));
-      return outcomes;
+      const decided = decide(eventId, live, { available, granted, ids, expiresAt });
+      await recordOutcomes(tx, live.map((request, i) => [request.recorder, decided[i]!] as const));
+      let next = 0;
+      return requests.map((_, i) => (owned[i] ? decided[next++]! : keyTakenOver()));
     });
     this.metrics?.holdBatchSize.observe(requests.length);
     if (outcomes === null) return requests.map(() => notFound('event', eventId));

@@ -8,7 +8,7 @@
 //     any, rolled back with it) and the same request may take it over.
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
-import { DomainError } from '../errors.ts';
+import { DatabaseUnavailable, DomainError } from '../errors.ts';
 import type { Store, Tx } from '../storage/store.ts';
 import { seal, sealKeyFor, sha256, unseal } from './sealed-body.ts';
 
@@ -43,6 +43,13 @@ export interface StoredResponse {
 }
 
 export type ClaimResult = { claim: Claim } | { replay: StoredResponse };
+
+/** How often a key that could not be released because the database was down is tried again. */
+const RELEASE_RETRY_MS = 1000;
+
+/** The answer of a request whose key a retry took over while it ran. */
+export const keyTakenOver = (): DomainError => new DomainError('idempotency_key_in_flight',
+  'this request took too long and its Idempotency-Key was taken over by a retry, which runs it instead; nothing was changed by this one');
 
 /** How many times a claim is retried when the row it lost to vanished (was released). */
 const CLAIM_ATTEMPTS = 3;
@@ -95,9 +102,20 @@ export class IdempotencyService {
       body: seal(claim.sealKey, response.body),
     })));
     if (stored !== items.length) {
-      throw new Error('an Idempotency-Key claim was taken over while its request ran; its effect is rolled back');
+      // Rolls the effect back: the request that took the key over runs it instead.
+      throw keyTakenOver();
     }
     for (const { claim, response } of items) claim.recordedStatus = response.status;
+  }
+
+  /**
+   * Locks the keys of these claims inside `tx`, before the effect is written, so that none can
+   * be taken over until it commits; returns, per claim, whether it is still ours.
+   */
+  async lockClaims(tx: Tx, claims: Claim[]): Promise<boolean[]> {
+    if (claims.length === 0) return [];
+    const held = await this.store.lockIdempotencyClaims(tx, claims);
+    return claims.map((claim) => held.has(claim.claimId));
   }
 
   /** Stores the response of a request that changed nothing, so nothing needs to share its transaction. */
@@ -105,9 +123,30 @@ export class IdempotencyService {
     return this.store.transaction((tx) => this.complete(tx, [{ claim, response }]));
   }
 
-  /** Frees a key whose request stored no response (it failed with a 5xx): a retry runs afresh. */
-  release(claim: Claim): Promise<void> {
-    return this.store.releaseIdempotencyKey(claim.keyHash, claim.claimId);
+  /**
+   * Frees a key whose request stored no response (it failed with a 5xx): a retry runs afresh.
+   * A 5xx is often the database being down, and then so is this: it is tried again every
+   * RELEASE_RETRY_MS until it works or the claim would be presumed dead anyway. Until then a
+   * retry of the request is told the key is in flight.
+   */
+  async release(claim: Claim): Promise<void> {
+    const giveUpAt = Date.now() + this.config.idempotencyLockTimeoutSeconds * 1000;
+    const attempt = async (): Promise<void> => {
+      try {
+        await this.store.releaseIdempotencyKey(claim.keyHash, claim.claimId);
+      } catch (error) {
+        if (!(error instanceof DatabaseUnavailable) || Date.now() + RELEASE_RETRY_MS > giveUpAt) throw error;
+        await new Promise<void>((resolve) => setTimeout(resolve, RELEASE_RETRY_MS).unref());
+        return attempt();
+      }
+    };
+    try {
+      await this.store.releaseIdempotencyKey(claim.keyHash, claim.claimId);
+    } catch (error) {
+      if (!(error instanceof DatabaseUnavailable)) throw error;
+      // In the background: the response (a 503) should not wait for the database to return.
+      attempt().catch(() => {});
+    }
   }
 
 }

@@ -42,4 +42,15 @@ export async function recordOutcomes<T>(
   }));
 }
 
-export const isRefusal = (outcome: unknown): outcome is DomainError => outcome instanceof DomainError;
+/**
+ * Locks the keys of the keyed entries before a batch writes its effects (see
+ * IdempotencyService.lockClaims); per entry, false when its key was taken over by a retry and
+ * the entry must be left out. Entries without a recorder cost nothing.
+ */
+export async function lockClaims<T>(tx: Tx, recorders: ReadonlyArray<Recorder<T> | undefined>): Promise<boolean[]> {
+  const keyed = recorders.filter((recorder): recorder is Recorder<T> => recorder !== undefined);
+  if (keyed.length === 0) return recorders.map(() => true);
+  const held = await keyed[0]!.keys.lockClaims(tx, keyed.map((recorder) => recorder.claim));
+  let next = 0;
+  return recorders.map((recorder) => recorder === undefined || held[next++]!);
+}

@@ -9,6 +9,7 @@
 // this event's holds or counters. Each statement leaves the counters balanced on its own (the
 // events_books_balance CHECK enforces it). Affected-row counts are rows matched, not rows
 // changed (mysql2 sets CLIENT_FOUND_ROWS), like PostgreSQL's row counts.
+import type { ServerDatabaseOptions } from '../db/breaker.ts';
 import { migrateMysql, type MysqlDatabase, type MysqlRunner, openMysql } from '../db/mysql.ts';
 import type {
   BookingRow, BookingStatus, EventBooks, EventRow, HoldRow, IdempotencyCompletion, IdempotencyKeyRow,
@@ -42,8 +43,8 @@ async function insertEvent(sql: MysqlRunner, name: string, totalSeats: number, n
   return { id: insertId, name, totalSeats, createdAt: now };
 }
 
-export async function openMysqlStore(url: string, poolSize: number): Promise<Store> {
-  return mysqlStore(await openMysql(url, poolSize));
+export async function openMysqlStore(url: string, options: Partial<ServerDatabaseOptions> = {}): Promise<Store> {
+  return mysqlStore(await openMysql(url, options));
 }
 
 export function mysqlStore(db: MysqlDatabase): Store & LifecycleStore {
@@ -311,7 +312,7 @@ export function mysqlStore(db: MysqlDatabase): Store & LifecycleStore {
 }
 
 type IdempotencyStatements = Pick<LifecycleStore,
-  'claimIdempotencyKey' | 'findIdempotencyKey' | 'completeIdempotencyKeys' | 'releaseIdempotencyKey' |
+  'claimIdempotencyKey' | 'findIdempotencyKey' | 'lockIdempotencyClaims' | 'completeIdempotencyKeys' | 'releaseIdempotencyKey' |
   'purgeIdempotencyKeys'>;
 
 /** The Idempotency-Key statements. Key rows are only ever locked after any event row. */
@@ -376,6 +377,19 @@ function idempotencyStatements(db: MysqlDatabase): IdempotencyStatements {
         responseBody: row.response_body,
         expiresAt: row.expires_at,
       };
+    },
+
+    async lockIdempotencyClaims(tx, claims) {
+      // Through the primary key only (key_hash in …), for the reason given in completeIdempotencyKeys.
+      const rows = await runner(tx).rows<{ claim_id: string }>(
+        `select claim_id from idempotency_keys
+          where key_hash in (?) and response_status is null
+          order by key_hash
+            for update`,
+        [claims.map((c) => c.keyHash)],
+      );
+      const ours = new Set(claims.map((c) => c.claimId));
+      return new Set(rows.map((row) => row.claim_id).filter((id) => ours.has(id)));
     },
 
     async completeIdempotencyKeys(tx, completions) {

@@ -8,7 +8,7 @@ const runner = (tx: Tx): SqlRunner => tx as unknown as SqlRunner;
 const hex = (buffer: Buffer): string => buffer.toString('hex');
 
 type IdempotencyStatements = Pick<LifecycleStore,
-  'claimIdempotencyKey' | 'findIdempotencyKey' | 'completeIdempotencyKeys' | 'releaseIdempotencyKey' |
+  'claimIdempotencyKey' | 'findIdempotencyKey' | 'lockIdempotencyClaims' | 'completeIdempotencyKeys' | 'releaseIdempotencyKey' |
   'purgeIdempotencyKeys'>;
 
 export function idempotencyStatements(db: PgDatabase): IdempotencyStatements {
@@ -53,6 +53,20 @@ export function idempotencyStatements(db: PgDatabase): IdempotencyStatements {
         responseBody: row.response_body === null ? null : Buffer.from(row.response_body),
         expiresAt: row.expires_at,
       };
+    },
+
+    async lockIdempotencyClaims(tx, claims) {
+      const { rows } = await runner(tx).query<{ claim_id: string }>(
+        `select k.claim_id
+           from idempotency_keys k
+           join unnest($1::text[], $2::text[]) as c (key_hash, claim_id)
+             on k.key_hash = decode(c.key_hash, 'hex') and k.claim_id = c.claim_id
+          where k.response_status is null
+          order by k.key_hash
+            for update of k`,
+        [claims.map((c) => hex(c.keyHash)), claims.map((c) => c.claimId)],
+      );
+      return new Set(rows.map((row) => row.claim_id));
     },
 
     async completeIdempotencyKeys(tx, completions) {

@@ -129,6 +129,11 @@ export interface LifecycleStore {
   claimIdempotencyKey(claim: IdempotencyClaim): Promise<boolean>;
   findIdempotencyKey(keyHash: Buffer): Promise<IdempotencyKeyRow | null>;
   /**
+   * Locks the key rows still in flight under these claims until the transaction ends, so no
+   * claim can be taken over while its effect is being written; returns the claim ids still held.
+   */
+  lockIdempotencyClaims(tx: Tx, claims: Array<{ keyHash: Buffer; claimId: string }>): Promise<Set<string>>;
+  /**
    * Stores the responses of in-flight keys still owned by the given claims, in one statement;
    * returns how many it stored (fewer means a claim was taken over).
    */

@@ -1,0 +1,186 @@
+// What both server backends (PostgreSQL, MySQL) do when their database fails.
+//
+// The breaker: once the database is known to be down (a connection cannot be made, a statement
+// hangs past its deadline, the server turned read-only in a failover), every request is
+// answered 503 at once instead of each waiting out its own timeout, and a probe checks the
+// database every PROBE_INTERVAL_MS. The first probe that succeeds (and has rebuilt the pool on
+// the primary it found) closes the breaker: recovery needs no restart and no request to
+// notice it.
+//
+// The rest are small helpers shared by postgres.ts and mysql.ts: a pooled connection with a
+// deadline, and the bounded retry of a transaction that lost a deadlock.
+import { DatabaseUnavailable } from '../errors.ts';
+
+/** How often a tripped breaker checks whether the database is back. */
+export const PROBE_INTERVAL_MS = 200;
+/** Retries of a transaction that lost a deadlock or a serialization check, after the first try. */
+export const CONFLICT_RETRIES = 3;
+/**
+ * Added to the statement timeout to get the client-side deadline of every round trip. The
+ * server cancels a slow statement itself at the statement timeout and the connection stays
+ * usable; the client deadline fires only when the server cannot even do that (frozen,
+ * partitioned), and then the connection is thrown away.
+ */
+export const CLIENT_DEADLINE_GRACE_MS = 500;
+
+/** How a database error should be handled. */
+export type FaultKind =
+  /** The server is unreachable, starting, shutting down or read-only: trip the breaker. */
+  | 'down'
+  /** This one connection broke (killed backend, reset): throw it away, answer 503. */
+  | 'lost'
+  /** Deadlock or serialization failure: roll back and run the transaction again. */
+  | 'conflict'
+  /** The server is up but could not do it now (statement timeout, lock timeout, too many connections). */
+  | 'busy';
+
+export interface DatabaseEvents {
+  /** The breaker tripped: the database is considered down. */
+  down?(error: unknown): void;
+  /** A probe succeeded: requests go through again. */
+  up?(): void;
+  /** Every fault seen, by kind (for metrics). */
+  fault?(kind: FaultKind): void;
+}
+
+export class Breaker {
+  private open = false;
+  private stopped = false;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private reason = '';
+  private readonly tripListeners = new Set<() => void>();
+
+  constructor(
+    /** Succeeds when the database is usable again; may rebuild the pool (a new primary). */
+    private readonly probe: () => Promise<void>,
+    private readonly events: DatabaseEvents = {},
+  ) {}
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  /** Throws the 503 while the database is known to be down. */
+  check(): void {
+    if (this.open) throw new DatabaseUnavailable(this.reason);
+  }
+
+  trip(error: unknown): void {
+    if (this.open || this.stopped) return;
+    this.open = true;
+    this.reason = describe(error);
+    this.events.down?.(error);
+    // Requests waiting for a pooled connection would otherwise wait out their own timeout.
+    for (const listener of [...this.tripListeners]) listener();
+    this.scheduleProbe(0);
+  }
+
+  /** Calls `listener` once if the breaker trips; returns the function that cancels it. */
+  onTrip(listener: () => void): () => void {
+    this.tripListeners.add(listener);
+    return () => this.tripListeners.delete(listener);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.probeTimer);
+  }
+
+  private scheduleProbe(delayMs: number): void {
+    if (this.stopped) return;
+    this.probeTimer = setTimeout(() => {
+      this.probe().then(
+        () => {
+          if (this.stopped) return;
+          this.open = false;
+          this.events.up?.();
+        },
+        (error: unknown) => {
+          this.reason = describe(error);
+          this.scheduleProbe(PROBE_INTERVAL_MS);
+        },
+      );
+    }, delayMs);
+    // A probe never keeps a process alive that has nothing else to do.
+    this.probeTimer.unref();
+  }
+}
+
+/**
+ * Waits at most `timeoutMs` for a pooled connection, and not at all once the breaker trips. A
+ * connection that arrives after we stopped waiting goes straight back to the pool.
+ */
+export function acquireWithin<C>(
+  connect: () => Promise<C>,
+  giveBack: (connection: C) => void,
+  timeoutMs: number,
+  breaker: Breaker,
+): Promise<C> {
+  return new Promise<C>((resolve, reject) => {
+    let settled = false;
+    const finish = (error: unknown, connection?: C) => {
+      if (settled) {
+        if (connection !== undefined) giveBack(connection);
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      cancelTripListener();
+      if (connection !== undefined) resolve(connection);
+      else reject(error);
+    };
+    const timer = setTimeout(() => finish(new DatabaseUnavailable(
+      `no database connection became free within ${timeoutMs} ms`)), timeoutMs);
+    const cancelTripListener = breaker.onTrip(() => finish(new DatabaseUnavailable('the database went down')));
+    connect().then((connection) => finish(undefined, connection), (error: unknown) => finish(error));
+  });
+}
+
+/** Runs `attempt` again after a deadlock or serialization failure, a bounded number of times. */
+export async function retryConflicts<T>(attempt: () => Promise<T>, isConflict: (error: unknown) => boolean): Promise<T> {
+  for (let retry = 0; ; retry++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      if (retry >= CONFLICT_RETRIES) {
+        throw new DatabaseUnavailable(`the transaction lost ${retry + 1} deadlocks or serialization checks in a row`, false, error);
+      }
+      // Jittered, so that the transactions that collided do not collide again.
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * (retry + 1)));
+    }
+  }
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === 'string' && !error.message.includes(code) ? `${code}: ${error.message}` : error.message;
+  }
+  return String(error);
+}
+
+/** Connection settings of the server backends; config.ts reads them from the environment. */
+export interface ServerDatabaseOptions {
+  poolSize: number;
+  /** Opening a TCP connection and logging in. */
+  connectTimeoutMs: number;
+  /** Waiting for a pooled connection to become free. */
+  acquireTimeoutMs: number;
+  /** One statement, enforced by the server; the client gives up CLIENT_DEADLINE_GRACE_MS later. */
+  statementTimeoutMs: number;
+  /** A transaction left open with no statement running; the server ends it and its locks. */
+  idleInTransactionTimeoutMs: number;
+  events?: DatabaseEvents;
+}
+
+export const DATABASE_DEFAULTS: Omit<ServerDatabaseOptions, 'events'> = {
+  poolSize: 10,
+  connectTimeoutMs: 1000,
+  acquireTimeoutMs: 1000,
+  statementTimeoutMs: 1000,
+  idleInTransactionTimeoutMs: 5000,
+};
+
+/** Migrations may rewrite big tables: they get this instead of the statement timeout. */
+export const MIGRATION_TIMEOUT_MS = 10 * 60 * 1000;
