@@ -341,6 +341,56 @@ async function inDoubt(s: Service, eventId: number, send: () => Promise<Reply>):
   }
 }
 
+// MariaDB: the machine's shared server is not ours to stop, but our own connection is ours to kill.
+describe('database faults on MySQL/MariaDB', { skip: process.env.TEST_MYSQL_URL ? false : 'TEST_MYSQL_URL is not set' }, () => {
+  test('a connection killed (KILL CONNECTION) in the middle of a batch: that batch alone gets 503, the next succeeds', async () => {
+    const { default: mysql } = await import('mysql2/promise');
+    const { openMysqlStore } = await import('../src/storage/mysql.store.ts');
+    const serverUrl = process.env.TEST_MYSQL_URL!;
+    const name = `faults_${process.pid}_${Date.now()}`;
+    const admin = await mysql.createConnection({ uri: serverUrl });
+    await admin.query(`create database ${name} character set utf8mb4 collate utf8mb4_bin`);
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    const store = await openMysqlStore(url.toString(), { poolSize: 10 });
+    await store.migrate();
+    const app = await buildApp({ config: testConfig(), store, clock: systemClock });
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    const blocker = await mysql.createConnection({ uri: url.toString() });
+    try {
+      const eventId = await createEvent(base, 100);
+      await blocker.query('start transaction');
+      await blocker.query('select id from events where id = ? for update', [eventId]);
+      const batch = Promise.all(Array.from({ length: 5 }, () => holdOn(base, eventId)));
+      const waiting = async () => {
+        const [rows] = await admin.query(
+          `select id from information_schema.processlist
+            where db = ? and info like 'select id, available from events%'`, [name]);
+        return rows as Array<{ id: number }>;
+      };
+      await until(async () => (await waiting()).length === 1);
+      const [{ id }] = (await waiting()) as [{ id: number }];
+      await admin.query(`kill connection ${Number(id)}`);
+      await blocker.query('rollback');
+      const replies = await batch;
+      assertOnly503s(replies);
+      const statuses = replies.map((r) => r.status);
+      assert.equal(statuses[0], 503, JSON.stringify(replies[0]!.body));
+      assert.ok(statuses.every((status) => status === 201 || status === 503), JSON.stringify(statuses));
+      const granted = statuses.filter((status) => status === 201).length;
+      assert.equal((await holdOn(base, eventId)).status, 201);
+      const b = await books(store, eventId, new Date());
+      assert.deepEqual([b.held, b.balanced], [granted + 1, true]);
+    } finally {
+      await blocker.end();
+      await app.close();
+      await store.close();
+      await admin.query(`drop database if exists ${name}`);
+      await admin.end();
+    }
+  });
+});
+
 async function setSynchronousStandby(url: string, names: string): Promise<void> {
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
