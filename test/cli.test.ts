@@ -88,6 +88,42 @@ describe('box-office command', () => {
     assert.ok(lines.some((line) => line.msg === 'shutting down'));
   });
 
+  test('one process owns a PGlite DATA_DIR: a second one is refused with the owner named; the port taken is one line', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1' } });
+    const port = await waitForListening(child);
+    try {
+      const worker = await run(['worker'], env);
+      assert.equal(worker.code, 1);
+      assert.match(worker.stderr, new RegExp(`in use by process ${child.pid}`));
+      assert.doesNotMatch(worker.stderr, /\n\s+at /, 'no stack trace');
+      // The owner is unharmed and still serves.
+      assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+      // Another process with its own DATA_DIR, on the port the first one has.
+      const other = mkdtempSync(join(tmpdir(), 'box-office-cli-'));
+      try {
+        const taken = await run(['serve'], { ...env, DATA_DIR: other, PORT: String(port), HOST: '127.0.0.1' });
+        assert.equal(taken.code, 1);
+        assert.match(taken.stderr, new RegExp(`port ${port} on 127.0.0.1 is already in use`));
+        assert.doesNotMatch(taken.stderr, /\n\s+at /, 'no stack trace');
+      } finally {
+        rmSync(other, { recursive: true, force: true });
+      }
+    } finally {
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    // Released on exit: the next process may open it.
+    const sweep = await run(['sweep'], env);
+    assert.equal(sweep.code, 0, sweep.stderr);
+  });
+
+  test('--version prints the version from package.json', async () => {
+    const result = await run(['--version'], env);
+    assert.equal(result.code, 0);
+    assert.match(result.stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+
   test('unknown commands print usage and fail', async () => {
     const result = await run(['dance'], env);
     assert.equal(result.code, 2);
