@@ -2,7 +2,6 @@
 // does, and tests call app.inject() or listen on port 0 themselves.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import helmet from 'helmet';
-import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -32,6 +31,7 @@ import { holdRoutes } from './holds/holds.routes.ts';
 import { HoldsService } from './holds/holds.service.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from './http/problem.ts';
 import { BODY_ERRORS, problems, withProblems } from './http/schemas.ts';
+import { registerRateLimits } from './http/rate-limit.ts';
 import { registerIdempotency } from './idempotency/idempotency.http.ts';
 import { IdempotencyService } from './idempotency/idempotency.service.ts';
 import { type Metrics, createMetrics } from './metrics.ts';
@@ -101,7 +101,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     );
   });
 
-  await registerPlugins(app);
+  await registerPlugins(app, config, metrics);
   app.addHook('onRoute', documentCommonProblems);
   registerIdempotency(app, new IdempotencyService(store, clock, config));
 
@@ -120,7 +120,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 }
 
 /** Security headers, rate limiting and the OpenAPI document with its interactive docs. */
-async function registerPlugins(app: App): Promise<void> {
+async function registerPlugins(app: App, config: Config, metrics: Metrics): Promise<void> {
   // helmet's middleware built once, at start. @fastify/helmet rebuilds it on every request
   // (parsing the CSP each time); the headers are the same either way.
   const securityHeaders = helmet({
@@ -133,11 +133,7 @@ async function registerPlugins(app: App): Promise<void> {
   app.addHook('onRequest', (request, reply, done) => {
     securityHeaders(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined));
   });
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) =>
-      new DomainError('rate_limited', `too many requests from this client; retry in ${context.after}`),
-  });
+  await registerRateLimits(app, config.redisUrl, metrics);
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

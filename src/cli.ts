@@ -91,7 +91,8 @@ async function serve(config: Config, log: Logger): Promise<void> {
     }
     throw error;
   }
-  sweeper.start();
+  if (config.sweeperInServe) sweeper.start();
+  else log.info('SWEEPER_IN_SERVE=false: run `box-office worker` to expire holds in the background');
   onShutdown(log, config.shutdownTimeoutSeconds, async () => {
     // Stop taking requests and let in-flight ones (and their hold batches) finish first.
     await app.close();

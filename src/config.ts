@@ -44,6 +44,10 @@ export interface Config {
   /** Proxies in front of the server whose X-Forwarded-For is believed; 0 uses the socket. */
   readonly trustProxyHops: number;
   readonly adminToken: string | undefined;
+  /** redis://…: rate limits counted once for every process; unset, each process counts its own. */
+  readonly redisUrl: string | undefined;
+  /** False in serve when a `box-office worker` runs the sweeper instead. */
+  readonly sweeperInServe: boolean;
   readonly logLevel: string;
 }
 
@@ -74,7 +78,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     return raw === undefined || raw === '' ? undefined : raw;
   };
 
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = str(name);
+    if (raw === undefined) return fallback;
+    if (['true', '1', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+    if (['false', '0', 'no', 'off'].includes(raw.toLowerCase())) return false;
+    problems.push(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+    return fallback;
+  };
+
   const nodeEnv = str('NODE_ENV') ?? 'development';
+  const redisUrl = str('REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL must start with redis:// or rediss://');
   const databaseUrl = str('DATABASE_URL');
   let backend: Backend = 'pglite';
   if (databaseUrl !== undefined) {
@@ -139,6 +154,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitBookPerMinute: int('RATE_LIMIT_BOOK_PER_MINUTE', rateLimitDefault(60), 0, 1_000_000),
     trustProxyHops: int('TRUST_PROXY_HOPS', 0, 0, 16),
     adminToken,
+    redisUrl,
+    sweeperInServe: bool('SWEEPER_IN_SERVE', true),
     logLevel,
   };
   // A claim must be presumed dead before its key is forgotten, or a request still running

@@ -12,6 +12,8 @@ export interface Metrics {
   /** 1 while requests reach the database, 0 while the breaker answers 503 for it. */
   databaseUp: Gauge;
   databaseFaults: Counter<'kind'>;
+  /** 1 while rate limits are counted in Redis; 0 while Redis is unreachable and they are skipped. */
+  rateLimitStoreUp: Gauge;
 }
 
 export function createMetrics(): Metrics {
@@ -47,6 +49,11 @@ export function createMetrics(): Metrics {
     databaseUp: new Gauge({
       name: 'database_up',
       help: '1 while the database is reachable; 0 while requests are answered 503 until a probe succeeds',
+      registers: [registry],
+    }),
+    rateLimitStoreUp: new Gauge({
+      name: 'rate_limit_store_up',
+      help: 'With REDIS_URL: 1 while rate limits are counted in Redis, 0 while it is unreachable and limits are skipped (fail open)',
       registers: [registry],
     }),
     databaseFaults: new Counter({
