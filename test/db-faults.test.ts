@@ -250,11 +250,10 @@ describe('database faults on a throwaway PostgreSQL', () => {
     const eventId = await createEvent(s.base, 100_000);
     const load = storm(s.base, eventId);
     await until(async () => load.bookings.size >= 20);
-    let readyDuringOutage: Reply | undefined;
     const down = server.stopFor(3000);
     // Probe /readyz while the server is down.
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    readyDuringOutage = await call(s.base, 'GET', '/readyz');
+    const readyDuringOutage = await call(s.base, 'GET', '/readyz');
     await down;
     const recovery = await timeToFirstHold(s.base, eventId);
     await load.stop();

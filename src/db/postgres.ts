@@ -19,7 +19,7 @@ import {
   acquireWithin, describe, retryConflicts,
 } from './breaker.ts';
 import { lockDataDir } from './data-dir-lock.ts';
-import { type PgHost, type PgTarget, describeHost, parsePostgresUrl } from './postgres-url.ts';
+import { type PgHost, describeHost, parsePostgresUrl } from './postgres-url.ts';
 
 export interface SqlResult<R> {
   rows: R[];
