@@ -7,43 +7,37 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { Agent, request } from 'undici';
 import { type App, buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
 import { openPostgres } from '../src/db/postgres.ts';
 import { postgresStore } from '../src/storage/postgres.store.ts';
-import type { Store } from '../src/storage/store.ts';
 import { type ThrowawayPostgres, startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
 import { books, testConfig } from './helpers.ts';
+import {
+  MAX_RECOVERY_MS, MAX_TIME_TO_503_MS, type Reply, type Service, assertBooksHold, assertOnly503s, bookOn, call, closeAgent,
+  createEvent, holdOn, storm, timeToFirstHold, until,
+} from './load.ts';
 import { contractTest, installContractCheck } from './contract.ts';
 
 installContractCheck();
 
-/** What the issue asks of an outage: a 503 within this, and service back within that. */
-const MAX_TIME_TO_503_MS = 2000;
-const MAX_RECOVERY_MS = 5000;
-const CLIENTS = 16;
-
-const agent = new Agent({ connections: 64 });
 let server: ThrowawayPostgres;
 before(async () => {
   server = await startThrowawayPostgres('box-office-faults-');
 });
 after(async () => {
-  await agent.close();
+  await closeAgent();
   await server?.stop();
 });
 
-interface Service {
+interface OwnService extends Service {
   app: App;
-  store: Store;
-  base: string;
   url: string;
   close(): Promise<void>;
 }
 
 let databases = 0;
-async function service(): Promise<Service> {
+async function service(): Promise<OwnService> {
   const name = `faults_${process.pid}_${databases++}`;
   const admin = new pg.Client({ connectionString: server.url });
   await admin.connect();
@@ -64,123 +58,8 @@ async function service(): Promise<Service> {
   };
 }
 
-interface Reply {
-  status: number;
-  body: Record<string, unknown>;
-  retryAfter: string | undefined;
-  ms: number;
-  at: number;
-}
-
-async function call(base: string, method: 'GET' | 'POST', path: string, body?: object, headers: Record<string, string> = {}): Promise<Reply> {
-  const started = Date.now();
-  const res = await request(`${base}${path}`, {
-    method,
-    dispatcher: agent,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.body.text();
-  const retryAfter = res.headers['retry-after'];
-  return {
-    status: res.statusCode,
-    body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
-    retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined,
-    ms: Date.now() - started,
-    at: Date.now(),
-  };
-}
-
-const holdOn = (base: string, eventId: number, qty = 1, headers?: Record<string, string>) =>
-  call(base, 'POST', '/holds', { hold: { event_id: eventId, qty } }, headers);
-const bookOn = (base: string, holdId: number, paymentToken: string) =>
-  call(base, 'POST', '/book', { booking: { hold_id: holdId, payment_token: paymentToken } });
-
-async function createEvent(base: string, seats: number): Promise<number> {
-  const res = await call(base, 'POST', '/events', { event: { name: 'Flash sale', total_seats: seats } });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-  return res.body.event_id as number;
-}
-
-/**
- * Clients that hold then book in a loop until stopped, as a flash sale would; a /book that
- * gets a 503 is retried with the same hold and token, as the 503 says to.
- */
-function storm(base: string, eventId: number) {
-  const replies: Reply[] = [];
-  const bookings = new Map<number, number>(); // booking id -> hold id
-  let running = true;
-  const client = async () => {
-    while (running) {
-      const held = await holdOn(base, eventId);
-      replies.push(held);
-      if (held.status !== 201) {
-        if (held.status === 503) await new Promise((resolve) => setTimeout(resolve, 50));
-        continue;
-      }
-      for (let attempt = 0; attempt < 100 && running; attempt++) {
-        const booked = await bookOn(base, held.body.hold_id as number, held.body.payment_token as string);
-        replies.push(booked);
-        if (booked.status === 200 || booked.status === 201) {
-          bookings.set(booked.body.booking_id as number, held.body.hold_id as number);
-          break;
-        }
-        if (booked.status !== 503) break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
-  };
-  const clients = Array.from({ length: CLIENTS }, client);
-  return {
-    replies,
-    bookings,
-    stop: async () => {
-      running = false;
-      await Promise.all(clients);
-    },
-  };
-}
-
-/** Polls POST /holds until one succeeds; returns how long that took. */
-async function timeToFirstHold(base: string, eventId: number): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if ((await holdOn(base, eventId)).status === 201) return Date.now() - started;
-    if (Date.now() - started > 30_000) throw new Error('the service did not recover within 30 s');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** Everything a client saw during a fault was a success, a refusal, or a 503 with Retry-After. */
-function assertOnly503s(replies: Reply[]): void {
-  const unexpected = replies.filter((r) => ![200, 201, 409, 503].includes(r.status));
-  assert.deepEqual(unexpected.map((r) => `${r.status} ${JSON.stringify(r.body)}`), [], 'no 500s, no other errors');
-  const bare = replies.filter((r) => r.status === 503 && r.retryAfter === undefined);
-  assert.equal(bare.length, 0, '503s carry Retry-After');
-  for (const r of replies.filter((reply) => reply.status === 503)) {
-    assert.ok(['database_unavailable', 'outcome_unknown'].includes(r.body.code as string), JSON.stringify(r.body));
-  }
-}
-
-/** Every acknowledged booking is in the database, confirmed, and the books balance. */
-async function assertBooksHold(s: Service, eventId: number, bookings: Map<number, number>): Promise<void> {
-  const client = new pg.Client({ connectionString: s.url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ id: number; hold_id: number; status: string }>(
-      'select id::int, hold_id::int, status from bookings where id = any($1::bigint[])', [[...bookings.keys()]]);
-    const found = new Map(rows.map((row) => [row.id, row]));
-    const lost = [...bookings].filter(([id, holdId]) => found.get(id)?.hold_id !== holdId || found.get(id)?.status !== 'confirmed');
-    assert.deepEqual(lost, [], 'no acknowledged booking is lost');
-  } finally {
-    await client.end();
-  }
-  const b = await books(s.store, eventId, new Date());
-  assert.ok(b.balanced, `books balance: ${JSON.stringify(b)}`);
-}
-
 describe('database faults on a throwaway PostgreSQL', () => {
-  let s: Service;
+  let s: OwnService;
   before(async () => {
     s = await service();
   });
@@ -322,7 +201,7 @@ describe('database faults on a throwaway PostgreSQL', () => {
 });
 
 /** Runs `send` so that its transaction's COMMIT cannot be confirmed; returns its reply. */
-async function inDoubt(s: Service, eventId: number, send: () => Promise<Reply>): Promise<Reply> {
+async function inDoubt(s: OwnService, eventId: number, send: () => Promise<Reply>): Promise<Reply> {
   await until(async () => (await call(s.base, 'GET', '/readyz')).status === 200);
   const blocker = new pg.Client({ connectionString: s.url });
   await blocker.connect();
@@ -412,15 +291,6 @@ async function waitingBackends(client: pg.Client): Promise<number> {
   const { rows } = await client.query<{ n: number }>(
     "select count(*)::int as n from pg_stat_activity where application_name = 'box-office' and wait_event_type = 'Lock'");
   return rows[0]!.n;
-}
-
-/** Waits, in real time, until a condition holds (bounded). */
-async function until(condition: () => Promise<boolean>): Promise<void> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > 30_000) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 contractTest();
