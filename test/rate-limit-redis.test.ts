@@ -22,7 +22,8 @@ async function reachable(url: string): Promise<boolean> {
 }
 
 const LIMIT = 5;
-const pglite = backends().find((backend) => backend.name === 'pglite')!;
+// Any backend will do: the limits do not touch the database.
+const anyBackend = backends()[0]!;
 /** A client address of its own per test run, so counters left in Redis by an earlier run do not count. */
 const clientAddress = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
 
@@ -35,8 +36,8 @@ describe('rate limits in Redis', { skip: (await reachable(redisUrl)) ? false : `
   let b: Harness & { close(): Promise<void> };
   before(async () => {
     const env = { REDIS_URL: redisUrl, RATE_LIMIT_HOLDS_PER_MINUTE: String(LIMIT) };
-    a = await harness(pglite, env);
-    b = await harness(pglite, env);
+    a = await harness(anyBackend, env);
+    b = await harness(anyBackend, env);
   });
   after(async () => {
     await a.close();
@@ -63,7 +64,7 @@ describe('rate limits in Redis', { skip: (await reachable(redisUrl)) ? false : `
 describe('rate limits with Redis unreachable', () => {
   test('fail open: the sale goes on, and the metrics say the limits are not enforced', async () => {
     const deadPort = await freePort(); // nothing listens here
-    const h = await harness(pglite, { REDIS_URL: `redis://127.0.0.1:${deadPort}`, RATE_LIMIT_HOLDS_PER_MINUTE: String(LIMIT) });
+    const h = await harness(anyBackend, { REDIS_URL: `redis://127.0.0.1:${deadPort}`, RATE_LIMIT_HOLDS_PER_MINUTE: String(LIMIT) });
     try {
       const address = clientAddress();
       const eventId = await createEvent(h.app, 100);
