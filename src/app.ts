@@ -53,11 +53,6 @@ export interface AppDeps {
   clock?: Clock;
   logger?: FastifyBaseLogger;
   metrics?: Metrics;
-  /**
-   * Replaces how POST /holds grants seats. Only the benchmark's baselines use this; the
-   * service always runs the batched HoldsService.
-   */
-  holds?: Pick<HoldsService, 'createHold'>;
 }
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
@@ -110,7 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }
   const requireAdmin = adminGuard(config.adminToken);
 
-  const holds = deps.holds ?? new HoldsService(store, clock, config, metrics);
+  const holds = new HoldsService(store, clock, config, metrics);
   eventRoutes(app, new EventsService(store, clock), requireAdmin);
   holdRoutes(app, holds, new HoldLifecycleService(store, clock, config), config);
   bookingRoutes(app, new BookingsService(store, clock, config, metrics), requireAdmin, config);

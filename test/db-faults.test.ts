@@ -9,8 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { type App, buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
-import { openPostgres } from '../src/db/postgres.ts';
-import { postgresStore } from '../src/storage/postgres.store.ts';
+import { openMysqlStore, openPostgresStore } from '../src/storage/open.ts';
 import { type ThrowawayPostgres, startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
 import { books, testConfig } from './helpers.ts';
 import {
@@ -39,7 +38,7 @@ async function service(): Promise<OwnService> {
   await admin.end();
   const url = new URL(server.url);
   url.pathname = `/${name}`;
-  const store = postgresStore(await openPostgres(url.toString(), { poolSize: 10 }));
+  const store = await openPostgresStore(url.toString(), { poolSize: 10 });
   await store.migrate();
   const app = await buildApp({ config: testConfig(), store, clock: systemClock });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -222,7 +221,6 @@ async function inDoubt(s: OwnService, eventId: number, send: () => Promise<Reply
 describe('database faults on MySQL/MariaDB', { skip: process.env.TEST_MYSQL_URL ? false : 'TEST_MYSQL_URL is not set' }, () => {
   test('a connection killed (KILL CONNECTION) in the middle of a batch: that batch alone gets 503, the next succeeds', async () => {
     const { default: mysql } = await import('mysql2/promise');
-    const { openMysqlStore } = await import('../src/storage/mysql.store.ts');
     const serverUrl = process.env.TEST_MYSQL_URL!;
     const name = `faults_${process.pid}_${Date.now()}`;
     const admin = await mysql.createConnection({ uri: serverUrl });

@@ -10,8 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type App, buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
-import { openPostgres } from '../src/db/postgres.ts';
-import { postgresStore } from '../src/storage/postgres.store.ts';
+import { openPostgresStore } from '../src/storage/open.ts';
 import type { Store } from '../src/storage/store.ts';
 import { type FailoverCluster, pgAutoFailoverAvailable, startFailoverCluster } from '../scripts/pg-auto-failover.ts';
 import { testConfig } from './helpers.ts';
@@ -37,7 +36,7 @@ describe('failover on pg_auto_failover', { skip }, () => {
 
   before(async () => {
     cluster = await startFailoverCluster({ standbys: 2 });
-    store = postgresStore(await openPostgres(cluster.uri, { poolSize: 10 }));
+    store = await openPostgresStore(cluster.uri, { poolSize: 10 });
     await store.migrate();
     app = await buildApp({ config: testConfig(), store, clock: systemClock });
     base = await app.listen({ port: 0, host: '127.0.0.1' });

@@ -7,8 +7,8 @@ import pg from 'pg';
 import { type App, buildApp } from '../src/app.ts';
 import { ManualClock } from '../src/clock.ts';
 import { type Config, loadConfig } from '../src/config.ts';
-import { openPglite, openPostgres } from '../src/db/postgres.ts';
-import { postgresStore } from '../src/storage/postgres.store.ts';
+import { recount } from '../src/storage/audit.sql.ts';
+import { openMysqlStore, openPgliteStore, openPostgresStore } from '../src/storage/open.ts';
 import type { Store } from '../src/storage/store.ts';
 
 export interface Backend {
@@ -24,7 +24,7 @@ const uniqueName = () => `bo_test_${randomBytes(6).toString('hex')}`;
 const pgliteBackend: Backend = {
   name: 'pglite',
   async open() {
-    const store = postgresStore(await openPglite(undefined));
+    const store = await openPgliteStore(undefined);
     await store.migrate();
     return { store, url: undefined, drop: async () => {} };
   },
@@ -44,7 +44,7 @@ function postgresBackend(serverUrl: string): Backend {
       await admin.end();
       const url = new URL(serverUrl);
       url.pathname = `/${name}`;
-      const store = postgresStore(await openPostgres(url.toString(), { poolSize: 20 }));
+      const store = await openPostgresStore(url.toString(), { poolSize: 20 });
       await store.migrate();
       return {
         store,
@@ -57,7 +57,7 @@ function postgresBackend(serverUrl: string): Backend {
         },
       };
     },
-    reopen: async (url) => postgresStore(await openPostgres(url!, { poolSize: 20 })),
+    reopen: (url) => openPostgresStore(url!, { poolSize: 20 }),
   };
 }
 
@@ -74,8 +74,7 @@ export function backends(): Backend[] {
 }
 
 function mysqlBackend(serverUrl: string): Backend {
-  // Imported here, not at the top, so runs without TEST_MYSQL_URL never load the driver.
-  const open = async (url: string) => (await import('../src/storage/mysql.store.ts')).openMysqlStore(url, { poolSize: 20 });
+  const open = (url: string) => openMysqlStore(url, { poolSize: 20 });
   const admin = async (sql: string) => {
     const { default: mysql } = await import('mysql2/promise');
     const connection = await mysql.createConnection({ uri: serverUrl });
@@ -174,7 +173,7 @@ export async function snapshot(app: App, eventId: number): Promise<SnapshotBody>
  */
 export async function books(store: Store, eventId: number, now: Date) {
   const snap = (await store.snapshot(eventId, now))!;
-  const rows = await store.recount(eventId, now);
+  const rows = await recount(store.sql, eventId, now);
   const balanced = snap.total === snap.available + snap.held + snap.booked &&
     snap.available >= 0 && snap.held === rows.held && snap.booked === rows.booked;
   return { ...snap, recount: rows, balanced };

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { App } from '../src/app.ts';
-import type { IdempotencyCompletion, Store } from '../src/storage/store.ts';
+import type { IdempotencyCompletion } from '../src/model.ts';
+import type { Store } from '../src/storage/store.ts';
 import { contractHarness, contractTest, installContractCheck, isProblem } from './contract.ts';
 import { type Harness, backends, books, createEvent } from './helpers.ts';
 

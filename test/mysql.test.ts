@@ -11,8 +11,9 @@ import { after, before, describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
 import { type App, buildApp } from '../src/app.ts';
 import { loadMigrations } from '../src/db/migrate.ts';
-import { openMysqlStore } from '../src/storage/mysql.store.ts';
-import type { CompleteStore, Store } from '../src/storage/store.ts';
+import { recount as recountRows } from '../src/storage/audit.sql.ts';
+import { openMysqlStore } from '../src/storage/open.ts';
+import type { Store } from '../src/storage/store.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
 import { type Harness, backends, book, books, createEvent, harness, hold, testConfig } from './helpers.ts';
 
@@ -88,7 +89,7 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       const booked = (await book(h.app, hold_id, payment_token)).json();
       assert.equal(typeof booked.booking_id, 'number');
       const snap = (await h.store.snapshot(eventId, h.clock.now()))!;
-      const recount = await h.store.recount(eventId, h.clock.now());
+      const recount = await recountRows(h.store.sql, eventId, h.clock.now());
       for (const value of [snap.eventId, snap.total, snap.available, snap.held, snap.booked, recount.held, recount.booked]) {
         assert.equal(typeof value, 'number');
       }
@@ -130,11 +131,11 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
 
   describe('mysql: Idempotency-Key statements', () => {
     let h: Harness & { close: () => Promise<void> };
-    let store: CompleteStore;
+    let store: Store;
     let raw: mysql.Connection;
     before(async () => {
       h = await harness(backend);
-      store = h.store as CompleteStore;
+      store = h.store;
       raw = await mysql.createConnection({ uri: h.url! });
     });
     after(async () => {

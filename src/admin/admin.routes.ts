@@ -3,7 +3,7 @@ import type { AdminGuard, App } from '../app.ts';
 import { IdParams, Timestamp, problems } from '../http/schemas.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
 import type { Rendered } from '../idempotency/recorder.ts';
-import type { HoldRow } from '../storage/store.ts';
+import type { HoldRow } from '../model.ts';
 import type { AdminService } from './admin.service.ts';
 
 const ExpiredHold = Type.Object({

@@ -4,7 +4,8 @@ import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
-import type { HoldRow, Store } from '../storage/store.ts';
+import type { HoldRow } from '../model.ts';
+import type { Store } from '../storage/store.ts';
 import { purgeExpiredKeys, sweepOnce } from '../worker/sweeper.ts';
 
 export class AdminService {

@@ -5,7 +5,7 @@ import { BODY_ERRORS, Id, IdParams, PaymentToken, Timestamp, problems } from '..
 import { rateLimited } from '../http/rate-limit.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
 import type { Rendered } from '../idempotency/recorder.ts';
-import type { BookingRow } from '../storage/store.ts';
+import type { BookingRow } from '../model.ts';
 import type { BookingResult, BookingsService } from './bookings.service.ts';
 
 const BookBody = Type.Object(

@@ -9,7 +9,8 @@ import { KeyedBatcher } from '../holds/keyed-batcher.ts';
 import { keyTakenOver } from '../idempotency/idempotency.service.ts';
 import { type Recorder, lockClaims, recordOutcomes } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
-import type { BookingRow, Store, HoldRow } from '../storage/store.ts';
+import type { BookingRow, HoldRow } from '../model.ts';
+import type { Store } from '../storage/store.ts';
 
 export interface BookingResult {
   bookingId: number;

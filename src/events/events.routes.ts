@@ -4,7 +4,7 @@ import { DomainError } from '../errors.ts';
 import { BODY_ERRORS, IdParams, Timestamp, problems } from '../http/schemas.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
 import type { Rendered } from '../idempotency/recorder.ts';
-import type { EventRow, Snapshot } from '../storage/store.ts';
+import type { EventRow, Snapshot } from '../model.ts';
 import type { EventsService } from './events.service.ts';
 
 const MAX_TOTAL_SEATS = 1_000_000;

@@ -4,7 +4,8 @@
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
-import type { Store, EventRow, Snapshot } from '../storage/store.ts';
+import type { EventRow, Snapshot } from '../model.ts';
+import type { Store } from '../storage/store.ts';
 
 export interface EventChanges {
   name?: string;
@@ -25,10 +26,11 @@ export class EventsService {
 
   create(name: string, totalSeats: number, recorder?: Recorder<EventRow>): Promise<EventRow> {
     const now = this.clock.now();
-    if (recorder === undefined) return this.store.insertEvent(name, totalSeats, now);
+    // Always a transaction, even alone: a commit whose outcome is lost is then reported as in
+    // doubt (503 outcome_unknown), which a lone autocommitted insert could not be.
     return this.store.transaction(async (tx) => {
-      const event = await this.store.insertEventTx(tx, name, totalSeats, now);
-      await recorder.record(tx, event);
+      const event = await this.store.insertEvent(tx, name, totalSeats, now);
+      await recorder?.record(tx, event);
       return event;
     });
   }

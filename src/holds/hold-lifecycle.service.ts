@@ -5,7 +5,8 @@
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
-import type { Store, HoldRow, HoldStatus } from '../storage/store.ts';
+import type { HoldRow, HoldStatus } from '../model.ts';
+import type { Store } from '../storage/store.ts';
 import { tokenMatches } from './payment-token.ts';
 
 export interface HoldView {

@@ -58,7 +58,7 @@ type HoldsConfig = Pick<Config, 'maxSeatsPerHold' | 'maxHoldLifetimeSeconds' | '
 
 export function holdRoutes(
   app: App,
-  holds: Pick<HoldsService, 'createHold'>,
+  holds: HoldsService,
   lifecycle: HoldLifecycleService,
   config: HoldsConfig,
 ): void {

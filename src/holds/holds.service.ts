@@ -8,7 +8,8 @@ import { DomainError, notFound } from '../errors.ts';
 import { keyTakenOver } from '../idempotency/idempotency.service.ts';
 import { type Outcome, type Recorder, lockClaims, recordOutcomes } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
-import type { NewHold, Store } from '../storage/store.ts';
+import type { NewHold } from '../model.ts';
+import type { Store } from '../storage/store.ts';
 import { KeyedBatcher } from './keyed-batcher.ts';
 import { newPaymentToken } from './payment-token.ts';
 

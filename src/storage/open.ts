@@ -1,8 +1,8 @@
 import type { Config } from '../config.ts';
 import type { DatabaseEvents, ServerDatabaseOptions } from '../db/breaker.ts';
 import { openPglite, openPostgres } from '../db/postgres.ts';
-import { postgresStore } from './postgres.store.ts';
-import type { Store } from './store.ts';
+import { mysqlSql, postgresSql } from './sql.ts';
+import { type Store, createStore } from './store.ts';
 
 type DatabaseConfig = Pick<Config, 'backend' | 'databaseUrl' | 'dataDir' | 'databasePoolSize' |
   'databaseConnectTimeoutMs' | 'databaseAcquireTimeoutMs' | 'databaseStatementTimeoutMs' | 'databaseIdleInTransactionTimeoutMs'>;
@@ -18,17 +18,29 @@ export function serverOptions(config: DatabaseConfig, events?: DatabaseEvents): 
   };
 }
 
+/** PGlite in `dataDir` (in memory when undefined). */
+export async function openPgliteStore(dataDir: string | undefined): Promise<Store> {
+  return createStore(postgresSql(await openPglite(dataDir)));
+}
+
+export async function openPostgresStore(url: string, options: Partial<ServerDatabaseOptions> = {}): Promise<Store> {
+  return createStore(postgresSql(await openPostgres(url, options)));
+}
+
+export async function openMysqlStore(url: string, options: Partial<ServerDatabaseOptions> = {}): Promise<Store> {
+  // Loaded only when asked for, so the PostgreSQL paths never load the MySQL driver.
+  const { openMysql } = await import('../db/mysql.ts');
+  return createStore(mysqlSql(await openMysql(url, options)));
+}
+
 /** Opens the database named by the config: PGlite in DATA_DIR, PostgreSQL, or MySQL. */
 export async function openStore(config: DatabaseConfig, events?: DatabaseEvents): Promise<Store> {
   switch (config.backend) {
     case 'pglite':
-      return postgresStore(await openPglite(config.dataDir));
+      return openPgliteStore(config.dataDir);
     case 'postgres':
-      return postgresStore(await openPostgres(config.databaseUrl!, serverOptions(config, events)));
-    case 'mysql': {
-      // Loaded only when asked for, so the PostgreSQL paths never load the MySQL driver.
-      const { openMysqlStore } = await import('./mysql.store.ts');
+      return openPostgresStore(config.databaseUrl!, serverOptions(config, events));
+    case 'mysql':
       return openMysqlStore(config.databaseUrl!, serverOptions(config, events));
-    }
   }
 }

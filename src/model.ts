@@ -1,0 +1,106 @@
+// What the service keeps, as the domain sees it: the rows services and routes work with. The
+// SQL that reads and writes them lives in src/storage/, which returns these shapes and nothing
+// else; nothing here knows how they are stored.
+//
+// Glossary (the tables are defined in src/db/migrations/):
+//   event     something with a fixed number of seats. Its row carries the counters
+//             available + held + booked = total_seats, changed in the same statement as the
+//             holds and bookings they count.
+//   hold      seats set aside for one buyer until expires_at; proven by a payment token, of
+//             which only the SHA-256 is stored.
+//   booking   a hold made permanent, at most one per hold; staff may cancel it.
+//   expiry    a hold past expires_at stops counting at once; the hold path and the sweeper
+//             later mark it 'expired' and move its seats back (reclaim).
+//   snapshot  an event's counters exact at an instant: lapsed, unreclaimed holds not counted.
+
+export type HoldStatus = 'active' | 'expired' | 'booked' | 'released';
+export type BookingStatus = 'confirmed' | 'cancelled';
+
+export interface EventRow {
+  id: number;
+  name: string;
+  totalSeats: number;
+  createdAt: Date;
+}
+
+export interface Snapshot {
+  eventId: number;
+  name: string;
+  total: number;
+  available: number;
+  held: number;
+  booked: number;
+}
+
+/** An event's row as locked by a writer: `held` still includes lapsed, unreclaimed holds. */
+export interface EventBooks {
+  id: number;
+  name: string;
+  total: number;
+  available: number;
+  held: number;
+  booked: number;
+}
+
+export interface LockedEvent {
+  id: number;
+  available: number;
+}
+
+export interface NewHold {
+  qty: number;
+  paymentTokenHash: Buffer;
+}
+
+export interface HoldRow {
+  id: number;
+  eventId: number;
+  qty: number;
+  status: HoldStatus;
+  paymentTokenHash: Buffer;
+  createdAt: Date;
+  expiresAt: Date;
+  bookingId: number | null;
+  /** Status of its booking; null without one. */
+  bookingStatus: BookingStatus | null;
+}
+
+export interface BookingRow {
+  id: number;
+  eventId: number;
+  holdId: number;
+  qty: number;
+  status: BookingStatus;
+  createdAt: Date;
+  cancelledAt: Date | null;
+  /** The hash of its hold's payment token, which also grants read access to the booking. */
+  paymentTokenHash: Buffer;
+}
+
+export interface IdempotencyClaim {
+  keyHash: Buffer;
+  requestHash: Buffer;
+  claimId: string;
+  now: Date;
+  expiresAt: Date;
+  /** An unfinished claim locked at or before this instant is presumed dead. */
+  staleBefore: Date;
+}
+
+export interface IdempotencyKeyRow {
+  keyHash: Buffer;
+  requestHash: Buffer;
+  claimId: string;
+  lockedAt: Date;
+  /** Null while the request that claimed the key is still in flight. */
+  responseStatus: number | null;
+  responseBody: Buffer | null;
+  expiresAt: Date;
+}
+
+export interface IdempotencyCompletion {
+  keyHash: Buffer;
+  claimId: string;
+  status: number;
+  body: Buffer;
+}

@@ -1,0 +1,200 @@
+// Holds: the statements that decide whether a seat is sold (reclaim, grant) and the hold's
+// lifecycle. Every statement that changes holds moves the same seats in the event's counters,
+// so the books balance after each one (the events_books_balance CHECK enforces it).
+//
+// PostgreSQL does each of these in one statement with data-modifying CTEs. MySQL has no
+// RETURNING on UPDATE (and MySQL 8 none on INSERT), so there an operation is a few statements:
+// change the hold rows, read the affected-row count, move the same seats in the counters. That is
+// safe because every caller holds the event's row lock (lockEvent), which every writer of an
+// event's holds takes first: between our statements nobody else can touch them.
+import type { HoldRow, HoldStatus, BookingStatus, NewHold } from '../model.ts';
+import { type Sql, type SqlDatabase, type Tx, bytes } from './sql.ts';
+
+export interface HoldStore {
+  /** Marks the event's lapsed holds 'expired' and moves their seats back (event locked). */
+  reclaimLapsedHolds(tx: Tx, eventId: number, now: Date): Promise<{ holds: number; seats: number }>;
+  /** Inserts granted holds and moves their seats from available to held; ids in input order (event locked). */
+  insertHolds(tx: Tx, eventId: number, holds: NewHold[], now: Date, expiresAt: Date): Promise<number[]>;
+  /** Ends an active hold now ('expired' or 'released'); false when it was not active (event locked). */
+  endHold(tx: Tx, hold: HoldRow, status: 'expired' | 'released', now: Date): Promise<boolean>;
+  findHold(holdId: number): Promise<HoldRow | null>;
+  /** findHold under the transaction, row-locking the hold (its event locked first). */
+  lockHold(tx: Tx, holdId: number): Promise<HoldRow | null>;
+  /** Moves an active hold's deadline; false when the hold is not active. Counters unchanged. */
+  setHoldExpiry(tx: Tx, holdId: number, expiresAt: Date): Promise<boolean>;
+  /** Events that have lapsed, unreclaimed holds at `now`, oldest first. */
+  eventsWithLapsedHolds(now: Date, limit: number): Promise<number[]>;
+}
+
+interface HoldRecord {
+  id: number;
+  event_id: number;
+  qty: number;
+  status: HoldStatus;
+  payment_token_hash: Uint8Array;
+  created_at: Date;
+  expires_at: Date;
+  booking_id: number | null;
+  booking_status: BookingStatus | null;
+}
+
+/** A hold and its booking, if any. PostgreSQL can lock the hold alone (`of h`); MySQL locks both. */
+const holdQuery = (sql: Sql, lock: boolean) => `
+  select h.id, h.event_id, h.qty, h.status, h.payment_token_hash, h.created_at, h.expires_at,
+         b.id as booking_id, b.status as booking_status
+    from holds h
+    left join bookings b on b.hold_id = h.id
+   where h.id = $1
+   ${lock ? (sql.dialect === 'postgres' ? 'for update of h' : 'for update') : ''}`;
+
+const toHoldRow = (row: HoldRecord): HoldRow => ({
+  id: row.id,
+  eventId: row.event_id,
+  qty: row.qty,
+  status: row.status,
+  paymentTokenHash: bytes(row.payment_token_hash),
+  createdAt: row.created_at,
+  expiresAt: row.expires_at,
+  bookingId: row.booking_id,
+  bookingStatus: row.booking_status,
+});
+
+export function holdStatements(db: SqlDatabase): HoldStore {
+  const dialect = db.dialect === 'postgres' ? postgresHolds : mysqlHolds;
+  return {
+    ...dialect,
+
+    async findHold(holdId) {
+      const [row] = await db.rows<HoldRecord>(holdQuery(db, false), [holdId]);
+      return row === undefined ? null : toHoldRow(row);
+    },
+
+    async lockHold(tx, holdId) {
+      const [row] = await tx.rows<HoldRecord>(holdQuery(tx, true), [holdId]);
+      return row === undefined ? null : toHoldRow(row);
+    },
+
+    async setHoldExpiry(tx, holdId, expiresAt) {
+      const { affected } = await tx.run("update holds set expires_at = $2 where id = $1 and status = 'active'",
+        [holdId, expiresAt]);
+      return affected > 0;
+    },
+
+    async eventsWithLapsedHolds(now, limit) {
+      const rows = await db.rows<{ event_id: number }>(
+        `select event_id from holds
+          where status = 'active' and expires_at <= $1
+          group by event_id
+          order by min(expires_at)
+          limit $2`,
+        [now, limit]);
+      return rows.map((row) => row.event_id);
+    },
+  };
+}
+
+type DialectHolds = Pick<HoldStore, 'reclaimLapsedHolds' | 'insertHolds' | 'endHold'>;
+
+const postgresHolds: DialectHolds = {
+  async reclaimLapsedHolds(tx, eventId, now) {
+    const [moved] = await tx.rows<{ holds: number; seats: number }>(
+      `with lapsed as (
+         update holds set status = 'expired'
+          where event_id = $1 and status = 'active' and expires_at <= $2
+         returning qty
+       ), moved as (
+         select count(*)::int as holds, coalesce(sum(qty), 0)::int as seats from lapsed
+       )
+       update events set held = held - moved.seats, available = available + moved.seats
+         from moved
+        where events.id = $1 and moved.seats > 0
+       returning moved.holds, moved.seats`,
+      [eventId, now]);
+    return moved ?? { holds: 0, seats: 0 };
+  },
+
+  async insertHolds(tx, eventId, holds, now, expiresAt) {
+    // The grant: one statement inserts the batch's winners and moves their seats. Arrays travel
+    // as parameters (bytea as hex text), so the statement is the same for any batch size.
+    const hashes = holds.map((hold) => hold.paymentTokenHash.toString('hex'));
+    const rows = await tx.rows<{ id: number; hash: string }>(
+      `with granted as (
+         insert into holds (event_id, qty, payment_token_hash, created_at, expires_at)
+         select $1, t.qty, decode(t.hash, 'hex'), $4, $5
+           from unnest($2::int[], $3::text[]) as t (qty, hash)
+         returning id, encode(payment_token_hash, 'hex') as hash
+       ), moved as (
+         update events set available = available - s.seats, held = held + s.seats
+           from (select sum(q)::int as seats from unnest($2::int[]) as q) s
+          where events.id = $1
+       )
+       select id, hash from granted`,
+      [eventId, holds.map((hold) => hold.qty), hashes, now, expiresAt]);
+    // Tokens are unique, so they map each new id back to its request whatever the row order.
+    const idByHash = new Map(rows.map((row) => [row.hash, row.id]));
+    return hashes.map((hash) => idByHash.get(hash)!);
+  },
+
+  async endHold(tx, hold, status, now) {
+    const rows = await tx.rows(
+      `with ended as (
+         update holds set status = $2, expires_at = least(expires_at, $3)
+          where id = $1 and status = 'active'
+         returning event_id, qty
+       )
+       update events set held = held - ended.qty, available = available + ended.qty
+         from ended
+        where events.id = ended.event_id
+       returning events.id`,
+      [hold.id, status, now]);
+    return rows.length > 0;
+  },
+};
+
+const mysqlHolds: DialectHolds = {
+  async reclaimLapsedHolds(tx, eventId, now) {
+    // Count first, under the event lock: usually nothing has lapsed and this is the only
+    // statement. The same predicate then marks exactly the rows counted.
+    // Both statements force the per-event index. Left to itself the optimizer may range over
+    // holds_by_status_expiry instead, whose range covers every event's lapsed holds, and the
+    // locking scan then waits on rows another event's transaction has locked: two events
+    // reclaiming at once deadlock. On the per-event index a scan touches only this event.
+    const [lapsed] = (await tx.rows<{ holds: number; seats: number }>(
+      `select count(*) as holds, coalesce(sum(qty), 0) as seats
+         from holds force index (holds_by_event_status_expiry)
+        where event_id = $1 and status = 'active' and expires_at <= $2
+        for update`,
+      [eventId, now])) as [{ holds: number; seats: number }];
+    if (lapsed.holds === 0) return { holds: 0, seats: 0 };
+    await tx.run(
+      `update holds force index (holds_by_event_status_expiry) set status = 'expired'
+        where event_id = $1 and status = 'active' and expires_at <= $2`,
+      [eventId, now]);
+    await tx.run('update events set held = held - $2, available = available + $2 where id = $1', [eventId, lapsed.seats]);
+    return lapsed;
+  },
+
+  async insertHolds(tx, eventId, holds, now, expiresAt) {
+    await tx.run('insert into holds (event_id, qty, payment_token_hash, created_at, expires_at) values $1',
+      [holds.map((hold) => [eventId, hold.qty, hold.paymentTokenHash, now, expiresAt])]);
+    const seats = holds.reduce((sum, hold) => sum + hold.qty, 0);
+    await tx.run('update events set available = available - $2, held = held + $2 where id = $1', [eventId, seats]);
+    // A multi-row insert's ids need not be consecutive (innodb_autoinc_lock_mode 2, the MySQL 8
+    // default); tokens are unique, so they map each new id back to its request.
+    const rows = await tx.rows<{ id: number; payment_token_hash: Buffer }>(
+      'select id, payment_token_hash from holds where payment_token_hash in ($1)',
+      [holds.map((hold) => hold.paymentTokenHash)]);
+    const idByHash = new Map(rows.map((row) => [row.payment_token_hash.toString('hex'), row.id]));
+    return holds.map((hold) => idByHash.get(hold.paymentTokenHash.toString('hex'))!);
+  },
+
+  async endHold(tx, hold, status, now) {
+    const { affected } = await tx.run(
+      `update holds set status = $2, expires_at = least(expires_at, cast($3 as datetime(3)))
+        where id = $1 and status = 'active'`,
+      [hold.id, status, now]);
+    if (affected === 0) return false;
+    await tx.run('update events set held = held - $2, available = available + $2 where id = $1', [hold.eventId, hold.qty]);
+    return true;
+  },
+};

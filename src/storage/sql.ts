@@ -1,0 +1,97 @@
+// One way to run a statement on either SQL backend, so that a statement both understand is
+// written once. Statements use PostgreSQL's numbered placeholders ($1, $2, a number may repeat);
+// for MySQL they are rewritten to `?` with the parameters in order of appearance. An array
+// parameter is expanded by mysql2 (`in ($1)`, `values $1`), and bound as an array by pg.
+import { migratePostgres } from '../db/migrate.ts';
+import type { MysqlDatabase, MysqlRunner } from '../db/mysql.ts';
+import type { PgDatabase, SqlRunner } from '../db/postgres.ts';
+
+export type Dialect = 'postgres' | 'mysql';
+
+/** Runs one statement: on the database, or inside a transaction. */
+export interface Sql {
+  readonly dialect: Dialect;
+  rows<R>(statement: string, params?: unknown[]): Promise<R[]>;
+  /** Rows matched (not only those changed, on both backends), and MySQL's first insert id. */
+  run(statement: string, params?: unknown[]): Promise<{ affected: number; insertId: number }>;
+}
+
+declare const txBrand: unique symbol;
+/**
+ * An open transaction. A statement function that takes one expects its caller to hold the
+ * locks it needs: one lock order everywhere, the event row first (lockEvent), then its holds and
+ * bookings, then Idempotency-Keys.
+ */
+export type Tx = Sql & { readonly [txBrand]: true };
+
+export interface SqlDatabase extends Sql {
+  readonly backend: 'pglite' | 'postgres' | 'mysql';
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  migrate(): Promise<string[]>;
+  close(): Promise<void>;
+  /** True when the error is this backend's unique-constraint violation. */
+  isUniqueViolation(error: unknown): boolean;
+}
+
+const PG_UNIQUE_VIOLATION = '23505';
+const MYSQL_ER_DUP_ENTRY = 1062;
+
+export function postgresSql(db: PgDatabase): SqlDatabase {
+  const over = (runner: SqlRunner): Sql => ({
+    dialect: 'postgres',
+    rows: async <R>(statement: string, params: unknown[] = []) => (await runner.query<R>(statement, params)).rows,
+    run: async (statement, params = []) => ({ affected: (await runner.query(statement, params)).rowCount, insertId: 0 }),
+  });
+  return {
+    ...over(db),
+    backend: db.engine,
+    transaction: (fn) => db.transaction((tx) => fn(over(tx) as Tx)),
+    migrate: () => migratePostgres(db),
+    close: () => db.close(),
+    isUniqueViolation: (error) => (error as { code?: unknown } | null)?.code === PG_UNIQUE_VIOLATION,
+  };
+}
+
+export function mysqlSql(db: MysqlDatabase): SqlDatabase {
+  const over = (runner: MysqlRunner): Sql => ({
+    dialect: 'mysql',
+    rows: <R>(statement: string, params: unknown[] = []) => {
+      const { sql, order } = toMysql(statement);
+      return runner.rows<R>(sql, order.map((n) => params[n - 1]));
+    },
+    run: async (statement, params = []) => {
+      const { sql, order } = toMysql(statement);
+      const { affectedRows, insertId } = await runner.write(sql, order.map((n) => params[n - 1]));
+      return { affected: affectedRows, insertId };
+    },
+  });
+  return {
+    ...over(db),
+    backend: 'mysql',
+    transaction: (fn) => db.transaction((tx) => fn(over(tx) as Tx)),
+    // Imported when used, so that the PostgreSQL paths never load the MySQL driver.
+    migrate: async () => (await import('../db/mysql.ts')).migrateMysql(db),
+    close: () => db.close(),
+    isUniqueViolation: (error) => (error as { errno?: unknown } | null)?.errno === MYSQL_ER_DUP_ENTRY,
+  };
+}
+
+const converted = new Map<string, { sql: string; order: number[] }>();
+
+/** `$n` placeholders to `?`, and which parameter each `?` takes; cached per statement. */
+function toMysql(statement: string): { sql: string; order: number[] } {
+  let result = converted.get(statement);
+  if (result === undefined) {
+    const order: number[] = [];
+    const sql = statement.replace(/\$(\d+)/g, (_, n: string) => {
+      order.push(Number(n));
+      return '?';
+    });
+    result = { sql, order };
+    converted.set(statement, result);
+  }
+  return result;
+}
+
+/** bytea comes back as a Uint8Array from PGlite and a Buffer from pg and mysql2. */
+export const bytes = (value: Uint8Array): Buffer => (Buffer.isBuffer(value) ? value : Buffer.from(value));
