@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// The `box-office` command. TypeScript runs through tsx's loader, so there is no build step
-// between a clone and a running service.
-import { register } from 'tsx/esm/api';
+// The `box-office` command: the compiled service in dist/, which `npm ci` builds (the `prepare`
+// script) and `npm run build` rebuilds. `npm run dev` runs the TypeScript sources instead.
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli.ts');
+const entry = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(entry)) {
+  console.error('box-office: dist/ is missing; run `npm run build` (npm ci runs it for you)');
+  process.exit(1);
+}
+await import(entry.href);

@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import type { DatabaseEvents } from './db/breaker.ts';
 import { DataDirInUse } from './db/data-dir-lock.ts';
-import { buildApp } from './app.ts';
 import { systemClock } from './clock.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { DatabaseUnavailable } from './errors.ts';
@@ -74,7 +73,9 @@ function onShutdown(log: Logger, shutdownTimeoutSeconds: number, stop: () => Pro
 
 async function serve(config: Config, log: Logger): Promise<void> {
   const metrics = createMetrics();
-  const store = await openMigrated(config, log, metrics);
+  // The HTTP side (Fastify and its plugins) loads while the database opens: on a fresh PGlite
+  // DATA_DIR the open is mostly a copy of the template, which leaves the CPU free.
+  const [store, { buildApp }] = await Promise.all([openMigrated(config, log, metrics), import('./app.ts')]);
   const app = await buildApp({ config, store, clock: systemClock, logger: log, metrics });
   const sweeper = new Sweeper({
     store, clock: systemClock, sweepIntervalSeconds: config.sweepIntervalSeconds, metrics,

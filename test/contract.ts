@@ -99,11 +99,6 @@ export function installContractCheck(): void {
   });
 }
 
-/** Responses checked so far, and the contract violations among them. */
-export function contractReport(): { count: number; violations: string[] } {
-  return { count: checked.count, violations: [...checked.violations] };
-}
-
 /** A test that fails if any response so far broke its documented contract. */
 export function contractTest(): void {
   test('every response matched its OpenAPI schema and carried the security headers', () => {

@@ -118,7 +118,7 @@ export function acquireWithin<C>(
 ): Promise<C> {
   return new Promise<C>((resolve, reject) => {
     let settled = false;
-    const finish = (error: unknown, connection?: C) => {
+    const finish = (error: Error | undefined, connection?: C) => {
       if (settled) {
         if (connection !== undefined) giveBack(connection);
         return;
@@ -127,12 +127,13 @@ export function acquireWithin<C>(
       clearTimeout(timer);
       cancelTripListener();
       if (connection !== undefined) resolve(connection);
-      else reject(error);
+      else reject(error ?? new Error('no connection'));
     };
     const timer = setTimeout(() => finish(new DatabaseUnavailable(
       `no database connection became free within ${timeoutMs} ms`)), timeoutMs);
     const cancelTripListener = breaker.onTrip(() => finish(new DatabaseUnavailable('the database went down')));
-    connect().then((connection) => finish(undefined, connection), (error: unknown) => finish(error));
+    connect().then((connection) => finish(undefined, connection), (error: unknown) =>
+      finish(error instanceof Error ? error : new Error(String(error))));
   });
 }
 

@@ -167,7 +167,9 @@ export async function openMysql(url: string, options: Partial<ServerDatabaseOpti
     pool = fresh;
     // mysql2 ends a pool's busy connections too: give transactions still running on the old
     // pool the time of a statement to finish first.
-    setTimeout(() => old.end().catch(() => {}), deadlineMs + 1000).unref();
+    setTimeout(() => {
+      old.end().catch(() => {});
+    }, deadlineMs + 1000).unref();
   }, events);
 
   const fault = (error: unknown, inDoubt = false): unknown => {

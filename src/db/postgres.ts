@@ -10,7 +10,9 @@
 //  - a connection that broke is destroyed, never returned to the pool;
 //  - when the server is down the breaker answers 503 at once, and its probe finds the primary
 //    again (among several hosts after a failover) and swaps in a fresh pool.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { cp } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { DatabaseUnavailable } from '../errors.ts';
@@ -19,6 +21,8 @@ import {
   acquireWithin, describe, retryConflicts,
 } from './breaker.ts';
 import { lockDataDir } from './data-dir-lock.ts';
+import { migratePostgres } from './migrate.ts';
+import { pgliteTemplate, readTarball } from './pglite-template.ts';
 import { type PgHost, describeHost, parsePostgresUrl } from './postgres-url.ts';
 
 export interface SqlResult<R> {
@@ -50,17 +54,23 @@ const NUMERIC_OID = 1700;
 const toNumber = (value: string): number => Number(value);
 
 export async function openPglite(dataDir: string | undefined): Promise<PgDatabase> {
+  // A fresh database starts as a copy of a migrated template (see pglite-template.ts): PGlite's
+  // own initdb takes seconds.
+  const template = await pgliteTemplate(async (fresh) => {
+    await migratePostgres(wrapPglite(fresh, async () => {}));
+  });
   // PGlite is one process's memory over files: a second process on the same files corrupts
   // them (WASM aborts, holds expired twice). The lock makes the second one fail at once.
   let unlock = () => {};
   if (dataDir !== undefined) {
     mkdirSync(dataDir, { recursive: true });
     unlock = lockDataDir(dataDir);
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) await cp(template.dir, dataDir, { recursive: true });
   }
   let db: PGlite;
   try {
     db = new PGlite({
-      ...(dataDir === undefined ? {} : { dataDir }),
+      ...(dataDir === undefined ? { loadDataDir: readTarball(template) } : { dataDir }),
       parsers: { [INT8_OID]: toNumber, [NUMERIC_OID]: toNumber },
     });
     await db.waitReady;
@@ -68,6 +78,16 @@ export async function openPglite(dataDir: string | undefined): Promise<PgDatabas
     unlock();
     throw error;
   }
+  return wrapPglite(db, async () => {
+    try {
+      await db.close();
+    } finally {
+      unlock();
+    }
+  });
+}
+
+function wrapPglite(db: PGlite, close: () => Promise<void>): PgDatabase {
   const wrap = (runner: Pick<PGlite, 'query'>): SqlRunner => ({
     async query<R>(sql: string, params: unknown[] = []) {
       const result = await runner.query<R>(sql, params);
@@ -88,13 +108,7 @@ export async function openPglite(dataDir: string | undefined): Promise<PgDatabas
     exec: async (sql) => {
       await db.exec(sql);
     },
-    close: async () => {
-      try {
-        await db.close();
-      } finally {
-        unlock();
-      }
-    },
+    close,
   };
 }
 

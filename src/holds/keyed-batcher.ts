@@ -42,13 +42,6 @@ export class KeyedBatcher<K, I, O> {
     });
   }
 
-  /** Requests waiting or in flight, over all keys (for metrics and draining). */
-  get pending(): number {
-    let total = 0;
-    for (const queue of this.queues.values()) total += queue.length;
-    return total;
-  }
-
   private async drain(key: K, queue: Array<Waiter<I, O>>): Promise<void> {
     while (queue.length > 0) {
       // Taken from the front: arrival order is grant order.

@@ -11,7 +11,7 @@
 // share a key space, so a guessed key cannot replay someone else's hold and its token.
 import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
-import type { FastifyReply, FastifyRequest, RouteOptions, preHandlerHookHandler } from 'fastify';
+import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import type { App } from '../app.ts';
 import { DomainError } from '../errors.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from '../http/problem.ts';
@@ -47,7 +47,7 @@ export function registerIdempotency(app: App, keys: IdempotencyService): void {
   app.addHook('onRoute', (route) => {
     const methods = [route.method].flat();
     if (!methods.some((method) => UNSAFE_METHODS.has(method))) return;
-    route.preHandler = [...[route.preHandler ?? []].flat(), claimStep as preHandlerHookHandler];
+    route.preHandler = [...[route.preHandler ?? []].flat(), claimStep];
     documentIdempotency(route);
   });
   app.addHook('onSend', async (request, reply, payload) => {
