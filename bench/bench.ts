@@ -4,7 +4,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import type { Strategy } from './baselines.ts';
@@ -81,23 +80,10 @@ async function measureCeiling(conns: number, repeat: number): Promise<Measuremen
     if (options.warmupSeconds > 0) await runLoad({ ...plan, durationMs: options.warmupSeconds * 1000 });
     const watching = watch(child.pid);
     const load = await runLoad({ ...plan, durationMs: options.durationSeconds * 1000 });
-    const measurement = toMeasurement('ceiling', conns, 0, repeat, load, null, watching.stop(), child.pid, null);
-    if (options.autocannon) measurement.autocannonRequestsPerSecond = await autocannonRate(child.port, conns);
-    return measurement;
+    return toMeasurement('ceiling', conns, 0, repeat, load, null, watching.stop(), child.pid, null);
   } finally {
     await child.stop();
   }
-}
-
-/** The same ceiling measured by autocannon, to show the two load generators agree. */
-async function autocannonRate(port: number, conns: number): Promise<number> {
-  type Result = { '2xx': number; duration: number };
-  const autocannon = createRequire(import.meta.url)('autocannon') as (opts: Record<string, unknown>) => Promise<Result>;
-  const result = await autocannon({
-    url: `http://127.0.0.1:${port}/holds`, connections: conns, duration: options.durationSeconds, method: 'POST',
-    headers: { 'content-type': 'application/json' }, body: JSON.stringify({ hold: { event_id: 1, qty: options.qty } }),
-  });
-  return result['2xx'] / result.duration;
 }
 
 /** Creates the events, stores the preload, warms up, then measures one scenario. */
@@ -138,7 +124,7 @@ async function measureTarget(target: Target, label: string, child: Child | undef
 
 /** Starts the box office on a fresh database with one hold strategy and measures it. */
 async function measureStrategy(provider: DatabaseProvider, strategy: Strategy, conns: number, preload: number,
-  repeat: number, variant?: { name: string; dir: string }): Promise<Measurement> {
+  repeat: number): Promise<Measurement> {
   const database = await provider.fresh();
   const adminToken = randomBytes(18).toString('base64url');
   try {
@@ -150,14 +136,11 @@ async function measureStrategy(provider: DatabaseProvider, strategy: Strategy, c
     };
     if (options.poolSize !== undefined) env.DATABASE_POOL_SIZE = String(options.poolSize);
     if (options.batchMax !== undefined) env.HOLD_BATCH_MAX = String(options.batchMax);
-    const name = variant === undefined ? strategy : `${strategy}@${variant.name}`;
-    const label = `${provider.backend}-${name}-c${conns}-p${preload}-r${repeat}`;
-    const nodeArgs = [...options.nodeArgs, ...(options.profile ? ['--cpu-prof',
-      `--cpu-prof-dir=${resolve('.bench/profiles', label)}`] : [])];
-    const child = await startChild({ script: 'bench/server.ts', env, label, logDir: resolve(LOG_DIR), nodeArgs,
-      ...(variant === undefined ? {} : { cwd: variant.dir }) });
+    const label = `${provider.backend}-${strategy}-c${conns}-p${preload}-r${repeat}`;
+    const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve('.bench/profiles', label)}`] : [];
+    const child = await startChild({ script: 'bench/server.ts', env, label, logDir: resolve(LOG_DIR), nodeArgs });
     try {
-      return await measureTarget({ host: '127.0.0.1', port: child.port, adminToken, benchRoutes: true }, name,
+      return await measureTarget({ host: '127.0.0.1', port: child.port, adminToken, benchRoutes: true }, strategy,
         child, conns, preload, repeat);
     } finally {
       await child.stop();
@@ -207,10 +190,6 @@ async function main(): Promise<void> {
             for (const strategy of options.strategies) {
               const busyBefore = await quiet();
               record(await measureStrategy(provider!, strategy, conns, preload, repeat), busyBefore);
-            }
-            for (const variant of options.variants) {
-              const busyBefore = await quiet();
-              record(await measureStrategy(provider!, variant.strategy, conns, preload, repeat, variant), busyBefore);
             }
           }
         }

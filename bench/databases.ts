@@ -71,10 +71,11 @@ function pgliteProvider(): DatabaseProvider {
     description: 'embedded PGlite in a temporary DATA_DIR (in the server process)',
     async fresh() {
       const dir = mkdtempSync(join(tmpdir(), 'box-office-bench-pglite-'));
-      // Create and migrate the database in a process of its own first, as `box-office migrate`
-      // would: PGlite's initdb alone takes the process to ~900 MB RSS, which a server restarting
-      // on an existing DATA_DIR never pays (~350 MB), and the server's RSS is what is measured.
-      const migrate = spawnSync(process.execPath, ['bin/box-office.js', 'migrate'], {
+      // Create and migrate the database in a process of its own first (`box-office migrate`,
+      // from the same sources the bench server runs, so no build is needed): PGlite's initdb,
+      // should the migrated template need making, takes a process to ~900 MB RSS, which a server
+      // opening an existing DATA_DIR never pays, and the server's RSS is what is measured.
+      const migrate = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'migrate'], {
         env: { PATH: process.env.PATH ?? '', DATA_DIR: dir, LOG_LEVEL: 'warn' },
         encoding: 'utf8',
         timeout: 120_000,

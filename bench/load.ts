@@ -5,8 +5,7 @@
 // requests still in flight. The server commits those holds anyway, so "acknowledged holds ==
 // held seats" could never be checked exactly. Here each connection stops issuing at the
 // deadline and then reads its last response (within a grace period), so every hold the server
-// granted is one the benchmark saw. autocannon is still used to cross-check the HTTP ceiling
-// (see bench/ceiling-check.ts).
+// granted is one the benchmark saw.
 import { type Socket, connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 

