@@ -1,6 +1,7 @@
 // buildApp wires config, storage and clock into services and routes. It never listens: main.ts
 // does, and tests call app.inject() or listen on port 0 themselves.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import helmet from 'helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -32,6 +33,7 @@ import { HoldsService } from './holds/holds.service.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from './http/problem.ts';
 import { BODY_ERRORS, problems, withProblems } from './http/schemas.ts';
 import { registerRateLimits } from './http/rate-limit.ts';
+import { describeValidation } from './http/validation.ts';
 import { registerIdempotency } from './idempotency/idempotency.http.ts';
 import { IdempotencyService } from './idempotency/idempotency.service.ts';
 import { type Metrics, createMetrics } from './metrics.ts';
@@ -56,6 +58,8 @@ export interface AppDeps {
 }
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
+/** The OpenAPI document's version is the package's. */
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 /** /readyz answers 503 after this long without an answer from the database. */
 const READY_TIMEOUT_MS = 800;
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -67,6 +71,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   const app: App = Fastify({
     ...(deps.logger === undefined ? { logger: false } : { loggerInstance: deps.logger }),
+    // One access-log line per request, at ACCESS_LOG_LEVEL (the onResponse hook below), instead
+    // of Fastify's two at info.
+    disableRequestLogging: true,
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: (request) => {
       const given = request.headers['x-request-id'];
@@ -75,7 +82,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // Per-client rate limits key on the client's address; behind proxies, believe that many.
     trustProxy: config.trustProxyHops > 0 ? (_address: string, hop: number) => hop < config.trustProxyHops : false,
     // Strict bodies: nothing coerced ("5" is not 5), nothing silently dropped.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true } },
+    // verbose: errors carry their schema, whose description says what is allowed (http/validation.ts).
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, verbose: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Only JSON bodies are accepted; anything else is 415 before a route runs.
@@ -90,6 +98,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
   app.addHook('onResponse', async (request, reply) => {
+    if (config.accessLogLevel !== 'silent') {
+      request.log[config.accessLogLevel]({
+        method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10,
+      }, 'request');
+    }
     metrics.httpDuration.observe(
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode },
       reply.elapsedTime / 1000,
@@ -134,7 +147,7 @@ async function registerPlugins(app: App, config: Config, metrics: Metrics): Prom
       openapi: '3.1.0',
       info: {
         title: 'Box office',
-        version: '1.0.0',
+        version: PACKAGE_VERSION,
         description: 'Events, temporary seat holds and bookings. Errors are RFC 9457 problem+json with a stable `code`. ' +
           'Every POST, PATCH and DELETE accepts an Idempotency-Key header.',
       },
@@ -184,7 +197,8 @@ function probeRoutes(app: App, store: Store, metrics: Metrics): void {
   });
   const MetricsText = { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } };
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['probes'], response: { 200: MetricsText } } }, async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+    // prom-client separates metrics with blank lines, which some scrapers' parsers reject.
+    reply.type(metrics.registry.contentType).send((await metrics.registry.metrics()).replace(/\n{2,}/g, '\n')));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }
 
@@ -209,20 +223,12 @@ interface ProblemParts {
 }
 
 /** Maps whatever was thrown to a problem. Unknown errors become a 500 that reveals nothing. */
-function toProblem(error: FastifyError | DomainError | Error): ProblemParts {
+function toProblem(error: FastifyError | DomainError | Error, request: FastifyRequest): ProblemParts {
   if (error instanceof DomainError) return { code: error.code, detail: error.message, extra: error.details };
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {
-    return {
-      code: 'validation_failed',
-      detail: `request ${fastifyError.validationContext ?? 'body'} is invalid`,
-      extra: {
-        errors: fastifyError.validation.map((issue) => ({
-          path: `${fastifyError.validationContext ?? 'body'}${issue.instancePath}`,
-          message: issue.message ?? 'is invalid',
-        })),
-      },
-    };
+    const { detail, errors } = describeValidation(fastifyError, request);
+    return { code: 'validation_failed', detail, extra: { errors } };
   }
   switch (fastifyError.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -256,10 +262,13 @@ function toProblem(error: FastifyError | DomainError | Error): ProblemParts {
 }
 
 function errorHandler(this: FastifyInstance, error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  const problem = toProblem(error);
+  const problem = toProblem(error, request);
   // A database outage is not a bug: one line per request at warn, not a stack trace at error.
-  if (error instanceof DatabaseUnavailable) request.log.warn({ code: problem.code, detail: problem.detail }, 'database unavailable');
-  else if (ERROR_STATUS[problem.code] >= 500) request.log.error({ err: error }, 'request failed');
+  if (error instanceof DatabaseUnavailable || problem.code === 'service_unavailable') {
+    request.log.warn({ code: problem.code, detail: problem.detail }, 'unavailable');
+  } else if (ERROR_STATUS[problem.code] >= 500) {
+    request.log.error({ err: error }, 'request failed');
+  }
   return sendProblem(request, reply, problem.code, problem.detail, problem.extra);
 }
 
@@ -271,6 +280,8 @@ function sendProblem(
   extra: Record<string, unknown> = {},
 ) {
   const status = ERROR_STATUS[code];
-  if (status === 503) reply.header('retry-after', '1');
+  // Both are worth retrying soon: a 503 when the database or the queue recovers, a key in
+  // flight when its first request finishes.
+  if (status === 503 || code === 'idempotency_key_in_flight') reply.header('retry-after', '1');
   return reply.code(status).type(PROBLEM_CONTENT_TYPE).send(problemBody(request, code, detail, extra));
 }

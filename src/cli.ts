@@ -23,6 +23,14 @@ const USAGE = `usage: box-office <command>
 Configuration comes from the environment; see .env.example.`;
 
 /** Logs (and counts) the database going down and coming back, once per change. */
+/** A sweep that failed because the database is down is expected: one line at warn, not a stack. */
+function sweepFailed(log: Logger) {
+  return (error: unknown) => {
+    if (error instanceof DatabaseUnavailable) log.warn({ code: error.code, detail: error.message }, 'sweep skipped');
+    else log.error({ err: error }, 'sweep failed');
+  };
+}
+
 function databaseEvents(log: Logger, metrics?: Metrics): DatabaseEvents {
   metrics?.databaseUp.set(1);
   return {
@@ -79,7 +87,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
   const app = await buildApp({ config, store, clock: systemClock, logger: log, metrics });
   const sweeper = new Sweeper({
     store, clock: systemClock, sweepIntervalSeconds: config.sweepIntervalSeconds, metrics,
-    onError: (error) => log.error({ err: error }, 'sweep failed'),
+    onError: sweepFailed(log),
     onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
   });
   try {
@@ -106,8 +114,8 @@ async function worker(config: Config, log: Logger): Promise<void> {
   const store = await openMigrated(config, log);
   const sweeper = new Sweeper({
     store, clock: systemClock, sweepIntervalSeconds: config.sweepIntervalSeconds,
-    onError: (error) => log.error({ err: error }, 'sweep failed'),
-    onSwept: (expired) => log.info({ expired }, 'sweep pass done'),
+    onError: sweepFailed(log),
+    onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
   });
   sweeper.start();
   log.info({ sweepIntervalSeconds: config.sweepIntervalSeconds }, 'expiry worker started');

@@ -49,6 +49,8 @@ export interface Config {
   /** False in serve when a `box-office worker` runs the sweeper instead. */
   readonly sweeperInServe: boolean;
   readonly logLevel: string;
+  /** The level of the one log line each request gets; 'silent' for none. */
+  readonly accessLogLevel: 'trace' | 'debug' | 'info' | 'warn' | 'silent';
 }
 
 export class ConfigError extends Error {
@@ -110,6 +112,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
   }
 
+  const ACCESS_LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'silent'] as const;
+  const accessLogLevel = (str('ACCESS_LOG_LEVEL') ?? 'info') as Config['accessLogLevel'];
+  if (!ACCESS_LOG_LEVELS.includes(accessLogLevel)) {
+    problems.push(`ACCESS_LOG_LEVEL must be one of ${ACCESS_LOG_LEVELS.join(', ')}, got ${JSON.stringify(accessLogLevel)}`);
+  }
+
   const adminToken = str('ADMIN_TOKEN');
   if (adminToken !== undefined && adminToken.length < 16) {
     problems.push('ADMIN_TOKEN must be at least 16 characters');
@@ -157,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl,
     sweeperInServe: bool('SWEEPER_IN_SERVE', true),
     logLevel,
+    accessLogLevel,
   };
   // A claim must be presumed dead before its key is forgotten, or a request still running
   // could see its key purged and a retry run the effect twice.

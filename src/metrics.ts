@@ -9,6 +9,7 @@ export interface Metrics {
   holdBatchSize: Histogram;
   bookingsCreated: Counter;
   holdsSwept: Counter;
+  holdsForceExpired: Counter;
   /** 1 while requests reach the database, 0 while the breaker answers 503 for it. */
   databaseUp: Gauge;
   databaseFaults: Counter<'kind'>;
@@ -44,6 +45,11 @@ export function createMetrics(): Metrics {
     holdsSwept: new Counter({
       name: 'holds_swept_total',
       help: 'Lapsed holds marked expired by the sweeper',
+      registers: [registry],
+    }),
+    holdsForceExpired: new Counter({
+      name: 'holds_force_expired_total',
+      help: 'Active holds expired by staff (POST /admin/holds/:id/expire)',
       registers: [registry],
     }),
     databaseUp: new Gauge({

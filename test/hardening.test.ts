@@ -2,6 +2,7 @@
 // the OpenAPI document covering every response, and configuration.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { App } from '../src/app.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
@@ -220,6 +221,60 @@ describe('configuration of the lifecycle and hardening', () => {
       assert.equal(error.problems.length, 6);
     }
     assert.throws(() => loadConfig({ HOLD_TTL_SECONDS: '600', MAX_HOLD_LIFETIME_SECONDS: '300' }), /MAX_HOLD_LIFETIME_SECONDS \(300\) must be at least HOLD_TTL_SECONDS/);
+    assert.throws(() => loadConfig({ IDEMPOTENCY_KEY_TTL_SECONDS: '120', IDEMPOTENCY_LOCK_TIMEOUT_SECONDS: '120' }),
+      /IDEMPOTENCY_LOCK_TIMEOUT_SECONDS \(120\) must be shorter than IDEMPOTENCY_KEY_TTL_SECONDS/);
+    assert.throws(() => loadConfig({ DATABASE_URL: 'postgres://u@h1:5432,h2:5432/db?target_session_attrs=standby' }),
+      /target_session_attrs=standby is not supported/);
+  });
+});
+
+describe('errors a person can act on', () => {
+  let h: H;
+  before(async () => {
+    h = await contractHarness(backends()[0]!, { env: { ADMIN_TOKEN: 'an-admin-token-long-enough' } });
+  });
+  after(() => h.close());
+  const admin = { authorization: 'Bearer an-admin-token-long-enough' };
+
+  test('the usual flat body names each field and where it belongs', async () => {
+    const res = await json(h.app, 'POST', '/holds', JSON.stringify({ event_id: 1, qty: 2 }));
+    const body = isProblem(res, 400, 'validation_failed');
+    assert.match(String(body.detail), /unknown field "event_id": it belongs inside "hold", as \{"hold": \{"event_id": …\}\}/);
+    assert.match(String(body.detail), /unknown field "qty": it belongs inside "hold"/);
+    assert.match(String(body.detail), /the field "hold" is missing/);
+    assert.doesNotMatch(String(body.detail), /NOT have additional properties/);
+    const nested = isProblem(await json(h.app, 'POST', '/holds', JSON.stringify({ hold: { event_id: 1, qty: 1, seat: 'A1' } })), 400, 'validation_failed');
+    assert.deepEqual(nested.errors, [{ path: 'body/hold', message: 'unknown field "seat"' }]);
+  });
+
+  test('path and query errors say what is allowed, never a regex', async () => {
+    const path = isProblem(await h.app.inject({ method: 'GET', url: '/events/abc' }), 400, 'validation_failed');
+    assert.equal(path.detail, 'the request path is invalid: id: must be a positive integer');
+    const query = isProblem(await h.app.inject({ method: 'GET', url: '/events?limit=500' }), 400, 'validation_failed');
+    assert.equal(query.detail, 'the request query string is invalid: limit: must be a whole number from 1 to 100 (default 20)');
+    const typed = isProblem(await json(h.app, 'POST', '/holds', JSON.stringify({ hold: { event_id: '1', qty: 1 } })), 400, 'validation_failed');
+    assert.match(String(typed.detail), /hold\/event_id: must be an integer \(a JSON number, not a string\)/);
+    for (const body of [path, query, typed]) assert.doesNotMatch(JSON.stringify(body), /\^|\$"|pattern/);
+  });
+
+  test('an admin route without credentials is 401 whatever its body', async () => {
+    isProblem(await json(h.app, 'POST', '/events', '{"bad":'), 401, 'unauthorized');
+    isProblem(await json(h.app, 'POST', '/events', JSON.stringify({ nope: 1 })), 401, 'unauthorized');
+    isProblem(await json(h.app, 'PATCH', '/events/1', JSON.stringify({ nope: 1 })), 401, 'unauthorized');
+    // With credentials, the body is judged.
+    isProblem(await json(h.app, 'POST', '/events', JSON.stringify({ nope: 1 }), admin), 400, 'validation_failed');
+  });
+
+  test('/openapi.json carries the package version; /metrics has no blank lines and counts force-expired holds', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal((await h.app.inject({ method: 'GET', url: '/openapi.json' })).json().info.version, version);
+    const created = await json(h.app, 'POST', '/events', JSON.stringify({ event: { name: 'Metrics', total_seats: 5 } }), admin);
+    const granted = (await hold(h.app, created.json().event_id, 1)).json();
+    const expired = await h.app.inject({ method: 'POST', url: `/admin/holds/${granted.hold_id}/expire`, headers: admin });
+    assert.equal(expired.statusCode, 200);
+    const text = (await h.app.inject({ method: 'GET', url: '/metrics' })).body;
+    assert.doesNotMatch(text, /\n\n/);
+    assert.match(text, /^holds_force_expired_total 1$/m);
   });
 });
 

@@ -17,7 +17,7 @@ const expired = (hold: HoldRow): Rendered =>
 
 export function adminRoutes(app: App, admin: AdminService, requireAdmin: AdminGuard): void {
   app.post('/admin/holds/:id/expire', {
-    preHandler: requireAdmin,
+    onRequest: requireAdmin,
     schema: {
       summary: 'Force-expire a hold now',
       description: 'Its seats become available at once. Expiring an expired hold changes nothing.',
@@ -32,7 +32,7 @@ export function adminRoutes(app: App, admin: AdminService, requireAdmin: AdminGu
   });
 
   app.post('/admin/sweep', {
-    preHandler: requireAdmin,
+    onRequest: requireAdmin,
     schema: {
       summary: 'Run one expiry pass now',
       description: 'Also purges expired Idempotency-Keys. A pass spans many short transactions, so an ' +

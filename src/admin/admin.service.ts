@@ -21,13 +21,15 @@ export class AdminService {
     if (hold === null) throw notFound('hold', holdId);
     if (hold.status === 'active') {
       const now = this.clock.now();
-      await this.store.transaction(async (tx) => {
+      const ended = await this.store.transaction(async (tx) => {
         await this.store.lockEvent(tx, hold.eventId);
-        if (!(await this.store.endHold(tx, hold, 'expired', now))) return;
+        if (!(await this.store.endHold(tx, hold, 'expired', now))) return false;
         // endHold keeps a deadline already passed and sets any later one to now.
         const expiresAt = hold.expiresAt <= now ? hold.expiresAt : now;
         await recorder?.record(tx, { ...hold, status: 'expired', expiresAt });
+        return true;
       });
+      if (ended) this.metrics?.holdsForceExpired.inc();
     }
     const after = (await this.store.findHold(holdId))!;
     if (after.status === 'booked') {

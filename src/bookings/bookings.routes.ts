@@ -91,7 +91,7 @@ export function bookingRoutes(
   });
 
   app.post('/bookings/:id/cancel', {
-    preHandler: requireAdmin,
+    onRequest: requireAdmin,
     schema: {
       summary: 'Cancel a booking (staff): its seats go back on sale',
       description: 'Cancelling a cancelled booking changes nothing and answers the same 200.',

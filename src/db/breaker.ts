@@ -21,7 +21,7 @@ export const CONFLICT_RETRIES = 3;
  * usable; the client deadline fires only when the server cannot even do that (frozen,
  * partitioned), and then the connection is thrown away.
  */
-export const CLIENT_DEADLINE_GRACE_MS = 500;
+export const CLIENT_DEADLINE_GRACE_MS = 250;
 
 /** How a database error should be handled. */
 export type FaultKind =

@@ -47,8 +47,8 @@ const EventSnapshot = Type.Object({
 const ListQuery = Type.Object(
   {
     // Query strings are text and are not coerced, so numbers are checked by pattern.
-    limit: Type.Optional(Type.String({ pattern: '^([1-9]|[1-9][0-9]|100)$', description: `1 to 100, default ${PAGE_SIZE_DEFAULT}` })),
-    cursor: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'next_cursor of the previous page' })),
+    limit: Type.Optional(Type.String({ pattern: '^([1-9]|[1-9][0-9]|100)$', description: `a whole number from 1 to 100 (default ${PAGE_SIZE_DEFAULT})` })),
+    cursor: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'the next_cursor of a previous page' })),
   },
   { additionalProperties: false },
 );
@@ -88,7 +88,7 @@ function decodeCursor(cursor: string | undefined): number | null {
 
 export function eventRoutes(app: App, events: EventsService, requireAdmin: AdminGuard): void {
   app.post('/events', {
-    preHandler: requireAdmin,
+    onRequest: requireAdmin,
     schema: {
       summary: 'Create an event',
       tags: ['events'],
@@ -132,7 +132,7 @@ export function eventRoutes(app: App, events: EventsService, requireAdmin: Admin
   }, async (request) => snapshotBody(await events.snapshot(Number(request.params.id))));
 
   app.patch('/events/:id', {
-    preHandler: requireAdmin,
+    onRequest: requireAdmin,
     schema: {
       summary: 'Rename or resize an event (staff)',
       description: 'total_seats may change but never below held + booked (409 seats_in_use with the numbers); ' +

@@ -67,7 +67,7 @@ export function holdRoutes(
       hold: Type.Object(
         {
           event_id: Id,
-          qty: Type.Integer({ minimum: 1, maximum: config.maxSeatsPerHold, description: 'At most MAX_SEATS_PER_HOLD' }),
+          qty: Type.Integer({ minimum: 1, maximum: config.maxSeatsPerHold, description: 'MAX_SEATS_PER_HOLD' }),
         },
         { additionalProperties: false },
       ),

@@ -10,7 +10,7 @@ export const Id = Type.Integer({ minimum: 1, maximum: MAX_ID });
 
 /** Path ids arrive as text and are not coerced, so their shape is checked here. */
 export const IdParams = Type.Object(
-  { id: Type.String({ pattern: '^[1-9][0-9]{0,14}$', description: 'A positive integer id' }) },
+  { id: Type.String({ pattern: '^[1-9][0-9]{0,14}$', description: 'a positive integer' }) },
   { additionalProperties: false },
 );
 

@@ -45,7 +45,7 @@ export interface StoredResponse {
 export type ClaimResult = { claim: Claim } | { replay: StoredResponse };
 
 /** How often a key that could not be released because the database was down is tried again. */
-const RELEASE_RETRY_MS = 1000;
+const RELEASE_RETRY_MS = 200;
 
 /** The answer of a request whose key a retry took over while it ran. */
 export const keyTakenOver = (): DomainError => new DomainError('idempotency_key_in_flight',
@@ -67,14 +67,23 @@ export class IdempotencyService {
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const now = this.clock.now();
       const claimId = randomUUID();
-      const claimed = await this.store.claimIdempotencyKey({
-        keyHash,
-        requestHash: request.fingerprint,
-        claimId,
-        now,
-        expiresAt: new Date(now.getTime() + this.config.idempotencyKeyTtlSeconds * 1000),
-        staleBefore: new Date(now.getTime() - this.config.idempotencyLockTimeoutSeconds * 1000),
-      });
+      let claimed: boolean;
+      try {
+        claimed = await this.store.claimIdempotencyKey({
+          keyHash,
+          requestHash: request.fingerprint,
+          claimId,
+          now,
+          expiresAt: new Date(now.getTime() + this.config.idempotencyKeyTtlSeconds * 1000),
+          staleBefore: new Date(now.getTime() - this.config.idempotencyLockTimeoutSeconds * 1000),
+        });
+      } catch (error) {
+        // The claim may have been written even though we never heard back (a server frozen or
+        // lost mid-statement commits it later): free it, or the retry the 503 asks for would
+        // be told the key is in flight until the lock times out.
+        if (error instanceof DatabaseUnavailable) void this.release({ keyHash, claimId, sealKey, finished: true });
+        throw error;
+      }
       if (claimed) return { claim: { keyHash, claimId, sealKey, finished: false } };
       const row = await this.store.findIdempotencyKey(keyHash);
       if (row === null) continue;
