@@ -32,14 +32,23 @@ const non2xx = (statuses: Record<string, number>) =>
   Object.fromEntries(Object.entries(statuses).filter(([code]) => !code.startsWith('2')));
 
 function toMeasurement(
-  target: string, conns: number, preload: number, repeat: number, load: LoadResult,
-  outcome: Omit<ScenarioOutcome, 'load'> | null, usage: ReturnType<ReturnType<typeof watch>['stop']>,
-  pid: number | undefined, preloadSeconds: number | null,
+  target: string,
+  conns: number,
+  preload: number,
+  repeat: number,
+  load: LoadResult,
+  outcome: Omit<ScenarioOutcome, 'load'> | null,
+  usage: ReturnType<ReturnType<typeof watch>['stop']>,
+  pid: number | undefined,
+  preloadSeconds: number | null,
 ): Measurement {
   const seconds = load.elapsedMs / 1000;
   const hwm = pid === undefined ? null : readMemory(pid);
   return {
-    target, conns, preload, repeat,
+    target,
+    conns,
+    preload,
+    repeat,
     elapsedSeconds: seconds,
     holdsPerSecond: outcome?.holdsPerSecond ?? (load.statuses['201'] ?? 0) / seconds,
     bookingsPerSecond: outcome?.bookingsPerSecond ?? 0,
@@ -52,8 +61,9 @@ function toMeasurement(
     p90Ms: load.latency.p90Ms,
     p99Ms: load.latency.p99Ms,
     maxMs: load.latency.maxMs,
-    latencyByKind: Object.fromEntries(Object.entries(load.latencyByKind)
-      .map(([kind, s]) => [kind, { p50Ms: s.p50Ms, p99Ms: s.p99Ms, count: s.count }])),
+    latencyByKind: Object.fromEntries(
+      Object.entries(load.latencyByKind).map(([kind, s]) => [kind, { p50Ms: s.p50Ms, p99Ms: s.p99Ms, count: s.count }]),
+    ),
     non2xx: non2xx(load.statuses),
     errors: load.errors,
     unknownOutcome: load.unknownOutcome,
@@ -75,8 +85,13 @@ async function measureCeiling(conns: number, repeat: number): Promise<Measuremen
   try {
     const host = `127.0.0.1:${child.port}`;
     const request = httpRequest('POST', '/holds', host, JSON.stringify({ hold: { event_id: 1, qty: options.qty } }));
-    const plan = { host: '127.0.0.1', port: child.port, connections: conns, graceMs: options.graceSeconds * 1000,
-      next: () => request };
+    const plan = {
+      host: '127.0.0.1',
+      port: child.port,
+      connections: conns,
+      graceMs: options.graceSeconds * 1000,
+      next: () => request,
+    };
     if (options.warmupSeconds > 0) await runLoad({ ...plan, durationMs: options.warmupSeconds * 1000 });
     const watching = watch(child.pid);
     const load = await runLoad({ ...plan, durationMs: options.durationSeconds * 1000 });
@@ -87,21 +102,40 @@ async function measureCeiling(conns: number, repeat: number): Promise<Measuremen
 }
 
 /** Creates the events, stores the preload, warms up, then measures one scenario. */
-async function measureTarget(target: Target, label: string, child: Child | undefined, conns: number,
-  preload: number, repeat: number): Promise<Measurement> {
+async function measureTarget(
+  target: Target,
+  label: string,
+  child: Child | undefined,
+  conns: number,
+  preload: number,
+  repeat: number,
+): Promise<Measurement> {
   const seats = options.seats ?? ROOMY_SEATS;
-  const shape = { scenario: options.scenario, connections: conns, graceMs: options.graceSeconds * 1000, qty: options.qty };
+  const shape = {
+    scenario: options.scenario,
+    connections: conns,
+    graceMs: options.graceSeconds * 1000,
+    qty: options.qty,
+  };
   const hot: HotEvent[] = [];
   let preloadSeconds: number | null = null;
   for (let k = 0; k < options.events; k++) {
     const id = await createEvent(target, `bench hot event ${k + 1}`, seats);
     const event: HotEvent = { id, total: seats, heldBefore: 0, bookedBefore: 0 };
     if (preload > 0) {
-      const { status, json } = await api<{ active: number; booked: number; seconds: number }>(target, 'POST',
-        '/__bench/preload', { event_id: id, count: preload, mix: options.preloadMix });
+      const { status, json } = await api<{ active: number; booked: number; seconds: number }>(
+        target,
+        'POST',
+        '/__bench/preload',
+        { event_id: id, count: preload, mix: options.preloadMix },
+      );
       if (status !== 200) throw new Error(`preload answered ${status}: ${JSON.stringify(json)}`);
       if (options.preloadMix !== 'other') {
-        Object.assign(event, { heldBefore: json.active, bookedBefore: json.booked, total: seats + json.active + json.booked });
+        Object.assign(event, {
+          heldBefore: json.active,
+          bookedBefore: json.booked,
+          total: seats + json.active + json.booked,
+        });
       }
       preloadSeconds = (preloadSeconds ?? 0) + json.seconds;
     }
@@ -109,28 +143,51 @@ async function measureTarget(target: Target, label: string, child: Child | undef
   }
   if (options.warmupSeconds > 0) {
     const warm = await createEvent(target, 'bench warm-up', ROOMY_SEATS);
-    const outcome = await runScenario(target, [{ id: warm, total: ROOMY_SEATS, heldBefore: 0, bookedBefore: 0 }],
-      { ...shape, durationMs: options.warmupSeconds * 1000 });
+    const outcome = await runScenario(target, [{ id: warm, total: ROOMY_SEATS, heldBefore: 0, bookedBefore: 0 }], {
+      ...shape,
+      durationMs: options.warmupSeconds * 1000,
+    });
     if (!outcome.books.ok) progress(`  warm-up books: ${outcome.books.problems.join('; ')}`);
   }
   if (target.benchRoutes) await api(target, 'POST', '/__bench/stats/reset');
   const watching = watch(child?.pid);
   const outcome = await runScenario(target, hot, { ...shape, durationMs: options.durationSeconds * 1000 });
   const usage = watching.stop();
-  const measurement = toMeasurement(label, conns, preload, repeat, outcome.load, outcome, usage, child?.pid, preloadSeconds);
+  const measurement = toMeasurement(
+    label,
+    conns,
+    preload,
+    repeat,
+    outcome.load,
+    outcome,
+    usage,
+    child?.pid,
+    preloadSeconds,
+  );
   if (target.benchRoutes) measurement.serverStats = (await api<ServerStats>(target, 'GET', '/__bench/stats')).json;
   return measurement;
 }
 
 /** Starts the box office on a fresh database with one hold strategy and measures it. */
-async function measureStrategy(provider: DatabaseProvider, strategy: Strategy, conns: number, preload: number,
-  repeat: number): Promise<Measurement> {
+async function measureStrategy(
+  provider: DatabaseProvider,
+  strategy: Strategy,
+  conns: number,
+  preload: number,
+  repeat: number,
+): Promise<Measurement> {
   const database = await provider.fresh();
   const adminToken = randomBytes(18).toString('base64url');
   try {
     const env: Record<string, string> = {
-      ...database.env, NODE_ENV: 'production', ADMIN_TOKEN: adminToken, HOST: '127.0.0.1', PORT: '0',
-      LOG_LEVEL: options.logLevel, HOLD_TTL_SECONDS: String(BENCH_HOLD_TTL_SECONDS), BENCH_STRATEGY: strategy,
+      ...database.env,
+      NODE_ENV: 'production',
+      ADMIN_TOKEN: adminToken,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: options.logLevel,
+      HOLD_TTL_SECONDS: String(BENCH_HOLD_TTL_SECONDS),
+      BENCH_STRATEGY: strategy,
       RATE_LIMIT_HOLDS_PER_MINUTE: String(options.rateLimitPerMinute),
       RATE_LIMIT_BOOK_PER_MINUTE: String(options.rateLimitPerMinute),
     };
@@ -140,8 +197,14 @@ async function measureStrategy(provider: DatabaseProvider, strategy: Strategy, c
     const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve('.bench/profiles', label)}`] : [];
     const child = await startChild({ script: 'bench/server.ts', env, label, logDir: resolve(LOG_DIR), nodeArgs });
     try {
-      return await measureTarget({ host: '127.0.0.1', port: child.port, adminToken, benchRoutes: true }, strategy,
-        child, conns, preload, repeat);
+      return await measureTarget(
+        { host: '127.0.0.1', port: child.port, adminToken, benchRoutes: true },
+        strategy,
+        child,
+        conns,
+        preload,
+        repeat,
+      );
     } finally {
       await child.stop();
     }
@@ -150,7 +213,8 @@ async function measureStrategy(provider: DatabaseProvider, strategy: Strategy, c
   }
 }
 
-const quiet = () => (options.quietWaitSeconds > 0 ? waitForQuiet(options.quietWaitSeconds * 1000) : Promise.resolve(Number.NaN));
+const quiet = () =>
+  options.quietWaitSeconds > 0 ? waitForQuiet(options.quietWaitSeconds * 1000) : Promise.resolve(Number.NaN);
 
 /** Which code was measured: the commit, and whether src/ had uncommitted changes. */
 function codeVersion(): { commit: string; srcDirty: boolean } {
@@ -161,12 +225,15 @@ function codeVersion(): { commit: string; srcDirty: boolean } {
 }
 
 async function main(): Promise<void> {
-  const provider = options.url === undefined ? await openProvider(options.backend, process.env.DATABASE_URL) : undefined;
+  const provider =
+    options.url === undefined ? await openProvider(options.backend, process.env.DATABASE_URL) : undefined;
   const measurements: Measurement[] = [];
   const where = options.url?.toString() ?? provider!.description;
   const databaseVersion = provider === undefined ? 'unknown' : await provider.version();
-  progress(`bench: ${options.scenario} on ${where} (${databaseVersion}); ${cpus().length} CPUs shared by the load ` +
-    `generator, the servers and the database; ${options.durationSeconds} s per measurement after ${options.warmupSeconds} s warm-up`);
+  progress(
+    `bench: ${options.scenario} on ${where} (${databaseVersion}); ${cpus().length} CPUs shared by the load ` +
+      `generator, the servers and the database; ${options.durationSeconds} s per measurement after ${options.warmupSeconds} s warm-up`,
+  );
   try {
     for (const conns of options.conns) {
       for (const preload of options.preload) {
@@ -182,8 +249,12 @@ async function main(): Promise<void> {
             record(await measureCeiling(conns, repeat), busyBefore);
           }
           if (options.url !== undefined) {
-            const target = { host: options.url.hostname, port: Number(options.url.port || 80),
-              adminToken: options.adminToken, benchRoutes: false };
+            const target = {
+              host: options.url.hostname,
+              port: Number(options.url.port || 80),
+              adminToken: options.adminToken,
+              benchRoutes: false,
+            };
             const busyBefore = await quiet();
             record(await measureTarget(target, 'url', undefined, conns, preload, repeat), busyBefore);
           } else {
@@ -202,8 +273,14 @@ async function main(): Promise<void> {
   const results = {
     generatedAt: new Date().toISOString(),
     options: { ...options, url: options.url?.toString(), adminToken: undefined },
-    environment: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, database: databaseVersion, where,
-      code: codeVersion() },
+    environment: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      node: process.version,
+      database: databaseVersion,
+      where,
+      code: codeVersion(),
+    },
     measurements,
     summary,
   };

@@ -23,7 +23,10 @@ const address = app.server.address();
 process.send?.({ ready: true, port: typeof address === 'object' && address !== null ? address.port : 0 });
 
 const stop = () => {
-  app.close().then(() => process.exit(0), () => process.exit(1));
+  app.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -50,11 +50,16 @@ function postgresProvider(serverUrl: string, description: string, close: () => P
       url.pathname = `/${name}`;
       return {
         env: { DATABASE_URL: url.toString() },
-        drop: () => pgAdmin(serverUrl, (client) => client.query(`drop database if exists ${name} with (force)`))
-          .then(() => {}),
+        drop: () =>
+          pgAdmin(serverUrl, (client) => client.query(`drop database if exists ${name} with (force)`)).then(() => {}),
       };
     },
-    version: () => pgAdmin(serverUrl, async (client) => (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]!.v),
+    version: () =>
+      pgAdmin(
+        serverUrl,
+        async (client) =>
+          (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]!.v,
+      ),
     close,
   };
 }
@@ -113,10 +118,11 @@ function mysqlProvider(serverUrl: string): DatabaseProvider {
         drop: () => mysqlAdmin(serverUrl, (run) => run(`drop database if exists ${name}`)).then(() => {}),
       };
     },
-    version: () => mysqlAdmin(serverUrl, async (run) => {
-      const rows = (await run('select version() as v')) as Array<{ v: string }>;
-      return rows[0]!.v;
-    }),
+    version: () =>
+      mysqlAdmin(serverUrl, async (run) => {
+        const rows = (await run('select version() as v')) as Array<{ v: string }>;
+        return rows[0]!.v;
+      }),
     close: async () => {},
   };
 }
@@ -128,9 +134,13 @@ export async function openProvider(backend: Backend, databaseUrl: string | undef
       return pgliteProvider();
     case 'postgres':
       if (databaseUrl === undefined) return embeddedPostgres();
-      if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new Error('--backend postgres needs DATABASE_URL=postgres://…');
-      return postgresProvider(databaseUrl, `PostgreSQL at ${new URL(databaseUrl).host} (a scratch database per server)`,
-        async () => {});
+      if (!/^postgres(ql)?:\/\//.test(databaseUrl))
+        throw new Error('--backend postgres needs DATABASE_URL=postgres://…');
+      return postgresProvider(
+        databaseUrl,
+        `PostgreSQL at ${new URL(databaseUrl).host} (a scratch database per server)`,
+        async () => {},
+      );
     case 'mysql':
       if (databaseUrl === undefined || !databaseUrl.startsWith('mysql://')) {
         throw new Error('--backend mysql needs DATABASE_URL=mysql://…');

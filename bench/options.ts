@@ -70,7 +70,8 @@ export const USAGE = `usage: npm run bench -- [options]
 
 function list(raw: string, name: string): number[] {
   const values = raw.split(',').map((part) => Number(part.trim()));
-  if (values.some((value) => !Number.isInteger(value) || value < 0)) throw new Error(`${name} takes integers, got ${raw}`);
+  if (values.some((value) => !Number.isInteger(value) || value < 0))
+    throw new Error(`${name} takes integers, got ${raw}`);
   return values;
 }
 
@@ -90,15 +91,31 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   const { values } = parseArgs({
     args: argv,
     options: {
-      backend: { type: 'string' }, url: { type: 'string' }, 'admin-token': { type: 'string' },
-      conns: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' },
-      grace: { type: 'string' }, qty: { type: 'string' }, events: { type: 'string' },
-      seats: { type: 'string' }, scenario: { type: 'string' }, strategy: { type: 'string' },
-      preload: { type: 'string' }, 'preload-mix': { type: 'string' }, repeat: { type: 'string' },
-      'no-ceiling': { type: 'boolean' }, json: { type: 'boolean' },
-      out: { type: 'string' }, 'log-level': { type: 'string' }, pool: { type: 'string' },
-      'batch-max': { type: 'string' }, profile: { type: 'boolean' }, 'quiet-wait': { type: 'string' },
-      'rate-limit': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      backend: { type: 'string' },
+      url: { type: 'string' },
+      'admin-token': { type: 'string' },
+      conns: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      grace: { type: 'string' },
+      qty: { type: 'string' },
+      events: { type: 'string' },
+      seats: { type: 'string' },
+      scenario: { type: 'string' },
+      strategy: { type: 'string' },
+      preload: { type: 'string' },
+      'preload-mix': { type: 'string' },
+      repeat: { type: 'string' },
+      'no-ceiling': { type: 'boolean' },
+      json: { type: 'boolean' },
+      out: { type: 'string' },
+      'log-level': { type: 'string' },
+      pool: { type: 'string' },
+      'batch-max': { type: 'string' },
+      profile: { type: 'boolean' },
+      'quiet-wait': { type: 'string' },
+      'rate-limit': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -110,23 +127,29 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   if (url !== undefined && !['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) {
     throw new Error('--url must point at this machine (127.0.0.1)');
   }
-  const backend = oneOf(values.backend ?? (env.DATABASE_URL?.startsWith('mysql://') ? 'mysql' : 'postgres'),
-    ['postgres', 'pglite', 'mysql'] as const, '--backend');
+  const backend = oneOf(
+    values.backend ?? (env.DATABASE_URL?.startsWith('mysql://') ? 'mysql' : 'postgres'),
+    ['postgres', 'pglite', 'mysql'] as const,
+    '--backend',
+  );
   const scenario = oneOf(values.scenario ?? 'holds', SCENARIOS, '--scenario');
   // Strategies differ only in how POST /holds grants seats, so bookings compare nothing.
   const onlyBatched = url !== undefined || backend === 'mysql' || scenario === 'bookings';
   const defaultStrategies: Strategy[] = onlyBatched ? ['batched'] : [...STRATEGIES];
-  const strategies = values.strategy === undefined
-    ? defaultStrategies
-    : values.strategy.split(',').map((s) => oneOf(s.trim(), STRATEGIES, '--strategy'));
+  const strategies =
+    values.strategy === undefined
+      ? defaultStrategies
+      : values.strategy.split(',').map((s) => oneOf(s.trim(), STRATEGIES, '--strategy'));
   if (url !== undefined && (strategies.length !== 1 || strategies[0] !== 'batched')) {
     throw new Error('--strategy is decided by the server at --url; leave it out');
   }
   const preload = list(values.preload ?? '0', '--preload');
   if (url !== undefined && preload.some((n) => n > 0)) throw new Error('--preload needs a server the bench starts');
   // The baselines and the bulk preload are PostgreSQL SQL.
-  if (backend === 'mysql' && strategies.some((s) => s !== 'batched')) throw new Error('--backend mysql runs --strategy batched only');
-  if (backend === 'mysql' && preload.some((n) => n > 0)) throw new Error('--preload runs on PostgreSQL and PGlite only');
+  if (backend === 'mysql' && strategies.some((s) => s !== 'batched'))
+    throw new Error('--backend mysql runs --strategy batched only');
+  if (backend === 'mysql' && preload.some((n) => n > 0))
+    throw new Error('--preload runs on PostgreSQL and PGlite only');
   const intOption = (raw: string | undefined, name: string) => (raw === undefined ? undefined : positive(raw, 0, name));
   return {
     backend,

@@ -43,14 +43,18 @@ export async function startChild(options: StartOptions): Promise<Child> {
   });
   closeSync(logFd);
   live.add(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => {
-    live.delete(child);
-    resolve();
-  }));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      live.delete(child);
+      resolve();
+    }),
+  );
 
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${options.label} did not start in time; see ${logFile}`)),
-      options.timeoutMs ?? 120_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${options.label} did not start in time; see ${logFile}`)),
+      options.timeoutMs ?? 120_000,
+    );
     child.on('message', (message: { ready?: boolean; port?: number }) => {
       if (message.ready === true && typeof message.port === 'number') {
         clearTimeout(timer);

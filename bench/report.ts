@@ -115,39 +115,61 @@ export function summarize(measurements: Measurement[], scenario: string): Summar
 }
 
 const num = (value: number, digits = 0) =>
-  Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-';
+  Number.isFinite(value)
+    ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : '-';
 
 function table(header: string[], body: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), ...body.map(line)].join('\n');
 }
 
 const codes = (counts: Record<string, number>) =>
-  Object.entries(counts).map(([code, n]) => `${code}:${n}`).join(' ') || '-';
+  Object.entries(counts)
+    .map(([code, n]) => `${code}:${n}`)
+    .join(' ') || '-';
 
 function serverLine(stats: ServerStats | null): string {
   if (stats === null) return '';
   const batch = stats.holdBatches > 0 ? `${num(stats.holdBatchRequests / stats.holdBatches, 1)} holds/batch, ` : '';
   const n = stats.transactions;
-  const tx = n > 0
-    ? `${num(n)} tx, ${num(stats.transactionMsTotal / n, 2)} ms mean (${num(stats.gapMsTotal / n, 2)} between statements), ` +
-      `${num(stats.transactionMsMax, 1)} max, `
-    : '';
-  const statements = Object.entries(stats.statements).sort((a, b) => b[1].msTotal - a[1].msTotal).slice(0, 6)
-    .map(([sql, s]) => `\n             ${num(s.msTotal / s.count, 2).padStart(7)} ms x ${num(s.count).padStart(6)}  ${sql}`).join('');
+  const tx =
+    n > 0
+      ? `${num(n)} tx, ${num(stats.transactionMsTotal / n, 2)} ms mean (${num(stats.gapMsTotal / n, 2)} between statements), ` +
+        `${num(stats.transactionMsMax, 1)} max, `
+      : '';
+  const statements = Object.entries(stats.statements)
+    .sort((a, b) => b[1].msTotal - a[1].msTotal)
+    .slice(0, 6)
+    .map(
+      ([sql, s]) =>
+        `\n             ${num(s.msTotal / s.count, 2).padStart(7)} ms x ${num(s.count).padStart(6)}  ${sql}`,
+    )
+    .join('');
   return `\n           server: ${batch}${tx}event-loop delay p50 ${num(stats.eventLoopDelayMs.p50, 1)} ms p99 ${num(stats.eventLoopDelayMs.p99, 1)} ms${statements}`;
 }
 
 /** One line per measurement, printed as it finishes. */
 export function formatMeasurement(m: Measurement): string {
-  const books = m.books === null ? 'n/a' : m.books.ok ? (m.books.exact ? 'ok' : 'ok (bounds)') : `FAIL ${m.books.problems.join('; ')}`;
-  return `  ${m.target.padEnd(8)} ${num(m.holdsPerSecond).padStart(7)} holds/s  ${num(m.bookingsPerSecond).padStart(6)} books/s  ` +
+  const books =
+    m.books === null
+      ? 'n/a'
+      : m.books.ok
+        ? m.books.exact
+          ? 'ok'
+          : 'ok (bounds)'
+        : `FAIL ${m.books.problems.join('; ')}`;
+  return (
+    `  ${m.target.padEnd(8)} ${num(m.holdsPerSecond).padStart(7)} holds/s  ${num(m.bookingsPerSecond).padStart(6)} books/s  ` +
     `${num(m.requestsPerSecond).padStart(7)} req/s  p50 ${num(m.p50Ms, 1)} ms  p99 ${num(m.p99Ms, 1)} ms  ` +
     `non-2xx ${codes(m.non2xx)}  errors ${codes(m.errors)}  rss ${m.rssPeakMb === null ? '-' : num(m.rssPeakMb)} MB  ` +
     `cpu srv ${m.serverCpuCores === null ? '-' : num(m.serverCpuCores, 2)} gen ${num(m.loadgenCpuCores, 2)} box ${num(m.machineBusy * 100)}% ` +
     `(idle box before: ${num(m.machineBusyBefore * 100)}% busy)  ` +
-    `books ${books}` + serverLine(m.serverStats);
+    `books ${books}` +
+    serverLine(m.serverStats)
+  );
 }
 
 export function formatSummary(rows: SummaryRow[], scenario: string, repeat: number): string {
@@ -156,17 +178,30 @@ export function formatSummary(rows: SummaryRow[], scenario: string, repeat: numb
   for (const cell of cells) {
     const mine = rows.filter((r) => `${r.conns}/${r.preload}` === cell);
     const { conns, preload } = mine[0]!;
-    out.push(`\n${conns} connections, ${num(preload)} holds stored before the run` +
-      (repeat > 1 ? ` (medians of ${repeat} runs; ratios are medians of same-run ratios)` : ''));
-    out.push(table(
-      ['target', 'holds/s', 'books/s', 'req/s', 'p50 ms', 'p99 ms', 'rss MB', 'books'],
-      mine.map((r) => [r.target, num(r.holdsPerSecond), num(r.bookingsPerSecond), num(r.requestsPerSecond),
-        num(r.p50Ms, 1), num(r.p99Ms, 1), r.rssPeakMb === null ? '-' : num(r.rssPeakMb), r.booksOk ? 'ok' : 'FAIL']),
-    ));
+    out.push(
+      `\n${conns} connections, ${num(preload)} holds stored before the run` +
+        (repeat > 1 ? ` (medians of ${repeat} runs; ratios are medians of same-run ratios)` : ''),
+    );
+    out.push(
+      table(
+        ['target', 'holds/s', 'books/s', 'req/s', 'p50 ms', 'p99 ms', 'rss MB', 'books'],
+        mine.map((r) => [
+          r.target,
+          num(r.holdsPerSecond),
+          num(r.bookingsPerSecond),
+          num(r.requestsPerSecond),
+          num(r.p50Ms, 1),
+          num(r.p99Ms, 1),
+          r.rssPeakMb === null ? '-' : num(r.rssPeakMb),
+          r.booksOk ? 'ok' : 'FAIL',
+        ]),
+      ),
+    );
     const main = mine.find((r) => r.target === 'batched' || r.target === 'url');
     if (main !== undefined) {
       const parts = Object.entries(main.ratios).map(([other, ratio]) =>
-        other === 'ceiling' ? `${num(ratio, 2)}x of the ceiling` : `${num(ratio, 1)}x ${other}`);
+        other === 'ceiling' ? `${num(ratio, 2)}x of the ceiling` : `${num(ratio, 1)}x ${other}`,
+      );
       if (parts.length > 0) out.push(`${main.target} (${scenario}): ${parts.join(', ')}`);
     }
   }

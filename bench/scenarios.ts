@@ -77,8 +77,9 @@ export async function api<T = Record<string, unknown>>(
 }
 
 export async function createEvent(target: Target, name: string, totalSeats: number): Promise<number> {
-  const { status, json } = await api<{ event_id: number }>(target, 'POST', '/events',
-    { event: { name, total_seats: totalSeats } });
+  const { status, json } = await api<{ event_id: number }>(target, 'POST', '/events', {
+    event: { name, total_seats: totalSeats },
+  });
   if (status !== 201) throw new Error(`POST /events answered ${status}: ${JSON.stringify(json)}`);
   return json.event_id;
 }
@@ -94,17 +95,31 @@ export async function runScenario(target: Target, events: HotEvent[], shape: Loa
     kinds.set(request, { kind, event });
     return request;
   };
-  const holdRequests = events.map((event, i) => tag(httpRequest('POST', '/holds', hostHeader,
-    JSON.stringify({ hold: { event_id: event.id, qty: shape.qty } })), 'hold', i));
-  const snapshotRequests = events.map((event, i) => tag(httpRequest('GET', `/events/${event.id}`, hostHeader),
-    'snapshot', i));
+  const holdRequests = events.map((event, i) =>
+    tag(
+      httpRequest('POST', '/holds', hostHeader, JSON.stringify({ hold: { event_id: event.id, qty: shape.qty } })),
+      'hold',
+      i,
+    ),
+  );
+  const snapshotRequests = events.map((event, i) =>
+    tag(httpRequest('GET', `/events/${event.id}`, hostHeader), 'snapshot', i),
+  );
   // Holds acknowledged and not yet booked, oldest first: what the bookings go through.
   const bookable: Array<{ holdId: number; token: string; event: number }> = [];
   let bookableHead = 0;
   const bookRequest = () => {
     const hold = bookable[bookableHead++]!;
-    return tag(httpRequest('POST', '/book', hostHeader,
-      JSON.stringify({ booking: { hold_id: hold.holdId, payment_token: hold.token } })), 'book', hold.event);
+    return tag(
+      httpRequest(
+        'POST',
+        '/book',
+        hostHeader,
+        JSON.stringify({ booking: { hold_id: hold.holdId, payment_token: hold.token } }),
+      ),
+      'book',
+      hold.event,
+    );
   };
   let refused = 0;
   let snapshots = 0;
@@ -128,15 +143,24 @@ export async function runScenario(target: Target, events: HotEvent[], shape: Loa
       snapshots++;
     }
   };
-  const base = { host: target.host, port: target.port, connections: shape.connections, graceMs: shape.graceMs,
-    onResponse, kindOf: (request: Buffer) => kinds.get(request)!.kind };
+  const base = {
+    host: target.host,
+    port: target.port,
+    connections: shape.connections,
+    graceMs: shape.graceMs,
+    onResponse,
+    kindOf: (request: Buffer) => kinds.get(request)!.kind,
+  };
 
   let seq = 0;
   if (shape.scenario === 'bookings') {
     // Grant the holds to book first, more than the run can book, unmeasured.
     const wanted = Math.max(20_000, Math.ceil(shape.durationMs * 3));
-    const prepared = await runLoad({ ...base, durationMs: 600_000,
-      next: () => (seq < wanted ? holdRequests[seq++ % events.length]! : null) });
+    const prepared = await runLoad({
+      ...base,
+      durationMs: 600_000,
+      next: () => (seq < wanted ? holdRequests[seq++ % events.length]! : null),
+    });
     if (prepared.unknownOutcome > 0) throw new Error('some holds to book had no answer');
     refused = 0;
   }
@@ -182,7 +206,13 @@ interface Snapshot {
  * oversell), held and booked equal to what was acknowledged plus what was stored before, and on
  * bench servers the counters equal SUMs over the hold and booking rows.
  */
-async function checkBooks(target: Target, events: HotEvent[], tallies: Tally[], unknown: number, qty: number): Promise<BooksCheck> {
+async function checkBooks(
+  target: Target,
+  events: HotEvent[],
+  tallies: Tally[],
+  unknown: number,
+  qty: number,
+): Promise<BooksCheck> {
   const problems: string[] = [];
   const exact = unknown === 0;
   for (const [i, event] of events.entries()) {
@@ -195,20 +225,30 @@ async function checkBooks(target: Target, events: HotEvent[], tallies: Tally[], 
     const expectHeld = event.heldBefore + tally.holdSeats - tally.bookedSeats;
     const expectBooked = event.bookedBefore + tally.bookedSeats;
     if (snap.available + snap.held + snap.booked !== snap.total || snap.total !== event.total) {
-      problems.push(`event ${event.id}: ${snap.available} available + ${snap.held} held + ${snap.booked} booked != ${event.total}`);
+      problems.push(
+        `event ${event.id}: ${snap.available} available + ${snap.held} held + ${snap.booked} booked != ${event.total}`,
+      );
     }
-    if (snap.available < 0 || snap.held < 0 || snap.booked < 0) problems.push(`event ${event.id}: oversold ${JSON.stringify(snap)}`);
+    if (snap.available < 0 || snap.held < 0 || snap.booked < 0)
+      problems.push(`event ${event.id}: oversold ${JSON.stringify(snap)}`);
     // With requests of unknown outcome the server may have granted up to that many more seats.
     const slack = exact ? 0 : unknown * qty;
     const extra = snap.held + snap.booked - (expectHeld + expectBooked);
     if (extra < 0 || extra > slack || (exact && snap.booked !== expectBooked)) {
-      problems.push(`event ${event.id}: held ${snap.held}, booked ${snap.booked}; acknowledged ${expectHeld} held, ${expectBooked} booked`);
+      problems.push(
+        `event ${event.id}: held ${snap.held}, booked ${snap.booked}; acknowledged ${expectHeld} held, ${expectBooked} booked`,
+      );
     }
     if (!target.benchRoutes) continue;
-    const { json: rows } = await api<{ held: number; booked: number; active_holds?: number }>(target, 'GET',
-      `/__bench/recount/${event.id}`);
+    const { json: rows } = await api<{ held: number; booked: number; active_holds?: number }>(
+      target,
+      'GET',
+      `/__bench/recount/${event.id}`,
+    );
     if (rows.held !== snap.held || rows.booked !== snap.booked) {
-      problems.push(`event ${event.id}: counters say ${snap.held} held, ${snap.booked} booked; rows say ${rows.held}, ${rows.booked}`);
+      problems.push(
+        `event ${event.id}: counters say ${snap.held} held, ${snap.booked} booked; rows say ${rows.held}, ${rows.booked}`,
+      );
     }
     const expectActive = event.heldBefore + tally.holds - tally.bookings;
     if (exact && rows.active_holds !== undefined && rows.active_holds !== expectActive) {

@@ -66,7 +66,9 @@ function takeOverHolds(app: App, holds: HoldStrategy): void {
 async function preloadDatabase<T>(fn: (db: SqlDatabase) => Promise<T>): Promise<T> {
   if (config.backend !== 'postgres') return fn(store.sql);
   const own = await openPostgresStore(config.databaseUrl!, {
-    poolSize: 1, statementTimeoutMs: MIGRATION_TIMEOUT_MS, idleInTransactionTimeoutMs: MIGRATION_TIMEOUT_MS,
+    poolSize: 1,
+    statementTimeoutMs: MIGRATION_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: MIGRATION_TIMEOUT_MS,
   });
   try {
     return await fn(own.sql);
@@ -85,7 +87,7 @@ app.get<{ Params: { id: string } }>('/__bench/recount/:id', async (request) => {
   const eventId = Number(request.params.id);
   const now = systemClock.now();
   // The books summed from the rows, and the count of active hold rows.
-  return { ...await recount(store.sql, eventId, now), active_holds: await countActiveHolds(store.sql, eventId, now) };
+  return { ...(await recount(store.sql, eventId, now)), active_holds: await countActiveHolds(store.sql, eventId, now) };
 });
 
 // What the server did during a measurement: the bench resets these before it and reads them
@@ -117,7 +119,10 @@ app.get('/__bench/stats', async () => {
 });
 
 const sweeper = new Sweeper({
-  store, clock: systemClock, sweepIntervalSeconds: config.sweepIntervalSeconds, metrics,
+  store,
+  clock: systemClock,
+  sweepIntervalSeconds: config.sweepIntervalSeconds,
+  metrics,
   onError: (error) => log.error({ err: error }, 'sweep failed'),
 });
 await app.listen({ port: config.port, host: config.host });
@@ -130,10 +135,14 @@ const stop = () => {
   if (stopping) return;
   stopping = true;
   // process.exit (not a natural exit) so that --cpu-prof writes its profile.
-  app.close()
+  app
+    .close()
     .then(() => sweeper.stop())
     .then(() => store.close())
-    .then(() => process.exit(0), () => process.exit(1));
+    .then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

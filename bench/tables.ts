@@ -14,7 +14,9 @@ interface Results {
 }
 
 const n = (value: number, digits = 0) =>
-  Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-';
+  Number.isFinite(value)
+    ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : '-';
 
 function headline(m: Measurement, scenario: string): number {
   if (scenario === 'bookings') return m.bookingsPerSecond;
@@ -33,17 +35,32 @@ function table(results: Results): string {
     '|---:|---:|---|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const row of results.summary) {
-    const mine = results.measurements.filter((m) => m.conns === row.conns && m.preload === row.preload && m.target === row.target);
+    const mine = results.measurements.filter(
+      (m) => m.conns === row.conns && m.preload === row.preload && m.target === row.target,
+    );
     const values = mine.map((m) => headline(m, scenario));
     const ratios = Object.entries(row.ratios)
-      .map(([other, ratio]) => (other === 'ceiling' ? `${n(ratio, 2)} of ceiling` : `${n(ratio, ratio < 10 ? 2 : 0)}x ${other}`))
+      .map(([other, ratio]) =>
+        other === 'ceiling' ? `${n(ratio, 2)} of ceiling` : `${n(ratio, ratio < 10 ? 2 : 0)}x ${other}`,
+      )
       .join(', ');
-    const books = mine.every((m) => m.books === null) ? '-'
-      : !mine.every((m) => m.books === null || m.books.ok) ? 'FAIL'
-        : mine.every((m) => m.books === null || m.books.exact) ? 'exact' : 'within bounds';
-    const median = scenario === 'bookings' ? row.bookingsPerSecond : scenario === 'mixed' ? row.requestsPerSecond : row.holdsPerSecond;
-    lines.push(`| ${row.conns} | ${n(row.preload)} | ${row.target} | ${n(median)} | ${n(Math.min(...values))}–${n(Math.max(...values))} | ` +
-      `${n(row.p50Ms, 1)} | ${n(row.p99Ms, 1)} | ${row.rssPeakMb === null ? '-' : n(row.rssPeakMb)} | ${books} | ${ratios} |`);
+    const books = mine.every((m) => m.books === null)
+      ? '-'
+      : !mine.every((m) => m.books === null || m.books.ok)
+        ? 'FAIL'
+        : mine.every((m) => m.books === null || m.books.exact)
+          ? 'exact'
+          : 'within bounds';
+    const median =
+      scenario === 'bookings'
+        ? row.bookingsPerSecond
+        : scenario === 'mixed'
+          ? row.requestsPerSecond
+          : row.holdsPerSecond;
+    lines.push(
+      `| ${row.conns} | ${n(row.preload)} | ${row.target} | ${n(median)} | ${n(Math.min(...values))}–${n(Math.max(...values))} | ` +
+        `${n(row.p50Ms, 1)} | ${n(row.p99Ms, 1)} | ${row.rssPeakMb === null ? '-' : n(row.rssPeakMb)} | ${books} | ${ratios} |`,
+    );
   }
   return lines.join('\n');
 }

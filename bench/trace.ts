@@ -27,7 +27,11 @@ export interface TransactionStats {
 const label = (sql: string) => sql.replace(/\s+/g, ' ').trim().slice(0, 48);
 
 const empty = (): TransactionStats => ({
-  transactions: 0, transactionMsTotal: 0, transactionMsMax: 0, gapMsTotal: 0, statements: {},
+  transactions: 0,
+  transactionMsTotal: 0,
+  transactionMsMax: 0,
+  gapMsTotal: 0,
+  statements: {},
 });
 
 type Statement = Sql['rows'] | Sql['run'];
@@ -44,16 +48,17 @@ export function traceTransactions(db: SqlDatabase): { stats(): TransactionStats;
     entry.msTotal += ms;
   };
   /** A statement method, timed; `spent` adds up the time inside a transaction's statements. */
-  const timed = <F extends Statement>(method: F, spent?: { ms: number }): F => (async (sql: string, params?: unknown[]) => {
-    const sent = performance.now();
-    try {
-      return await method(sql, params);
-    } finally {
-      const ms = performance.now() - sent;
-      if (spent !== undefined) spent.ms += ms;
-      record(sql, ms);
-    }
-  }) as F;
+  const timed = <F extends Statement>(method: F, spent?: { ms: number }): F =>
+    (async (sql: string, params?: unknown[]) => {
+      const sent = performance.now();
+      try {
+        return await method(sql, params);
+      } finally {
+        const ms = performance.now() - sent;
+        if (spent !== undefined) spent.ms += ms;
+        record(sql, ms);
+      }
+    }) as F;
 
   const transaction = db.transaction.bind(db);
   db.transaction = async <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => {
@@ -64,10 +69,12 @@ export function traceTransactions(db: SqlDatabase): { stats(): TransactionStats;
         const rows = timed(tx.rows.bind(tx), spent);
         const run = timed(tx.run.bind(tx), spent);
         // Everything else about the transaction handle (its dialect) passes through untouched.
-        return fn(new Proxy(tx, {
-          get: (target, property, receiver) =>
-            property === 'rows' ? rows : property === 'run' ? run : Reflect.get(target, property, receiver),
-        }));
+        return fn(
+          new Proxy(tx, {
+            get: (target, property, receiver) =>
+              property === 'rows' ? rows : property === 'run' ? run : Reflect.get(target, property, receiver),
+          }),
+        );
       });
     } finally {
       const ms = performance.now() - started;

@@ -73,7 +73,9 @@ if (opts.help) {
 function positive(name: string, raw: string, allowZero = false): number {
   const value = Number(raw);
   if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    console.error(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, not ${JSON.stringify(raw)}\n\n${USAGE}`);
+    console.error(
+      `--${name} must be a ${allowZero ? 'non-negative' : 'positive'} number, not ${JSON.stringify(raw)}\n\n${USAGE}`,
+    );
     process.exit(2);
   }
   return value;
@@ -162,8 +164,19 @@ const noResponse: { route: Route; start: number; latency: number; error: string 
 /** The database was down or frozen from start to end (ms since t0). */
 const downWindows: { kind: FaultKind; start: number; end: number }[] = [];
 
-interface AckedHold { holdId: number; eventId: number; qty: number; token: string; key?: string }
-interface AckedBooking { bookingId: number; holdId: number; eventId: number; qty: number }
+interface AckedHold {
+  holdId: number;
+  eventId: number;
+  qty: number;
+  token: string;
+  key?: string;
+}
+interface AckedBooking {
+  bookingId: number;
+  holdId: number;
+  eventId: number;
+  qty: number;
+}
 const ackedHolds = new Map<number, AckedHold>();
 const ackedBookings = new Map<number, AckedBooking>();
 /** hold id -> the booking id acknowledged for it: a retry answering another id is a bug. */
@@ -204,14 +217,20 @@ function record(route: Route, reply: Reply): void {
   } else if (reply.status === 503) {
     const retryAfter = reply.headers['retry-after'];
     replies503.push({
-      route, start: reply.start, latency: reply.latency, code,
+      route,
+      start: reply.start,
+      latency: reply.latency,
+      code,
       retryAfter: Array.isArray(retryAfter) ? retryAfter.join(',') : retryAfter,
       contentType: String(reply.headers['content-type'] ?? ''),
     });
   } else if (reply.status >= 500) {
     const requestId = reply.headers['x-request-id'] ?? reply.body?.request_id;
     serverErrors.push({
-      route, status: reply.status, at: reply.start, code,
+      route,
+      status: reply.status,
+      at: reply.start,
+      code,
       requestId: typeof requestId === 'string' ? requestId : '',
       detail: typeof reply.body?.detail === 'string' ? reply.body.detail : reply.text.slice(0, 200),
     });
@@ -261,12 +280,27 @@ async function call(
     } catch {
       parsed = undefined;
     }
-    const reply: Reply = { status: response.statusCode, headers: response.headers, body: parsed, text, start, latency: now() - start };
+    const reply: Reply = {
+      status: response.statusCode,
+      headers: response.headers,
+      body: parsed,
+      text,
+      start,
+      latency: now() - start,
+    };
     record(route, reply);
     return reply;
   } catch (error) {
     const err = error as { code?: string; name?: string; message?: string };
-    const reply: Reply = { status: 0, headers: {}, body: undefined, text: '', start, latency: now() - start, error: err.code ?? err.name ?? String(err.message) };
+    const reply: Reply = {
+      status: 0,
+      headers: {},
+      body: undefined,
+      text: '',
+      start,
+      latency: now() - start,
+      error: err.code ?? err.name ?? String(err.message),
+    };
     record(route, reply);
     return reply;
   }
@@ -282,7 +316,8 @@ function retryAfterMs(reply: Reply, fallback: number): number {
   return Math.min(Math.max(Number.isFinite(ms) ? ms : fallback, 0), 10_000);
 }
 const jitter = (ms: number) => ms + Math.random() * 250;
-const num = (value: unknown): number | undefined => (typeof value === 'number' && Number.isInteger(value) ? value : undefined);
+const num = (value: unknown): number | undefined =>
+  typeof value === 'number' && Number.isInteger(value) ? value : undefined;
 
 // ---------------------------------------------------------------------------------------------
 // The service process
@@ -309,7 +344,9 @@ function logTail(lines: number): string {
 function crashExcerpt(tail: string, lines = 12): string[] {
   const all = tail.split('\n');
   const plain = all.filter((line) => !line.startsWith('{'));
-  return (plain.length > 0 ? plain.slice(0, lines) : all.slice(-lines)).map((line) => (line.length > 400 ? `${line.slice(0, 400)}…` : line));
+  return (plain.length > 0 ? plain.slice(0, lines) : all.slice(-lines)).map((line) =>
+    line.length > 400 ? `${line.slice(0, 400)}…` : line,
+  );
 }
 
 /** This child's own part of the log, from `offset`, its last `lines` lines at most. */
@@ -329,7 +366,11 @@ function spawnService(): ChildProcess {
     offset = 0;
   }
   const fd = openSync(serviceLog, 'a');
-  const child = spawn(process.execPath, ['bin/box-office.js', 'serve'], { cwd: root, env: serviceEnv, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, ['bin/box-office.js', 'serve'], {
+    cwd: root,
+    env: serviceEnv,
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   serviceStarts++;
   child.on('exit', (code, signal) => {
@@ -341,7 +382,11 @@ function spawnService(): ChildProcess {
     }
     const tail = logSince(offset, 400);
     deaths.push({ at: now(), code, signal, logTail: tail });
-    say(`SERVICE PROCESS DIED (code ${code}, signal ${signal}); from ${serviceLog}:\n${crashExcerpt(tail).map((l) => `    ${l}`).join('\n')}`);
+    say(
+      `SERVICE PROCESS DIED (code ${code}, signal ${signal}); from ${serviceLog}:\n${crashExcerpt(tail)
+        .map((l) => `    ${l}`)
+        .join('\n')}`,
+    );
     // Keep going with a new one: the death is counted, and the rest of the run still tells
     // what else breaks.
     void superviseRestart();
@@ -416,7 +461,10 @@ async function stopService(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Events
 
-interface LiveEvent { id: number; soldOut: boolean }
+interface LiveEvent {
+  id: number;
+  soldOut: boolean;
+}
 const liveEvents: LiveEvent[] = [];
 const createdEvents: number[] = [];
 let probeEventId = 0;
@@ -425,7 +473,13 @@ let creating = 0;
 async function createEvent(name: string, seats: number): Promise<number | undefined> {
   const deadline = now() + 60_000;
   while (now() < deadline && !abortAll.signal.aborted) {
-    const reply = await call('event', 'POST', '/events', { event: { name, total_seats: seats } }, { authorization: `Bearer ${adminToken}` });
+    const reply = await call(
+      'event',
+      'POST',
+      '/events',
+      { event: { name, total_seats: seats } },
+      { authorization: `Bearer ${adminToken}` },
+    );
     const id = num(reply.body?.event_id);
     if (reply.status === 201 && id !== undefined) {
       createdEvents.push(id);
@@ -475,21 +529,25 @@ async function holdSeats(event: LiveEvent): Promise<AckedHold | undefined> {
     const reply = await call('hold', 'POST', '/holds', body, key === undefined ? {} : { 'idempotency-key': key });
     const code = String(reply.body?.code ?? '');
     const retryAfter = reply.headers['retry-after'];
-    trail.push(`${reply.status || reply.error}${code ? ` ${code}` : ''} at ${secs(reply.start)}${retryAfter === undefined ? '' : ` (Retry-After ${String(retryAfter)})`}`);
+    trail.push(
+      `${reply.status || reply.error}${code ? ` ${code}` : ''} at ${secs(reply.start)}${retryAfter === undefined ? '' : ` (Retry-After ${String(retryAfter)})`}`,
+    );
     const holdId = num(reply.body?.hold_id);
     const token = reply.body?.payment_token;
     if (reply.status === 201 && holdId !== undefined && typeof token === 'string') {
       const hold: AckedHold = { holdId, eventId: event.id, qty, token, ...(key === undefined ? {} : { key }) };
       if (key !== undefined) {
         const earlier = holdOfKey.get(key);
-        if (earlier !== undefined && earlier !== holdId) anomalies.push(`Idempotency-Key ${key} acknowledged hold ${earlier}, then hold ${holdId}`);
+        if (earlier !== undefined && earlier !== holdId)
+          anomalies.push(`Idempotency-Key ${key} acknowledged hold ${earlier}, then hold ${holdId}`);
         holdOfKey.set(key, holdId);
       }
       ackedHolds.set(holdId, hold);
       settle(true);
       return hold;
     }
-    if (reply.status === 201) anomalies.push(`POST /holds 201 without hold_id/payment_token: ${reply.text.slice(0, 200)}`);
+    if (reply.status === 201)
+      anomalies.push(`POST /holds 201 without hold_id/payment_token: ${reply.text.slice(0, 200)}`);
     if (reply.status === 409 && code === 'insufficient_seats') {
       const available = num(reply.body?.available);
       if (available !== undefined && available < 3) replaceSoldOut(event);
@@ -535,7 +593,8 @@ async function book(hold: AckedHold): Promise<void> {
     const bookingId = num(reply.body?.booking_id);
     if ((reply.status === 201 || reply.status === 200) && bookingId !== undefined) {
       const earlier = bookingOfHold.get(hold.holdId);
-      if (earlier !== undefined && earlier !== bookingId) anomalies.push(`hold ${hold.holdId} was booked as ${earlier}, then as ${bookingId}`);
+      if (earlier !== undefined && earlier !== bookingId)
+        anomalies.push(`hold ${hold.holdId} was booked as ${earlier}, then as ${bookingId}`);
       bookingOfHold.set(hold.holdId, bookingId);
       ackedBookings.set(bookingId, { bookingId, holdId: hold.holdId, eventId: hold.eventId, qty: hold.qty });
       return;
@@ -563,12 +622,16 @@ async function book(hold: AckedHold): Promise<void> {
 async function checkSnapshot(eventId: number): Promise<void> {
   const reply = await call('snapshot', 'GET', `/events/${eventId}`);
   if (reply.status !== 200 || !reply.body) return;
-  const [total, available, held, booked] = ['total', 'available', 'held', 'booked'].map((field) => num(reply.body?.[field]));
+  const [total, available, held, booked] = ['total', 'available', 'held', 'booked'].map((field) =>
+    num(reply.body?.[field]),
+  );
   snapshots.checked++;
   if (total === undefined || available === undefined || held === undefined || booked === undefined) {
     snapshots.bad.push(`GET /events/${eventId} at ${secs(reply.start)}: missing numbers: ${reply.text.slice(0, 200)}`);
   } else if (total !== available + held + booked || available < 0 || held < 0 || booked < 0) {
-    snapshots.bad.push(`GET /events/${eventId} at ${secs(reply.start)}: total ${total}, available ${available}, held ${held}, booked ${booked}`);
+    snapshots.bad.push(
+      `GET /events/${eventId} at ${secs(reply.start)}: total ${total}, available ${available}, held ${held}, booked ${booked}`,
+    );
   }
 }
 
@@ -592,7 +655,16 @@ async function clientLoop(): Promise<void> {
 
 type FaultKind = 'terminate' | 'terminate-in-tx' | 'restart-immediate' | 'stop' | 'freeze';
 /** Terminations are the most common (and cheapest); each other kind comes once in 8. */
-const CYCLE: FaultKind[] = ['terminate', 'terminate-in-tx', 'restart-immediate', 'terminate', 'stop', 'terminate-in-tx', 'freeze', 'terminate'];
+const CYCLE: FaultKind[] = [
+  'terminate',
+  'terminate-in-tx',
+  'restart-immediate',
+  'terminate',
+  'stop',
+  'terminate-in-tx',
+  'freeze',
+  'terminate',
+];
 
 interface FaultRecord {
   n: number;
@@ -723,15 +795,26 @@ interface Audit {
 }
 
 async function audit(url: string): Promise<Audit> {
-  const client = new pg.Client({ connectionString: url, application_name: HARNESS_APPLICATION_NAME, connectionTimeoutMillis: 5_000, query_timeout: 60_000 });
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: HARNESS_APPLICATION_NAME,
+    connectionTimeoutMillis: 5_000,
+    query_timeout: 60_000,
+  });
   client.on('error', () => {});
   await client.connect();
   try {
     // One snapshot for every read: the sweeper may be reclaiming lapsed holds meanwhile.
     await client.query('begin isolation level repeatable read read only');
     const events = await client.query<{
-      id: number; total_seats: number; available: number; held: number; booked: number;
-      held_rows: number; held_live: number; booked_rows: number;
+      id: number;
+      total_seats: number;
+      available: number;
+      held: number;
+      booked: number;
+      held_rows: number;
+      held_live: number;
+      booked_rows: number;
     }>(`select e.id::int, e.total_seats, e.available, e.held, e.booked,
               coalesce((select sum(qty) from holds h where h.event_id = e.id and h.status = 'active'), 0)::int as held_rows,
               coalesce((select sum(qty) from holds h where h.event_id = e.id and h.status = 'active' and h.expires_at > now()), 0)::int as held_live,
@@ -745,19 +828,32 @@ async function audit(url: string): Promise<Audit> {
       totals.held += e.held;
       totals.booked += e.booked;
       const problems: string[] = [];
-      if (e.total_seats !== e.available + e.held + e.booked) problems.push(`total_seats ${e.total_seats} != available ${e.available} + held ${e.held} + booked ${e.booked}`);
-      if (e.available < 0 || e.held < 0 || e.booked < 0) problems.push(`negative counter (available ${e.available}, held ${e.held}, booked ${e.booked})`);
+      if (e.total_seats !== e.available + e.held + e.booked)
+        problems.push(`total_seats ${e.total_seats} != available ${e.available} + held ${e.held} + booked ${e.booked}`);
+      if (e.available < 0 || e.held < 0 || e.booked < 0)
+        problems.push(`negative counter (available ${e.available}, held ${e.held}, booked ${e.booked})`);
       // `held` counts active holds, lapsed-but-unreclaimed ones included (readers subtract
       // those); the seats actually held now are the unexpired ones.
       if (e.held !== e.held_rows) problems.push(`held counter ${e.held} != ${e.held_rows} seats in active holds`);
-      if (e.booked !== e.booked_rows) problems.push(`booked counter ${e.booked} != ${e.booked_rows} seats in confirmed bookings`);
-      if (e.total_seats - e.held_live - e.booked_rows < 0) problems.push(`oversold: ${e.held_live} held now + ${e.booked_rows} booked > ${e.total_seats} seats`);
+      if (e.booked !== e.booked_rows)
+        problems.push(`booked counter ${e.booked} != ${e.booked_rows} seats in confirmed bookings`);
+      if (e.total_seats - e.held_live - e.booked_rows < 0)
+        problems.push(`oversold: ${e.held_live} held now + ${e.booked_rows} booked > ${e.total_seats} seats`);
       if (problems.length > 0) oversold.push(`event ${e.id}: ${problems.join('; ')}`);
     }
     const bookingIds = [...ackedBookings.keys()];
-    const bookings = await client.query<{ id: number; hold_id: number; event_id: number; qty: number; status: string; hold_status: string | null }>(
+    const bookings = await client.query<{
+      id: number;
+      hold_id: number;
+      event_id: number;
+      qty: number;
+      status: string;
+      hold_status: string | null;
+    }>(
       `select b.id::int, b.hold_id::int, b.event_id::int, b.qty, b.status, h.status as hold_status
-         from bookings b left join holds h on h.id = b.hold_id where b.id = any($1::bigint[])`, [bookingIds]);
+         from bookings b left join holds h on h.id = b.hold_id where b.id = any($1::bigint[])`,
+      [bookingIds],
+    );
     const foundBookings = new Map(bookings.rows.map((row) => [row.id, row]));
     const lostBookings: number[] = [];
     const wrongBookings: string[] = [];
@@ -769,35 +865,62 @@ async function audit(url: string): Promise<Audit> {
         continue;
       }
       if (row.hold_id !== acked.holdId || row.event_id !== acked.eventId || row.qty !== acked.qty) {
-        wrongBookings.push(`booking ${acked.bookingId}: acknowledged for hold ${acked.holdId} (event ${acked.eventId}, qty ${acked.qty}), stored for hold ${row.hold_id} (event ${row.event_id}, qty ${row.qty})`);
+        wrongBookings.push(
+          `booking ${acked.bookingId}: acknowledged for hold ${acked.holdId} (event ${acked.eventId}, qty ${acked.qty}), stored for hold ${row.hold_id} (event ${row.event_id}, qty ${row.qty})`,
+        );
       }
-      if (row.hold_status !== 'booked') wrongBookings.push(`booking ${acked.bookingId}: its hold ${row.hold_id} is ${row.hold_status ?? 'missing'}`);
+      if (row.hold_status !== 'booked')
+        wrongBookings.push(`booking ${acked.bookingId}: its hold ${row.hold_id} is ${row.hold_status ?? 'missing'}`);
     }
-    const allBookings = await client.query<{ id: number; hold_id: number; status: string }>('select id::int, hold_id::int, status from bookings');
+    const allBookings = await client.query<{ id: number; hold_id: number; status: string }>(
+      'select id::int, hold_id::int, status from bookings',
+    );
     const unexpectedBookings: string[] = [];
     let recoveredBookings = 0;
     for (const row of allBookings.rows) {
-      if (!attemptedBookings.has(row.hold_id)) unexpectedBookings.push(`booking ${row.id} (hold ${row.hold_id}, ${row.status}): no client asked to book that hold`);
+      if (!attemptedBookings.has(row.hold_id))
+        unexpectedBookings.push(
+          `booking ${row.id} (hold ${row.hold_id}, ${row.status}): no client asked to book that hold`,
+        );
       else if (!bookingOfHold.has(row.hold_id)) recoveredBookings++;
     }
     const holds = await client.query<{ id: number; event_id: number; qty: number }>(
-      'select id::int, event_id::int, qty from holds where id = any($1::bigint[])', [[...ackedHolds.keys()]]);
+      'select id::int, event_id::int, qty from holds where id = any($1::bigint[])',
+      [[...ackedHolds.keys()]],
+    );
     const foundHolds = new Map(holds.rows.map((row) => [row.id, row]));
     const lostHolds: number[] = [];
     const wrongHolds: string[] = [];
     for (const acked of ackedHolds.values()) {
       const row = foundHolds.get(acked.holdId);
       if (!row) lostHolds.push(acked.holdId);
-      else if (row.event_id !== acked.eventId || row.qty !== acked.qty) wrongHolds.push(`hold ${acked.holdId}: acknowledged event ${acked.eventId} qty ${acked.qty}, stored event ${row.event_id} qty ${row.qty}`);
+      else if (row.event_id !== acked.eventId || row.qty !== acked.qty)
+        wrongHolds.push(
+          `hold ${acked.holdId}: acknowledged event ${acked.eventId} qty ${acked.qty}, stored event ${row.event_id} qty ${row.qty}`,
+        );
     }
     const claims = await client.query<{ ms: number }>(
-      'select (extract(epoch from locked_at) * 1000)::float8 as ms from idempotency_keys where response_status is null order by locked_at');
-    const counts = await client.query<{ holds: number; bookings: number }>('select (select count(*) from holds)::int as holds, (select count(*) from bookings)::int as bookings');
+      'select (extract(epoch from locked_at) * 1000)::float8 as ms from idempotency_keys where response_status is null order by locked_at',
+    );
+    const counts = await client.query<{ holds: number; bookings: number }>(
+      'select (select count(*) from holds)::int as holds, (select count(*) from bookings)::int as bookings',
+    );
     totals.holdRows = counts.rows[0]?.holds ?? 0;
     totals.bookingRows = counts.rows[0]?.bookings ?? 0;
     await client.query('commit');
-    return { unexpectedBookings, recoveredBookings, unfinishedKeyClaims: claims.rows.length,
-      unfinishedKeyClaimTimes: claims.rows.map((row) => row.ms - wallStart), lostBookings, wrongBookings, lostHolds, wrongHolds, eventsAudited: events.rows.length, oversold, totals };
+    return {
+      unexpectedBookings,
+      recoveredBookings,
+      unfinishedKeyClaims: claims.rows.length,
+      unfinishedKeyClaimTimes: claims.rows.map((row) => row.ms - wallStart),
+      lostBookings,
+      wrongBookings,
+      lostHolds,
+      wrongHolds,
+      eventsAudited: events.rows.length,
+      oversold,
+      totals,
+    };
   } finally {
     await client.end().catch(() => {});
   }
@@ -812,7 +935,8 @@ function percentile(sorted: number[], p: number): number {
 }
 const round = (ms: number) => Math.round(ms);
 /** The down window a request overlapped (in flight at some moment of it), if any. */
-const windowOf = (start: number, latency: number) => downWindows.find((w) => start <= w.end && start + latency >= w.start);
+const windowOf = (start: number, latency: number) =>
+  downWindows.find((w) => start <= w.end && start + latency >= w.start);
 const duringDown = (start: number, latency: number) => windowOf(start, latency) !== undefined;
 
 /** The fault that was going on (or had last happened) at `ms`, in words. */
@@ -820,13 +944,17 @@ function faultAround(ms: number): string {
   const last = [...faults].reverse().find((fault) => fault.at <= ms + 100);
   if (!last) return 'before any fault';
   const end = last.at + last.downMs;
-  return ms <= end + 50 ? `during fault ${last.n} (${last.kind})` : `${secs(ms - end)} after fault ${last.n} (${last.kind}) ended`;
+  return ms <= end + 50
+    ? `during fault ${last.n} (${last.kind})`
+    : `${secs(ms - end)} after fault ${last.n} (${last.kind}) ended`;
 }
 
 function gitCommit(): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !==
+      '';
     return dirty ? `${head} (with uncommitted changes)` : head;
   } catch {
     return 'unknown';
@@ -837,7 +965,10 @@ function gitCommit(): string {
 function logLinesOf(requestId: string, limit = 4): string[] {
   if (!requestId) return [];
   try {
-    return readFileSync(serviceLog, 'utf8').split('\n').filter((line) => line.includes(requestId)).slice(0, limit)
+    return readFileSync(serviceLog, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes(requestId))
+      .slice(0, limit)
       .map((line) => (line.length > 600 ? `${line.slice(0, 600)}…` : line));
   } catch {
     return [];
@@ -928,7 +1059,9 @@ async function main(): Promise<number> {
       fault.recoveryMs === undefined ? 'NO successful hold' : `first hold +${round(fault.recoveryMs)} ms`,
       ...(fault.error ? [`error: ${fault.error}`] : []),
     ];
-    say(`fault ${String(n).padStart(3)}/${FAULTS} ${kind.padEnd(17)} ${parts.join(', ')}  [holds ${ackedHolds.size}, bookings ${ackedBookings.size}]`);
+    say(
+      `fault ${String(n).padStart(3)}/${FAULTS} ${kind.padEnd(17)} ${parts.join(', ')}  [holds ${ackedHolds.size}, bookings ${ackedBookings.size}]`,
+    );
     if (db.state() !== 'running') {
       stoppedEarly = `PostgreSQL is ${db.state()} after fault ${n}`;
       break;
@@ -957,18 +1090,30 @@ async function main(): Promise<number> {
 
   const alive = service !== undefined && service.exitCode === null && service.signalCode === null;
   const healthz = alive ? await call('healthz', 'GET', '/healthz', undefined, {}, 5_000) : undefined;
-  say(`load stopped; service ${alive ? 'alive' : 'NOT running'}, GET /healthz ${healthz?.status ?? '-'}; auditing the database`);
+  say(
+    `load stopped; service ${alive ? 'alive' : 'NOT running'}, GET /healthz ${healthz?.status ?? '-'}; auditing the database`,
+  );
   const books = await audit(db.url);
 
   // --- figures ---
   const byKind: Record<string, number> = {};
   for (const fault of faults) bump(byKind, fault.kind);
-  const recoveries = faults.filter((f) => f.recoveryMs !== undefined).map((f) => f.recoveryMs!).sort((a, b) => a - b);
+  const recoveries = faults
+    .filter((f) => f.recoveryMs !== undefined)
+    .map((f) => f.recoveryMs!)
+    .sort((a, b) => a - b);
   const notRecovered = faults.filter((f) => f.recoveryMs === undefined).length;
   const recoveryByKind: Record<string, { median: number; max: number; count: number }> = {};
   for (const kind of new Set(faults.map((f) => f.kind))) {
-    const values = faults.filter((f) => f.kind === kind && f.recoveryMs !== undefined).map((f) => f.recoveryMs!).sort((a, b) => a - b);
-    recoveryByKind[kind] = { median: round(percentile(values, 50)), max: round(values.at(-1) ?? 0), count: values.length };
+    const values = faults
+      .filter((f) => f.kind === kind && f.recoveryMs !== undefined)
+      .map((f) => f.recoveryMs!)
+      .sort((a, b) => a - b);
+    recoveryByKind[kind] = {
+      median: round(percentile(values, 50)),
+      max: round(values.at(-1) ?? 0),
+      count: values.length,
+    };
   }
   const down503 = replies503.filter((r) => duringDown(r.start, r.latency));
   const slowest503Down = down503.reduce((max, r) => Math.max(max, r.latency), 0);
@@ -986,7 +1131,8 @@ async function main(): Promise<number> {
   for (const route of [...loadRoutes, 'snapshot', 'probe-hold'] as Route[]) {
     const entry = stats.get(route);
     entry?.starts.forEach((start, i) => {
-      if (duringDown(start, entry.latencies[i] ?? 0)) slowestAnyDown = Math.max(slowestAnyDown, entry.latencies[i] ?? 0);
+      if (duringDown(start, entry.latencies[i] ?? 0))
+        slowestAnyDown = Math.max(slowestAnyDown, entry.latencies[i] ?? 0);
     });
   }
   const without503RetryAfter = replies503.filter((r) => r.retryAfter === undefined).length;
@@ -998,12 +1144,21 @@ async function main(): Promise<number> {
   const noResponseDown = noResponse.filter((r) => duringDown(r.start, r.latency));
   const noResponseByError: Record<string, number> = {};
   for (const r of noResponse) bump(noResponseByError, `${r.route}: ${r.error}`);
-  const routes: Record<string, { requests: number; statuses: Record<string, number>; p50Ms: number; p99Ms: number; maxMs: number }> = {};
+  const routes: Record<
+    string,
+    { requests: number; statuses: Record<string, number>; p50Ms: number; p99Ms: number; maxMs: number }
+  > = {};
   let requests = 0;
   let loadRequests = 0;
   for (const [route, entry] of stats) {
     const sorted = [...entry.latencies].sort((a, b) => a - b);
-    routes[route] = { requests: sorted.length, statuses: entry.statuses, p50Ms: round(percentile(sorted, 50)), p99Ms: round(percentile(sorted, 99)), maxMs: round(sorted.at(-1) ?? 0) };
+    routes[route] = {
+      requests: sorted.length,
+      statuses: entry.statuses,
+      p50Ms: round(percentile(sorted, 50)),
+      p99Ms: round(percentile(sorted, 99)),
+      maxMs: round(sorted.at(-1) ?? 0),
+    };
     requests += sorted.length;
     if (loadRoutes.includes(route)) loadRequests += sorted.length;
   }
@@ -1013,25 +1168,44 @@ async function main(): Promise<number> {
   const failures: string[] = [];
   if (lost > 0) failures.push(`${lost} acknowledged bookings lost`);
   if (books.oversold.length > 0) failures.push(`${books.oversold.length} events with broken books (oversold)`);
-  if (snapshots.bad.length > 0) failures.push(`${snapshots.bad.length} GET /events/:id snapshots whose books did not balance (oversold)`);
-  if (books.unexpectedBookings.length > 0) failures.push(`${books.unexpectedBookings.length} stored bookings no client asked for`);
+  if (snapshots.bad.length > 0)
+    failures.push(`${snapshots.bad.length} GET /events/:id snapshots whose books did not balance (oversold)`);
+  if (books.unexpectedBookings.length > 0)
+    failures.push(`${books.unexpectedBookings.length} stored bookings no client asked for`);
   if (serverErrors.length > 0) failures.push(`${serverErrors.length} 5xx answers other than 503`);
   if (processDeaths > 0) failures.push(`${processDeaths} service process deaths`);
-  if (!alive || healthz?.status !== 200) failures.push(`the service is not healthy at the end (GET /healthz ${healthz?.status ?? 'not asked: process gone'})`);
-  if (slowest503Down > LIMITS.slowest503Ms) failures.push(`a 503 took ${round(slowest503Down)} ms while the database was down or frozen (limit ${LIMITS.slowest503Ms})`);
+  if (!alive || healthz?.status !== 200)
+    failures.push(
+      `the service is not healthy at the end (GET /healthz ${healthz?.status ?? 'not asked: process gone'})`,
+    );
+  if (slowest503Down > LIMITS.slowest503Ms)
+    failures.push(
+      `a 503 took ${round(slowest503Down)} ms while the database was down or frozen (limit ${LIMITS.slowest503Ms})`,
+    );
   const maxRecovery = recoveries.at(-1) ?? 0;
   if (notRecovered > 0) failures.push(`${notRecovered} faults not recovered from within ${RECOVERY_WAIT_MS / 1000} s`);
-  else if (maxRecovery > LIMITS.maxRecoveryMs) failures.push(`recovery took up to ${round(maxRecovery)} ms (limit ${LIMITS.maxRecoveryMs})`);
+  else if (maxRecovery > LIMITS.maxRecoveryMs)
+    failures.push(`recovery took up to ${round(maxRecovery)} ms (limit ${LIMITS.maxRecoveryMs})`);
   // Reported, not part of the exit status the brief defines.
   const warnings: string[] = [];
   if (without503RetryAfter > 0) warnings.push(`${without503RetryAfter} 503 answers without Retry-After`);
   if (wrongType503 > 0) warnings.push(`${wrongType503} 503 answers not application/problem+json`);
-  if (books.lostHolds.length > 0) warnings.push(`${books.lostHolds.length} acknowledged holds missing from the database`);
-  if (books.wrongBookings.length + books.wrongHolds.length > 0) warnings.push(`${books.wrongBookings.length + books.wrongHolds.length} acknowledged holds/bookings stored differently`);
+  if (books.lostHolds.length > 0)
+    warnings.push(`${books.lostHolds.length} acknowledged holds missing from the database`);
+  if (books.wrongBookings.length + books.wrongHolds.length > 0)
+    warnings.push(
+      `${books.wrongBookings.length + books.wrongHolds.length} acknowledged holds/bookings stored differently`,
+    );
   if (anomalies.length > 0) warnings.push(`${anomalies.length} protocol anomalies (idempotency)`);
-  if (noResponse.length > 0) warnings.push(`${noResponse.length} requests without any response (${noResponseDown.length} sent while the database was down or frozen)`);
+  if (noResponse.length > 0)
+    warnings.push(
+      `${noResponse.length} requests without any response (${noResponseDown.length} sent while the database was down or frozen)`,
+    );
   if (stoppedEarly) warnings.push(`faults stopped early: ${stoppedEarly}`);
-  if (terminateFallbacks > 0) warnings.push(`${terminateFallbacks} terminations found no backend with application_name=${SERVICE_APPLICATION_NAME} and killed the unnamed client backends instead`);
+  if (terminateFallbacks > 0)
+    warnings.push(
+      `${terminateFallbacks} terminations found no backend with application_name=${SERVICE_APPLICATION_NAME} and killed the unnamed client backends instead`,
+    );
 
   const summary = {
     date: startedAt,
@@ -1039,7 +1213,14 @@ async function main(): Promise<number> {
     command: `npm run faults -- ${process.argv.slice(2).join(' ')}`.trim(),
     durationSeconds: Math.round(now() / 100) / 10,
     logs: { service: serviceLog, postgres: postgresLog },
-    options: { faults: FAULTS, concurrency: CONCURRENCY, events: EVENTS, seats: SEATS, warmupMs: WARMUP_MS, settleMs: SETTLE_MS },
+    options: {
+      faults: FAULTS,
+      concurrency: CONCURRENCY,
+      events: EVENTS,
+      seats: SEATS,
+      warmupMs: WARMUP_MS,
+      settleMs: SETTLE_MS,
+    },
     faults: {
       injected: faults.length,
       byKind,
@@ -1052,7 +1233,12 @@ async function main(): Promise<number> {
     },
     requests: { total: requests, load: loadRequests, byRoute: routes },
     acknowledged: { holds: ackedHolds.size, bookings: ackedBookings.size },
-    lost: { bookings: lost, holds: books.lostHolds.length, bookingIds: books.lostBookings.slice(0, 50), holdIds: books.lostHolds.slice(0, 50) },
+    lost: {
+      bookings: lost,
+      holds: books.lostHolds.length,
+      bookingIds: books.lostBookings.slice(0, 50),
+      holdIds: books.lostHolds.slice(0, 50),
+    },
     oversold: books.oversold.length + snapshots.bad.length,
     oversoldDetail: [...books.oversold, ...snapshots.bad].slice(0, 50),
     snapshotsChecked: snapshots.checked,
@@ -1079,7 +1265,9 @@ async function main(): Promise<number> {
     anomalies: anomalies.slice(0, 50),
     idempotencyKeyStuckAfter503: stuckKeys,
     unfinishedKeyClaimsAtEnd: books.unfinishedKeyClaims,
-    unfinishedKeyClaims: books.unfinishedKeyClaimTimes.slice(0, 50).map((ms) => `claimed at ${secs(ms)}, ${faultAround(ms)}`),
+    unfinishedKeyClaims: books.unfinishedKeyClaimTimes
+      .slice(0, 50)
+      .map((ms) => `claimed at ${secs(ms)}, ${faultAround(ms)}`),
     recovery: {
       medianMs: round(percentile(recoveries, 50)),
       p90Ms: round(percentile(recoveries, 90)),
@@ -1089,7 +1277,12 @@ async function main(): Promise<number> {
       readyzMaxMs: round(Math.max(0, ...faults.map((f) => f.readyMs ?? 0))),
     },
     processDeaths,
-    deaths: deaths.map((d) => ({ at: round(d.at), code: d.code, signal: d.signal, crash: crashExcerpt(d.logTail, 30) })),
+    deaths: deaths.map((d) => ({
+      at: round(d.at),
+      code: d.code,
+      signal: d.signal,
+      crash: crashExcerpt(d.logTail, 30),
+    })),
     serviceStarts,
     failedServiceStarts: failedStarts,
     healthz: healthz?.status ?? null,
@@ -1099,38 +1292,108 @@ async function main(): Promise<number> {
     pass: failures.length === 0,
   };
 
-  const line = (label: string, value: string | number, bad = false) => console.log(`  ${label.padEnd(44)} ${value}${bad ? '   <-- FAIL' : ''}`);
+  const line = (label: string, value: string | number, bad = false) =>
+    console.log(`  ${label.padEnd(44)} ${value}${bad ? '   <-- FAIL' : ''}`);
   console.log('\n=== fault injection summary ===');
   line('date / commit', `${startedAt} / ${commit}`);
   line('duration', secs(now()));
-  line('faults injected', `${faults.length} (${Object.entries(byKind).map(([k, v]) => `${k} ${v}`).join(', ')})`);
-  line('  backends terminated', `${summary.faults.backendsTerminated} (terminations hitting none: ${summary.faults.terminationsHittingNothing})`);
+  line(
+    'faults injected',
+    `${faults.length} (${Object.entries(byKind)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')})`,
+  );
+  line(
+    '  backends terminated',
+    `${summary.faults.backendsTerminated} (terminations hitting none: ${summary.faults.terminationsHittingNothing})`,
+  );
   line('  database down or frozen, in all', `${summary.faults.downSeconds} s`);
   line('requests', `${requests} (holds and bookings: ${loadRequests})`);
   for (const [route, r] of Object.entries(routes)) {
-    line(`  ${route}`, `${r.requests} req, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms; ${Object.entries(r.statuses).map(([s, c]) => `${s}: ${c}`).join(', ')}`);
+    line(
+      `  ${route}`,
+      `${r.requests} req, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, max ${r.maxMs} ms; ${Object.entries(r.statuses)
+        .map(([s, c]) => `${s}: ${c}`)
+        .join(', ')}`,
+    );
   }
   line('acknowledged holds / bookings', `${ackedHolds.size} / ${ackedBookings.size}`);
   line('lost bookings (must be 0)', lost, lost > 0);
   line('lost holds', books.lostHolds.length, books.lostHolds.length > 0);
-  line('oversold / broken books (must be 0)', `${books.oversold.length} of ${books.eventsAudited} events at the end; ${snapshots.bad.length} of ${snapshots.checked} snapshots during the run`, books.oversold.length + snapshots.bad.length > 0);
+  line(
+    'oversold / broken books (must be 0)',
+    `${books.oversold.length} of ${books.eventsAudited} events at the end; ${snapshots.bad.length} of ${snapshots.checked} snapshots during the run`,
+    books.oversold.length + snapshots.bad.length > 0,
+  );
   for (const detail of [...books.oversold, ...snapshots.bad].slice(0, 5)) console.log(`      ${detail}`);
   line('bookings stored but never asked for', books.unexpectedBookings.length, books.unexpectedBookings.length > 0);
   for (const detail of books.unexpectedBookings.slice(0, 5)) console.log(`      ${detail}`);
   line('bookings stored, /book never answered', `${books.recoveredBookings} (fine: the client gave up or stopped)`);
-  line('5xx other than 503 (must be 0)', `${serverErrors.length}${serverErrors.length ? ` (${Object.entries(serverErrorCodes).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}`, serverErrors.length > 0);
-  line('503 answers', `${replies503.length} (${Object.entries(codes503).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'})`);
-  line('  without Retry-After / not problem+json', `${without503RetryAfter} / ${wrongType503}`, without503RetryAfter + wrongType503 > 0);
-  line('  slowest 503 in flight while db down/frozen', `${round(slowest503Down)} ms (limit ${LIMITS.slowest503Ms}; slowest of all 503s ${round(slowest503)} ms)`, slowest503Down > LIMITS.slowest503Ms);
-  line('  slowest 503 by the window it overlapped', Object.entries(slowest503ByWindow).map(([k, v]) => `${k === 'up' ? 'database up' : `during ${k}`} ${v} ms`).join(', '));
+  line(
+    '5xx other than 503 (must be 0)',
+    `${serverErrors.length}${
+      serverErrors.length
+        ? ` (${Object.entries(serverErrorCodes)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', ')})`
+        : ''
+    }`,
+    serverErrors.length > 0,
+  );
+  line(
+    '503 answers',
+    `${replies503.length} (${
+      Object.entries(codes503)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'none'
+    })`,
+  );
+  line(
+    '  without Retry-After / not problem+json',
+    `${without503RetryAfter} / ${wrongType503}`,
+    without503RetryAfter + wrongType503 > 0,
+  );
+  line(
+    '  slowest 503 in flight while db down/frozen',
+    `${round(slowest503Down)} ms (limit ${LIMITS.slowest503Ms}; slowest of all 503s ${round(slowest503)} ms)`,
+    slowest503Down > LIMITS.slowest503Ms,
+  );
+  line(
+    '  slowest 503 by the window it overlapped',
+    Object.entries(slowest503ByWindow)
+      .map(([k, v]) => `${k === 'up' ? 'database up' : `during ${k}`} ${v} ms`)
+      .join(', '),
+  );
   line('  slowest answer of any kind, same', `${round(slowestAnyDown)} ms`);
-  line('requests with no response at all', `${noResponse.length} (${noResponseDown.length} sent while down)${noResponse.length ? `: ${Object.entries(noResponseByError).slice(0, 6).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`);
-  line('recovery: db back -> first hold, median / max', `${round(percentile(recoveries, 50))} ms / ${round(maxRecovery)} ms (limit ${LIMITS.maxRecoveryMs}; not recovered: ${notRecovered})`, notRecovered > 0 || maxRecovery > LIMITS.maxRecoveryMs);
-  for (const [kind, r] of Object.entries(recoveryByKind)) line(`  ${kind}`, `median ${r.median} ms, max ${r.max} ms (${r.count})`);
-  line('keyed holds refused in_flight after a 503', `${stuckKeys.keys} keys (${stuckKeys.resolved} answered later; blocked up to ${stuckKeys.maxBlockedMs} ms)`);
+  line(
+    'requests with no response at all',
+    `${noResponse.length} (${noResponseDown.length} sent while down)${
+      noResponse.length
+        ? `: ${Object.entries(noResponseByError)
+            .slice(0, 6)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}`
+        : ''
+    }`,
+  );
+  line(
+    'recovery: db back -> first hold, median / max',
+    `${round(percentile(recoveries, 50))} ms / ${round(maxRecovery)} ms (limit ${LIMITS.maxRecoveryMs}; not recovered: ${notRecovered})`,
+    notRecovered > 0 || maxRecovery > LIMITS.maxRecoveryMs,
+  );
+  for (const [kind, r] of Object.entries(recoveryByKind))
+    line(`  ${kind}`, `median ${r.median} ms, max ${r.max} ms (${r.count})`);
+  line(
+    'keyed holds refused in_flight after a 503',
+    `${stuckKeys.keys} keys (${stuckKeys.resolved} answered later; blocked up to ${stuckKeys.maxBlockedMs} ms)`,
+  );
   for (const example of stuckKeys.examples.slice(0, 3)) console.log(`      ${example}`);
-  line('Idempotency-Key claims left unfinished', `${books.unfinishedKeyClaims} (in the database once all clients stopped)`);
-  for (const ms of books.unfinishedKeyClaimTimes.slice(0, 3)) console.log(`      claimed at ${secs(ms)}, ${faultAround(ms)}`);
+  line(
+    'Idempotency-Key claims left unfinished',
+    `${books.unfinishedKeyClaims} (in the database once all clients stopped)`,
+  );
+  for (const ms of books.unfinishedKeyClaimTimes.slice(0, 3))
+    console.log(`      claimed at ${secs(ms)}, ${faultAround(ms)}`);
   line('client: book retries / gave up', `${outcomes.bookRetries} / ${outcomes.bookGaveUp}`);
   line('process deaths (must be 0)', processDeaths, processDeaths > 0);
   line('GET /healthz at the end', healthz?.status ?? 'process gone', healthz?.status !== 200);
@@ -1142,7 +1405,8 @@ async function main(): Promise<number> {
     console.log(`    death at ${secs(death.at)} (code ${death.code}, signal ${death.signal}), its crash in the log:`);
     for (const logLine of crashExcerpt(death.logTail)) console.log(`      ${logLine}`);
   }
-  if (deaths.length > 3) console.log(`    … and ${deaths.length - 3} more deaths (every one in the JSON summary and the log)`);
+  if (deaths.length > 3)
+    console.log(`    … and ${deaths.length - 3} more deaths (every one in the JSON summary and the log)`);
   for (const warning of warnings) console.log(`  warning: ${warning}`);
   console.log(failures.length === 0 ? '\nPASS' : `\nFAIL: ${failures.join('; ')}`);
   console.log(`logs: ${logDir}`);

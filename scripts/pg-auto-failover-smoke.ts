@@ -10,7 +10,9 @@ import { type FailoverCluster, pgAutoFailoverAvailable, startFailoverCluster } f
 const ROWS = 100;
 
 if (!pgAutoFailoverAvailable()) {
-  console.error('SKIP: pg_auto_failover is not installed (apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli)');
+  console.error(
+    'SKIP: pg_auto_failover is not installed (apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli)',
+  );
   process.exit(2);
 }
 
@@ -21,8 +23,13 @@ function check(ok: boolean, what: string): void {
 
 async function withClient<T>(port: number, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({
-    host: '127.0.0.1', port, user: 'postgres', database: 'postgres',
-    connectionTimeoutMillis: 3000, statement_timeout: 10_000, query_timeout: 12_000,
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    database: 'postgres',
+    connectionTimeoutMillis: 3000,
+    statement_timeout: 10_000,
+    query_timeout: 12_000,
   });
   client.on('error', () => {});
   await client.connect();
@@ -37,16 +44,23 @@ async function withClient<T>(port: number, fn: (c: pg.Client) => Promise<T>): Pr
 async function findPrimary(cluster: FailoverCluster): Promise<{ name: string; port: number }> {
   for (const node of cluster.nodes) {
     try {
-      const inRecovery = await withClient(node.port, async (c) => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r);
+      const inRecovery = await withClient(
+        node.port,
+        async (c) => (await c.query<{ r: boolean }>('select pg_is_in_recovery() as r')).rows[0]?.r,
+      );
       if (inRecovery === false) return { name: node.name, port: node.port };
-    } catch { /* down: try the next host */ }
+    } catch {
+      /* down: try the next host */
+    }
   }
   throw new Error('no host is out of recovery');
 }
 
 async function showState(cluster: FailoverCluster): Promise<void> {
   for (const s of await cluster.state()) {
-    console.log(`   ${s.name.padEnd(6)} :${s.port}  reported ${s.reportedState.padEnd(12)} assigned ${s.assignedState.padEnd(12)} health ${s.health}`);
+    console.log(
+      `   ${s.name.padEnd(6)} :${s.port}  reported ${s.reportedState.padEnd(12)} assigned ${s.assignedState.padEnd(12)} health ${s.health}`,
+    );
   }
 }
 
@@ -66,7 +80,9 @@ function processesUnder(dir: string): number[] {
     try {
       const cwd = readlinkSync(`/proc/${entry}/cwd`).replace(/ \(deleted\)$/, '');
       if (cwd === dir || cwd.startsWith(`${dir}/`)) pids.push(Number(entry));
-    } catch { /* gone, or not ours */ }
+    } catch {
+      /* gone, or not ours */
+    }
   }
   return pids;
 }
@@ -83,7 +99,10 @@ await showState(cluster);
 
 try {
   const first = await findPrimary(cluster);
-  check((await cluster.primary()).name === first.name, `the monitor and pg_is_in_recovery() agree: ${first.name} is primary`);
+  check(
+    (await cluster.primary()).name === first.name,
+    `the monitor and pg_is_in_recovery() agree: ${first.name} is primary`,
+  );
   await withClient(first.port, async (c) => {
     await c.query('create table smoke (id int primary key, note text not null)');
     await c.query('insert into smoke select g, $1 from generate_series(1, $2::int) g', ['before failover', ROWS]);
@@ -97,8 +116,13 @@ try {
   t = Date.now();
   const promoted = await cluster.waitForWritablePrimary(90_000);
   timings['kill -> writable'] = seconds(Date.now() - t);
-  check(promoted.name !== killed.name, `${promoted.name} is the writable primary ${timings['kill -> writable']} after the kill`);
-  const survivors = await withClient(promoted.port, async (c) => Number((await c.query<{ n: string }>('select count(*) as n from smoke')).rows[0]?.n));
+  check(
+    promoted.name !== killed.name,
+    `${promoted.name} is the writable primary ${timings['kill -> writable']} after the kill`,
+  );
+  const survivors = await withClient(promoted.port, async (c) =>
+    Number((await c.query<{ n: string }>('select count(*) as n from smoke')).rows[0]?.n),
+  );
   check(survivors === ROWS, `all ${ROWS} rows are on the new primary`);
   check((await findPrimary(cluster)).name === promoted.name, 'clients find the same primary by pg_is_in_recovery()');
   await showState(cluster);
@@ -114,10 +138,14 @@ try {
   await showState(cluster);
   const rejoined = cluster.nodes.find((n) => n.name === killed.name)!;
   const onRejoined = await withClient(rejoined.port, async (c) => {
-    const r = (await c.query<{ n: string; r: boolean }>('select count(*) as n, pg_is_in_recovery() as r from smoke')).rows[0];
+    const r = (await c.query<{ n: string; r: boolean }>('select count(*) as n, pg_is_in_recovery() as r from smoke'))
+      .rows[0];
     return { rows: Number(r?.n), inRecovery: r?.r };
   });
-  check(onRejoined.inRecovery === true && onRejoined.rows === ROWS, `${killed.name} is in recovery and has the ${ROWS} rows`);
+  check(
+    onRejoined.inRecovery === true && onRejoined.rows === ROWS,
+    `${killed.name} is in recovery and has the ${ROWS} rows`,
+  );
 
   t = Date.now();
   const sw = await cluster.switchover();
@@ -125,7 +153,9 @@ try {
   check(sw.from !== sw.to, `switchover ${sw.from} -> ${sw.to} in ${timings.switchover}`);
   const afterSwitch = await findPrimary(cluster);
   check(afterSwitch.name === sw.to, `clients find ${sw.to} as the primary`);
-  await withClient(afterSwitch.port, (c) => c.query('insert into smoke values ($1, $2)', [ROWS + 1, 'after switchover']));
+  await withClient(afterSwitch.port, (c) =>
+    c.query('insert into smoke values ($1, $2)', [ROWS + 1, 'after switchover']),
+  );
   check(true, `a write on ${sw.to} after the switchover commits`);
   await showState(cluster);
 } finally {
@@ -138,4 +168,8 @@ try {
 const left = processesUnder(root);
 check(left.length === 0, `no process left under ${root} (${left.join(' ') || 'none'})`);
 check(!existsSync(root), `${root} is removed`);
-console.log(`timings: ${Object.entries(timings).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+console.log(
+  `timings: ${Object.entries(timings)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}`,
+);

@@ -28,8 +28,19 @@
 //    nothing behind in /dev/shm). Standbys inherit both through pg_basebackup.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
-  appendFileSync, chownSync, closeSync, constants, accessSync, existsSync, mkdirSync, mkdtempSync, openSync,
-  readFileSync, readdirSync, readlinkSync, rmSync,
+  appendFileSync,
+  chownSync,
+  closeSync,
+  constants,
+  accessSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
 } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -132,7 +143,9 @@ function findPgAutoctl(): string | undefined {
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
-    } catch { /* keep looking */ }
+    } catch {
+      /* keep looking */
+    }
   }
   return undefined;
 }
@@ -140,7 +153,9 @@ function findPgAutoctl(): string | undefined {
 /** The `postgres` OS user, when we are root and must drop to it. */
 function postgresUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
   if (line === undefined) throw new Error('running as root, but there is no `postgres` OS user to run PostgreSQL as');
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
@@ -162,7 +177,12 @@ export function pgAutoFailoverAvailable(): boolean {
 // ---------------------------------------------------------------------------------------------
 // Processes, found through /proc so that nothing escapes (see the header).
 
-interface ProcInfo { pid: number; ppid: number; state: string; cwd: string | undefined }
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  state: string;
+  cwd: string | undefined;
+}
 
 function listProcesses(): ProcInfo[] {
   const out: ProcInfo[] = [];
@@ -176,9 +196,13 @@ function listProcesses(): ProcInfo[] {
       let cwd: string | undefined;
       try {
         cwd = readlinkSync(`/proc/${pid}/cwd`).replace(/ \(deleted\)$/, '');
-      } catch { /* another user's process, or gone */ }
+      } catch {
+        /* another user's process, or gone */
+      }
       out.push({ pid, ppid: Number(fields[1]), state: fields[0] ?? '?', cwd });
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   return out;
 }
@@ -186,7 +210,11 @@ function listProcesses(): ProcInfo[] {
 /** Live processes whose working directory is under one of `dirs`, plus all their descendants. */
 function processesUnder(dirs: string[]): number[] {
   const all = listProcesses().filter((p) => p.state !== 'Z' && p.pid !== process.pid);
-  const found = new Set(all.filter((p) => p.cwd !== undefined && dirs.some((d) => p.cwd === d || p.cwd!.startsWith(`${d}/`))).map((p) => p.pid));
+  const found = new Set(
+    all
+      .filter((p) => p.cwd !== undefined && dirs.some((d) => p.cwd === d || p.cwd!.startsWith(`${d}/`)))
+      .map((p) => p.pid),
+  );
   for (let grew = true; grew;) {
     grew = false;
     for (const p of all) {
@@ -202,7 +230,9 @@ function processesUnder(dirs: string[]): number[] {
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
-  } catch { /* already gone */ }
+  } catch {
+    /* already gone */
+  }
 }
 
 /**
@@ -255,7 +285,10 @@ function removeStaleSysvSegment(dataDir: string): void {
     return;
   }
   // columns: key shmid perms size cpid lpid nattch ...
-  const row = table.split('\n').map((l) => l.trim().split(/\s+/)).find((c) => Number(c[0]) === key && Number(c[1]) === id);
+  const row = table
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((c) => Number(c[0]) === key && Number(c[1]) === id);
   if (row !== undefined && Number(row[6]) === 0) spawnSync('ipcrm', ['-m', String(id)], { stdio: 'ignore' });
 }
 
@@ -353,14 +386,31 @@ class Cluster implements FailoverCluster {
       // Local admin connections without a user name; the clusters' superuser is always postgres.
       PGUSER: 'postgres',
     };
-    for (const dir of [sock, join(root, 'xdg'), join(root, 'xdg', 'config'), join(root, 'xdg', 'data'), join(root, 'xdg', 'run'),
-      this.monitor.home, ...this.members.map((m) => m.home)]) this.mkdir(dir);
+    for (const dir of [
+      sock,
+      join(root, 'xdg'),
+      join(root, 'xdg', 'config'),
+      join(root, 'xdg', 'data'),
+      join(root, 'xdg', 'run'),
+      this.monitor.home,
+      ...this.members.map((m) => m.home),
+    ])
+      this.mkdir(dir);
     this.pool = new pg.Pool({
-      host: HOST, port: this.monitor.port, user: 'postgres', database: 'pg_auto_failover',
-      max: 2, connectionTimeoutMillis: 5000, idleTimeoutMillis: 2000, allowExitOnIdle: true,
-      statement_timeout: 5000, query_timeout: 7000,
+      host: HOST,
+      port: this.monitor.port,
+      user: 'postgres',
+      database: 'pg_auto_failover',
+      max: 2,
+      connectionTimeoutMillis: 5000,
+      idleTimeoutMillis: 2000,
+      allowExitOnIdle: true,
+      statement_timeout: 5000,
+      query_timeout: 7000,
     });
-    this.pool.on('error', () => { /* an idle connection died with the monitor; the pool replaces it */ });
+    this.pool.on('error', () => {
+      /* an idle connection died with the monitor; the pool replaces it */
+    });
     track(this);
   }
 
@@ -373,7 +423,8 @@ class Cluster implements FailoverCluster {
   private asPostgres(bin: string, args: string[]): [string, string[]] {
     if (!this.user) return [bin, args];
     // setpriv execs in place: the pid we get is the program's, not a wrapper's.
-    if (existsSync('/usr/bin/setpriv')) return ['/usr/bin/setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', bin, ...args]];
+    if (existsSync('/usr/bin/setpriv'))
+      return ['/usr/bin/setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', bin, ...args]];
     return ['runuser', ['-u', 'postgres', '--', bin, ...args]];
   }
 
@@ -399,12 +450,21 @@ class Cluster implements FailoverCluster {
   private async run(m: Member, bin: string, args: string[], timeoutMs: number): Promise<void> {
     const child = this.spawnIn(m, bin, args);
     const result = await new Promise<string>((res) => {
-      const timer = setTimeout(() => {
-        if (child.pid !== undefined) signal(child.pid, 'SIGKILL');
-        res(`timed out after ${timeoutMs} ms`);
-      }, Math.max(timeoutMs, 1000));
-      child.once('error', (err) => { clearTimeout(timer); res(err.message); });
-      child.once('exit', (code, sig) => { clearTimeout(timer); res(code === 0 ? '' : `exited with ${sig ?? code}`); });
+      const timer = setTimeout(
+        () => {
+          if (child.pid !== undefined) signal(child.pid, 'SIGKILL');
+          res(`timed out after ${timeoutMs} ms`);
+        },
+        Math.max(timeoutMs, 1000),
+      );
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        res(err.message);
+      });
+      child.once('exit', (code, sig) => {
+        clearTimeout(timer);
+        res(code === 0 ? '' : `exited with ${sig ?? code}`);
+      });
     });
     if (result !== '') throw new Error(`${m.name}: \`${[bin, ...args].join(' ')}\` ${result}`);
   }
@@ -419,20 +479,31 @@ class Cluster implements FailoverCluster {
   }
 
   private async initdb(m: Member, extra: string[], timeoutMs: number): Promise<void> {
-    await this.run(m, join(PG_BIN, 'initdb'), ['-D', m.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'], timeoutMs);
+    await this.run(
+      m,
+      join(PG_BIN, 'initdb'),
+      ['-D', m.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions'],
+      timeoutMs,
+    );
     appendFileSync(join(m.dataDir, 'postgresql.conf'), `\n${[...SERVER_SETTINGS, ...extra].join('\n')}\n`);
   }
 
   private async rows(): Promise<MonitorRow[]> {
     const { rows } = await this.pool.query<MonitorRow>(
       `select nodename, nodeport, reportedstate::text, goalstate::text, health, reportedpgisrunning, reporttime
-         from pgautofailover.node where formationid = $1 order by nodeid`, [FORMATION]);
+         from pgautofailover.node where formationid = $1 order by nodeid`,
+      [FORMATION],
+    );
     return rows;
   }
 
   async state(): Promise<NodeState[]> {
     return (await this.rows()).map((r) => ({
-      name: r.nodename, port: r.nodeport, reportedState: r.reportedstate, assignedState: r.goalstate, health: r.health,
+      name: r.nodename,
+      port: r.nodeport,
+      reportedState: r.reportedstate,
+      assignedState: r.goalstate,
+      health: r.health,
     }));
   }
 
@@ -450,33 +521,50 @@ class Cluster implements FailoverCluster {
 
   private member(name: string): Member {
     const m = this.members.find((x) => x.name === name);
-    if (m === undefined) throw new Error(`no node named ${JSON.stringify(name)} (nodes: ${this.members.map((x) => x.name).join(', ')})`);
+    if (m === undefined)
+      throw new Error(`no node named ${JSON.stringify(name)} (nodes: ${this.members.map((x) => x.name).join(', ')})`);
     return m;
   }
 
   async killPrimary(): Promise<{ name: string; port: number }> {
     const p = await this.primary();
     const m = this.member(p.name);
-    if (processesUnder([m.home]).length === 0) throw new Error(`the monitor's primary ${p.name} is already down (killed, not restarted yet)`);
+    if (processesUnder([m.home]).length === 0)
+      throw new Error(`the monitor's primary ${p.name} is already down (killed, not restarted yet)`);
     stopAndKill([m.home]);
-    if (!(await waitUntilGone([m.home], 10_000))) throw new Error(`${p.name}: processes survived SIGKILL: ${processesUnder([m.home]).join(' ')}`);
+    if (!(await waitUntilGone([m.home], 10_000)))
+      throw new Error(`${p.name}: processes survived SIGKILL: ${processesUnder([m.home]).join(' ')}`);
     return p;
   }
 
   async restartNode(name: string): Promise<void> {
     const m = this.member(name);
-    if (processesUnder([m.home]).length > 0) throw new Error(`${name} is still running; restartNode is for a killed node`);
+    if (processesUnder([m.home]).length > 0)
+      throw new Error(`${name} is still running; restartNode is for a killed node`);
     const since = new Date();
     this.launch(m, ['run', '--pgdata', m.dataDir]);
     // Settled: the keeper reported after the restart, postgres runs, and it reached its goal.
     try {
-      await this.until(`${name} to rejoin`, Date.now() + 120_000, async () => {
-        const r = (await this.rows()).find((x) => x.nodename === name);
-        return r !== undefined && r.reporttime > since && r.reportedpgisrunning && r.reportedstate === r.goalstate
-          && (r.goalstate === 'secondary' || PRIMARY_STATES.has(r.goalstate)) ? true : undefined;
-      }, [m]);
+      await this.until(
+        `${name} to rejoin`,
+        Date.now() + 120_000,
+        async () => {
+          const r = (await this.rows()).find((x) => x.nodename === name);
+          return r !== undefined &&
+            r.reporttime > since &&
+            r.reportedpgisrunning &&
+            r.reportedstate === r.goalstate &&
+            (r.goalstate === 'secondary' || PRIMARY_STATES.has(r.goalstate))
+            ? true
+            : undefined;
+        },
+        [m],
+      );
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n${formatRows(await this.rows().catch(() => []))}\n${this.logTails(20)}`, { cause: err });
+      throw new Error(
+        `${(err as Error).message}\n${formatRows(await this.rows().catch(() => []))}\n${this.logTails(20)}`,
+        { cause: err },
+      );
     }
   }
 
@@ -492,7 +580,8 @@ class Cluster implements FailoverCluster {
     } catch (err) {
       // Only fatal if the monitor did not start it: the CLI may fail after the SQL call.
       const r = (await this.rows()).find((x) => x.nodename === from.name);
-      if (r !== undefined && PRIMARY_STATES.has(r.goalstate)) throw new Error(`${(err as Error).message}\n${tail(via.log, 20)}`, { cause: err });
+      if (r !== undefined && PRIMARY_STATES.has(r.goalstate))
+        throw new Error(`${(err as Error).message}\n${tail(via.log, 20)}`, { cause: err });
     }
     const to = await this.writablePrimary(90_000, from.name);
     return { from: from.name, to: to.name };
@@ -512,7 +601,8 @@ class Cluster implements FailoverCluster {
         const p = Cluster.pickPrimary(lastRows);
         if (p === undefined) last = 'the monitor assigns no primary';
         else if (p.nodename === notName) last = `${p.nodename} is still the primary`;
-        else if (!PRIMARY_STATES.has(p.reportedstate)) last = `${p.nodename} is assigned ${p.goalstate} but reports ${p.reportedstate}`;
+        else if (!PRIMARY_STATES.has(p.reportedstate))
+          last = `${p.nodename} is assigned ${p.goalstate} but reports ${p.reportedstate}`;
         else {
           await probeWrite(p.nodeport, Math.min(8000, Math.max(1000, deadline - Date.now())));
           return { name: p.nodename, port: p.nodeport };
@@ -522,11 +612,18 @@ class Cluster implements FailoverCluster {
       }
       await sleep(200);
     }
-    throw new Error(`no writable primary${notName ? ` other than ${notName}` : ''} within ${timeoutMs} ms; last: ${last}\n${formatRows(lastRows)}\n${this.logTails(15)}`);
+    throw new Error(
+      `no writable primary${notName ? ` other than ${notName}` : ''} within ${timeoutMs} ms; last: ${last}\n${formatRows(lastRows)}\n${this.logTails(15)}`,
+    );
   }
 
   /** Poll check() until it returns a value; fail early when a process we wait on has exited. */
-  private async until<T>(what: string, deadline: number, check: () => Promise<T | undefined>, watch: Member[]): Promise<T> {
+  private async until<T>(
+    what: string,
+    deadline: number,
+    check: () => Promise<T | undefined>,
+    watch: Member[],
+  ): Promise<T> {
     let last = '';
     for (;;) {
       try {
@@ -537,7 +634,8 @@ class Cluster implements FailoverCluster {
       }
       const dead = watch.find((m) => m.proc === undefined);
       if (dead) throw new Error(`waiting for ${what}: pg_autoctl for ${dead.name} exited`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
       await sleep(250);
     }
   }
@@ -547,28 +645,91 @@ class Cluster implements FailoverCluster {
     const mon = this.monitor;
 
     // Monitor: our initdb (settings above), pg_autoctl's setup, loopback only, then run it.
-    await this.initdb(mon, Object.entries(MONITOR_SETTINGS).map(([k, v]) => `${k} = ${v}`), left());
-    await this.run(mon, this.autoctl, ['create', 'monitor', '--pgdata', mon.dataDir, '--pgport', String(mon.port),
-      '--hostname', HOST, '--auth', 'trust', '--no-ssl'], left());
+    await this.initdb(
+      mon,
+      Object.entries(MONITOR_SETTINGS).map(([k, v]) => `${k} = ${v}`),
+      left(),
+    );
+    await this.run(
+      mon,
+      this.autoctl,
+      [
+        'create',
+        'monitor',
+        '--pgdata',
+        mon.dataDir,
+        '--pgport',
+        String(mon.port),
+        '--hostname',
+        HOST,
+        '--auth',
+        'trust',
+        '--no-ssl',
+      ],
+      left(),
+    );
     // `create monitor` has no --listen and would listen on '*'.
-    await this.run(mon, this.autoctl, ['config', 'set', '--pgdata', mon.dataDir, 'postgresql.listen_addresses', HOST], left());
+    await this.run(
+      mon,
+      this.autoctl,
+      ['config', 'set', '--pgdata', mon.dataDir, 'postgresql.listen_addresses', HOST],
+      left(),
+    );
     this.launch(mon, ['run', '--pgdata', mon.dataDir]);
-    await this.until('the monitor', deadline, async () => {
-      const { rows } = await this.pool.query<{ name: string; setting: string }>(
-        `select name, setting from pg_settings where name like 'pgautofailover.%'`);
-      const wrong = Object.entries(MONITOR_SETTINGS).filter(([k, v]) => rows.find((r) => r.name === k)?.setting !== v);
-      if (wrong.length > 0) throw new Error(`monitor tuning not applied: ${wrong.map(([k]) => k).join(', ')}`);
-      return true;
-    }, [mon]);
+    await this.until(
+      'the monitor',
+      deadline,
+      async () => {
+        const { rows } = await this.pool.query<{ name: string; setting: string }>(
+          `select name, setting from pg_settings where name like 'pgautofailover.%'`,
+        );
+        const wrong = Object.entries(MONITOR_SETTINGS).filter(
+          ([k, v]) => rows.find((r) => r.name === k)?.setting !== v,
+        );
+        if (wrong.length > 0) throw new Error(`monitor tuning not applied: ${wrong.map(([k]) => k).join(', ')}`);
+        return true;
+      },
+      [mon],
+    );
 
     const monitorUri = `postgres://autoctl_node@${HOST}:${mon.port}/pg_auto_failover?sslmode=disable`;
-    const create = (m: Member) => this.launch(m, ['create', 'postgres', '--pgdata', m.dataDir, '--pgport', String(m.port),
-      '--hostname', HOST, '--listen', HOST, '--name', m.name, '--username', 'postgres', '--dbname', 'postgres',
-      '--formation', FORMATION, '--monitor', monitorUri, '--auth', 'trust', '--no-ssl', '--run']);
-    const reached = (m: Member, state: string) => this.until(`${m.name} to reach ${state}`, deadline, async () => {
-      const r = (await this.rows()).find((x) => x.nodename === m.name);
-      return r?.reportedstate === state && r.goalstate === state ? true : undefined;
-    }, [mon, m]);
+    const create = (m: Member) =>
+      this.launch(m, [
+        'create',
+        'postgres',
+        '--pgdata',
+        m.dataDir,
+        '--pgport',
+        String(m.port),
+        '--hostname',
+        HOST,
+        '--listen',
+        HOST,
+        '--name',
+        m.name,
+        '--username',
+        'postgres',
+        '--dbname',
+        'postgres',
+        '--formation',
+        FORMATION,
+        '--monitor',
+        monitorUri,
+        '--auth',
+        'trust',
+        '--no-ssl',
+        '--run',
+      ]);
+    const reached = (m: Member, state: string) =>
+      this.until(
+        `${m.name} to reach ${state}`,
+        deadline,
+        async () => {
+          const r = (await this.rows()).find((x) => x.nodename === m.name);
+          return r?.reportedstate === state && r.goalstate === state ? true : undefined;
+        },
+        [mon, m],
+      );
 
     const [first, ...standbys] = this.members;
     if (first === undefined) throw new Error('no data node');
@@ -582,14 +743,23 @@ class Cluster implements FailoverCluster {
       create(m);
       await reached(m, 'secondary');
     }
-    await this.until('every node to settle', deadline, async () => {
-      const rows = await this.rows();
-      const want = standbys.length > 0 ? 'primary' : 'single';
-      return rows.length === this.members.length && rows.every((r) => r.reportedstate === r.goalstate)
-        && rows.filter((r) => r.reportedstate === want).length === 1 ? true : undefined;
-    }, [mon, ...this.members]);
+    await this.until(
+      'every node to settle',
+      deadline,
+      async () => {
+        const rows = await this.rows();
+        const want = standbys.length > 0 ? 'primary' : 'single';
+        return rows.length === this.members.length &&
+          rows.every((r) => r.reportedstate === r.goalstate) &&
+          rows.filter((r) => r.reportedstate === want).length === 1
+          ? true
+          : undefined;
+      },
+      [mon, ...this.members],
+    );
     for (const m of this.members) {
-      for (const [k, v] of Object.entries(KEEPER_SETTINGS)) await this.run(m, this.autoctl, ['config', 'set', '--pgdata', m.dataDir, k, v], left());
+      for (const [k, v] of Object.entries(KEEPER_SETTINGS))
+        await this.run(m, this.autoctl, ['config', 'set', '--pgdata', m.dataDir, k, v], left());
     }
     await this.writablePrimary(Math.max(left(), 1000));
   }
@@ -601,8 +771,13 @@ class Cluster implements FailoverCluster {
       try {
         const logDir = join(m.dataDir, 'log');
         const newest = readdirSync(logDir).sort().at(-1);
-        if (newest) parts.push(`--- ${m.name}: postgres ${join(logDir, newest)} ---\n${tail(join(logDir, newest), Math.ceil(lines / 2))}`);
-      } catch { /* no server log yet */ }
+        if (newest)
+          parts.push(
+            `--- ${m.name}: postgres ${join(logDir, newest)} ---\n${tail(join(logDir, newest), Math.ceil(lines / 2))}`,
+          );
+      } catch {
+        /* no server log yet */
+      }
     }
     return parts.join('\n');
   }
@@ -614,7 +789,8 @@ class Cluster implements FailoverCluster {
       // Politely first: SIGQUIT makes pg_autoctl stop its postgres, and makes a postmaster shut
       // down at once, releasing its shared memory. Keepers first, so none restarts a postgres.
       for (const m of [this.monitor, ...this.members]) {
-        if (m.proc?.pid !== undefined && m.proc.exitCode === null && m.proc.signalCode === null) signal(m.proc.pid, 'SIGQUIT');
+        if (m.proc?.pid !== undefined && m.proc.exitCode === null && m.proc.signalCode === null)
+          signal(m.proc.pid, 'SIGQUIT');
       }
       for (const m of [this.monitor, ...this.members]) {
         const pid = postmasterPid(m.dataDir);
@@ -646,7 +822,9 @@ class Cluster implements FailoverCluster {
     }
     try {
       this.cleanupFiles();
-    } catch { /* best effort while exiting */ }
+    } catch {
+      /* best effort while exiting */
+    }
   }
 }
 
@@ -689,15 +867,24 @@ function postmasterPid(dataDir: string): number | undefined {
 }
 
 function formatRows(rows: MonitorRow[]): string {
-  return rows.map((r) => `  ${r.nodename} :${r.nodeport} reported=${r.reportedstate} assigned=${r.goalstate} health=${r.health}`).join('\n');
+  return rows
+    .map((r) => `  ${r.nodename} :${r.nodeport} reported=${r.reportedstate} assigned=${r.goalstate} health=${r.health}`)
+    .join('\n');
 }
 
 async function withClient<T>(port: number, timeoutMs: number, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({
-    host: HOST, port, user: 'postgres', database: 'postgres',
-    connectionTimeoutMillis: Math.min(timeoutMs, 3000), statement_timeout: timeoutMs, query_timeout: timeoutMs + 2000,
+    host: HOST,
+    port,
+    user: 'postgres',
+    database: 'postgres',
+    connectionTimeoutMillis: Math.min(timeoutMs, 3000),
+    statement_timeout: timeoutMs,
+    query_timeout: timeoutMs + 2000,
   });
-  client.on('error', () => { /* the server may die under us; the pending query rejects */ });
+  client.on('error', () => {
+    /* the server may die under us; the pending query rejects */
+  });
   try {
     await client.connect();
     return await fn(client);
@@ -715,12 +902,15 @@ async function probeWrite(port: number, timeoutMs: number): Promise<void> {
   await withClient(port, timeoutMs, async (c) => {
     let syncWarning = '';
     c.on('notice', (n) => {
-      if (/synchronous replication/i.test(n.message ?? '')) syncWarning = n.message ?? 'synchronous replication wait cancelled';
+      if (/synchronous replication/i.test(n.message ?? ''))
+        syncWarning = n.message ?? 'synchronous replication wait cancelled';
     });
     const { rows } = await c.query<{ r: boolean }>('select pg_is_in_recovery() as r');
     if (rows[0]?.r !== false) throw new Error(`127.0.0.1:${port} is in recovery`);
     await c.query('create table if not exists pg_auto_failover_probe (id int primary key, at timestamptz not null)');
-    await c.query('insert into pg_auto_failover_probe values (1, now()) on conflict (id) do update set at = excluded.at');
+    await c.query(
+      'insert into pg_auto_failover_probe values (1, now()) on conflict (id) do update set at = excluded.at',
+    );
     if (syncWarning) throw new Error(`127.0.0.1:${port}: ${syncWarning}`);
   });
 }
@@ -735,7 +925,15 @@ function makeRoot(user: { uid: number; gid: number } | undefined): string {
       if (user) {
         // Only the postgres user (and root) may enter; it must reach the dir through `base`.
         chownSync(root, user.uid, user.gid);
-        const probe = spawnSync('/usr/bin/setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', 'test', '-w', root]);
+        const probe = spawnSync('/usr/bin/setpriv', [
+          '--reuid=postgres',
+          '--regid=postgres',
+          '--init-groups',
+          '--',
+          'test',
+          '-w',
+          root,
+        ]);
         if (probe.status !== 0 && spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-w', root]).status !== 0) {
           throw new Error(`the postgres user cannot write ${root}`);
         }
@@ -753,7 +951,9 @@ export async function startFailoverCluster(options: StartOptions = {}): Promise<
   if (!Number.isInteger(standbys) || standbys < 0) throw new Error(`standbys must be an integer >= 0, got ${standbys}`);
   const autoctl = findPgAutoctl();
   if (autoctl === undefined || !pgAutoFailoverAvailable()) {
-    throw new Error('pg_auto_failover is not installed: apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli');
+    throw new Error(
+      'pg_auto_failover is not installed: apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli',
+    );
   }
   const deadline = Date.now() + (options.startupTimeoutMs ?? 120_000);
   const user = postgresUser();
@@ -782,7 +982,9 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
   const i = process.argv.indexOf('--standbys');
   const standbys = i >= 0 ? Number(process.argv[i + 1]) : undefined;
   if (!pgAutoFailoverAvailable()) {
-    console.error('pg_auto_failover is not installed: apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli');
+    console.error(
+      'pg_auto_failover is not installed: apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli',
+    );
     process.exit(2);
   }
   const started = Date.now();
@@ -790,10 +992,13 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(
   console.log(JSON.stringify({ uri: cluster.uri, nodes: cluster.nodes, startupMs: Date.now() - started }, null, 2));
   console.log('running; Ctrl-C stops it');
   const shutdown = () => {
-    cluster.stop().then(() => process.exit(0), (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
+    cluster.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);

@@ -6,14 +6,22 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startThrowawayPostgres } from './throwaway-postgres.ts';
 
-const files = process.argv.slice(2).length > 0
-  ? process.argv.slice(2)
-  : readdirSync('test').filter((f) => f.endsWith('.test.ts')).sort().map((f) => join('test', f));
+const files =
+  process.argv.slice(2).length > 0
+    ? process.argv.slice(2)
+    : readdirSync('test')
+        .filter((f) => f.endsWith('.test.ts'))
+        .sort()
+        .map((f) => join('test', f));
 
 // The command tests run the compiled service (bin/box-office.js runs dist/): rebuild it when
 // a source file is newer than the build.
-const newest = (dir: string): number => Math.max(...readdirSync(dir, { withFileTypes: true }).map((entry) =>
-  entry.isDirectory() ? newest(join(dir, entry.name)) : statSync(join(dir, entry.name)).mtimeMs));
+const newest = (dir: string): number =>
+  Math.max(
+    ...readdirSync(dir, { withFileTypes: true }).map((entry) =>
+      entry.isDirectory() ? newest(join(dir, entry.name)) : statSync(join(dir, entry.name)).mtimeMs,
+    ),
+  );
 if (!existsSync('dist/cli.js') || newest('src') > statSync('dist/cli.js').mtimeMs) {
   execFileSync('npm', ['run', 'build'], { stdio: 'inherit' });
 }

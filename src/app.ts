@@ -59,7 +59,9 @@ export interface AppDeps {
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 /** The OpenAPI document's version is the package's. */
-const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 /** /readyz answers 503 after this long without an answer from the database. */
 const READY_TIMEOUT_MS = 800;
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -99,9 +101,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   app.addHook('onResponse', async (request, reply) => {
     if (config.accessLogLevel !== 'silent') {
-      request.log[config.accessLogLevel]({
-        method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10,
-      }, 'request');
+      request.log[config.accessLogLevel](
+        {
+          method: request.method,
+          url: request.url,
+          status: reply.statusCode,
+          ms: Math.round(reply.elapsedTime * 10) / 10,
+        },
+        'request',
+      );
     }
     metrics.httpDuration.observe(
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode },
@@ -148,7 +156,8 @@ async function registerPlugins(app: App, config: Config, metrics: Metrics): Prom
       info: {
         title: 'Box office',
         version: PACKAGE_VERSION,
-        description: 'Events, temporary seat holds and bookings. Errors are RFC 9457 problem+json with a stable `code`. ' +
+        description:
+          'Events, temporary seat holds and bookings. Errors are RFC 9457 problem+json with a stable `code`. ' +
           'Every POST, PATCH and DELETE accepts an Idempotency-Key header.',
       },
       components: { securitySchemes: { adminBearer: { type: 'http', scheme: 'bearer' } } },
@@ -164,41 +173,59 @@ async function registerPlugins(app: App, config: Config, metrics: Metrics): Prom
 function documentCommonProblems(route: RouteOptions): void {
   if (route.schema === undefined || route.schema.hide === true) return;
   const unsafe = [route.method].flat().some((method) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(method));
-  const codes: ErrorCode[] = ['internal_error', 'service_unavailable', 'database_unavailable',
-    ...(unsafe ? ['outcome_unknown' as const, ...BODY_ERRORS] : [])];
+  const codes: ErrorCode[] = [
+    'internal_error',
+    'service_unavailable',
+    'database_unavailable',
+    ...(unsafe ? ['outcome_unknown' as const, ...BODY_ERRORS] : []),
+  ];
   route.schema.response = withProblems((route.schema.response ?? {}) as Record<number, unknown>, codes);
 }
 
 function probeRoutes(app: App, store: Store, metrics: Metrics): void {
   const Status = Type.Object({ status: Type.String() });
-  app.get('/healthz', { schema: { summary: 'The process is up', tags: ['probes'], response: { 200: Status } } },
-    async () => ({ status: 'ok' }));
-  app.get('/readyz', {
-    schema: {
-      summary: 'The database answers',
-      tags: ['probes'],
-      response: { 200: Status, ...problems('service_unavailable') },
+  app.get(
+    '/healthz',
+    { schema: { summary: 'The process is up', tags: ['probes'], response: { 200: Status } } },
+    async () => ({ status: 'ok' }),
+  );
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'The database answers',
+        tags: ['probes'],
+        response: { 200: Status, ...problems('service_unavailable') },
+      },
     },
-  }, async () => {
-    // Answers within READY_TIMEOUT_MS whatever the database does: a frozen server must not
-    // freeze the probe that is meant to report it.
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-    });
-    try {
-      await Promise.race([store.ping(), timeout]);
-    } catch (error) {
-      throw new DomainError('service_unavailable', `the database is not answering: ${(error as Error).message}`);
-    } finally {
-      clearTimeout(timer);
-    }
-    return { status: 'ok' };
-  });
-  const MetricsText = { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } };
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['probes'], response: { 200: MetricsText } } }, async (_request, reply) =>
-    // prom-client separates metrics with blank lines, which some scrapers' parsers reject.
-    reply.type(metrics.registry.contentType).send((await metrics.registry.metrics()).replace(/\n{2,}/g, '\n')));
+    async () => {
+      // Answers within READY_TIMEOUT_MS whatever the database does: a frozen server must not
+      // freeze the probe that is meant to report it.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([store.ping(), timeout]);
+      } catch (error) {
+        throw new DomainError('service_unavailable', `the database is not answering: ${(error as Error).message}`);
+      } finally {
+        clearTimeout(timer);
+      }
+      return { status: 'ok' };
+    },
+  );
+  const MetricsText = {
+    description: 'Prometheus text exposition format',
+    content: { 'text/plain': { schema: Type.String() } },
+  };
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics', tags: ['probes'], response: { 200: MetricsText } } },
+    async (_request, reply) =>
+      // prom-client separates metrics with blank lines, which some scrapers' parsers reject.
+      reply.type(metrics.registry.contentType).send((await metrics.registry.metrics()).replace(/\n{2,}/g, '\n')),
+  );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }
 
@@ -207,7 +234,9 @@ function adminGuard(adminToken: string | undefined): AdminGuard {
   const expected = createHash('sha256').update(adminToken).digest();
   return async (request, reply) => {
     const header = request.headers.authorization ?? '';
-    const presented = createHash('sha256').update(header.replace(/^Bearer\s+/i, '')).digest();
+    const presented = createHash('sha256')
+      .update(header.replace(/^Bearer\s+/i, ''))
+      .digest();
     // Equal-length digests compared in constant time: no timing hint about the token.
     if (!/^Bearer\s+/i.test(header) || !timingSafeEqual(presented, expected)) {
       reply.header('www-authenticate', 'Bearer');
@@ -258,7 +287,10 @@ function toProblem(error: FastifyError | DomainError | Error, request: FastifyRe
   if (fastifyError.statusCode !== undefined && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return { code: 'validation_failed', detail: fastifyError.message };
   }
-  return { code: 'internal_error', detail: 'an unexpected error occurred; the request id locates it in the server log' };
+  return {
+    code: 'internal_error',
+    detail: 'an unexpected error occurred; the request id locates it in the server log',
+  };
 }
 
 function errorHandler(this: FastifyInstance, error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
@@ -283,5 +315,8 @@ function sendProblem(
   // Both are worth retrying soon: a 503 when the database or the queue recovers, a key in
   // flight when its first request finishes.
   if (status === 503 || code === 'idempotency_key_in_flight') reply.header('retry-after', '1');
-  return reply.code(status).type(PROBLEM_CONTENT_TYPE).send(problemBody(request, code, detail, extra));
+  return reply
+    .code(status)
+    .type(PROBLEM_CONTENT_TYPE)
+    .send(problemBody(request, code, detail, extra));
 }

@@ -86,7 +86,10 @@ async function serve(config: Config, log: Logger): Promise<void> {
   const [store, { buildApp }] = await Promise.all([openMigrated(config, log, metrics), import('./app.ts')]);
   const app = await buildApp({ config, store, clock: systemClock, logger: log, metrics });
   const sweeper = new Sweeper({
-    store, clock: systemClock, sweepIntervalSeconds: config.sweepIntervalSeconds, metrics,
+    store,
+    clock: systemClock,
+    sweepIntervalSeconds: config.sweepIntervalSeconds,
+    metrics,
     onError: sweepFailed(log),
     onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
   });
@@ -95,7 +98,9 @@ async function serve(config: Config, log: Logger): Promise<void> {
   } catch (error) {
     await store.close();
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      console.error(`box-office: port ${config.port} on ${config.host} is already in use; stop what is using it or set PORT`);
+      console.error(
+        `box-office: port ${config.port} on ${config.host} is already in use; stop what is using it or set PORT`,
+      );
       process.exit(1);
     }
     throw error;
@@ -113,7 +118,9 @@ async function serve(config: Config, log: Logger): Promise<void> {
 async function worker(config: Config, log: Logger): Promise<void> {
   const store = await openMigrated(config, log);
   const sweeper = new Sweeper({
-    store, clock: systemClock, sweepIntervalSeconds: config.sweepIntervalSeconds,
+    store,
+    clock: systemClock,
+    sweepIntervalSeconds: config.sweepIntervalSeconds,
     onError: sweepFailed(log),
     onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
   });
@@ -159,7 +166,10 @@ async function main(argv: string[]): Promise<void> {
     case 'sweep': {
       const store = await openMigrated(config, log);
       const expired = await sweepOnce(store, systemClock);
-      log.info({ purgedIdempotencyKeys: await purgeExpiredKeys(store, systemClock) }, 'purged expired Idempotency-Keys');
+      log.info(
+        { purgedIdempotencyKeys: await purgeExpiredKeys(store, systemClock) },
+        'purged expired Idempotency-Keys',
+      );
       console.log(JSON.stringify({ expired }));
       return store.close();
     }
@@ -171,7 +181,8 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   // Errors a person can act on get one line; anything else is a bug and keeps its stack.
-  if (error instanceof DataDirInUse || error instanceof DatabaseUnavailable) console.error(`box-office: ${error.message}`);
+  if (error instanceof DataDirInUse || error instanceof DatabaseUnavailable)
+    console.error(`box-office: ${error.message}`);
   else console.error('box-office: fatal:', error);
   process.exit(1);
 });

@@ -91,7 +91,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   const nodeEnv = str('NODE_ENV') ?? 'development';
   const redisUrl = str('REDIS_URL');
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL must start with redis:// or rediss://');
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl))
+    problems.push('REDIS_URL must start with redis:// or rediss://');
   const databaseUrl = str('DATABASE_URL');
   let backend: Backend = 'pglite';
   if (databaseUrl !== undefined) {
@@ -102,8 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       } catch (error) {
         problems.push((error as Error).message);
       }
-    }
-    else if (/^mysql:\/\//.test(databaseUrl)) backend = 'mysql';
+    } else if (/^mysql:\/\//.test(databaseUrl)) backend = 'mysql';
     else problems.push('DATABASE_URL must start with postgres://, postgresql:// or mysql://');
   }
 
@@ -115,7 +115,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const ACCESS_LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'silent'] as const;
   const accessLogLevel = (str('ACCESS_LOG_LEVEL') ?? 'info') as Config['accessLogLevel'];
   if (!ACCESS_LOG_LEVELS.includes(accessLogLevel)) {
-    problems.push(`ACCESS_LOG_LEVEL must be one of ${ACCESS_LOG_LEVELS.join(', ')}, got ${JSON.stringify(accessLogLevel)}`);
+    problems.push(
+      `ACCESS_LOG_LEVEL must be one of ${ACCESS_LOG_LEVELS.join(', ')}, got ${JSON.stringify(accessLogLevel)}`,
+    );
   }
 
   const adminToken = str('ADMIN_TOKEN');
@@ -133,7 +135,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Unset, the cap never undercuts the TTL, so a long HOLD_TTL_SECONDS alone still starts.
   const maxHoldLifetimeSeconds = int('MAX_HOLD_LIFETIME_SECONDS', Math.max(900, holdTtlSeconds), 1, 7 * 86_400);
   if (maxHoldLifetimeSeconds < holdTtlSeconds) {
-    problems.push(`MAX_HOLD_LIFETIME_SECONDS (${maxHoldLifetimeSeconds}) must be at least HOLD_TTL_SECONDS (${holdTtlSeconds})`);
+    problems.push(
+      `MAX_HOLD_LIFETIME_SECONDS (${maxHoldLifetimeSeconds}) must be at least HOLD_TTL_SECONDS (${holdTtlSeconds})`,
+    );
   }
 
   const config: Config = {
@@ -146,9 +150,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databasePoolSize: int('DATABASE_POOL_SIZE', DATABASE_DEFAULTS.poolSize, 1, 1000),
     databaseConnectTimeoutMs: int('DATABASE_CONNECT_TIMEOUT_MS', DATABASE_DEFAULTS.connectTimeoutMs, 100, 60_000),
     databaseAcquireTimeoutMs: int('DATABASE_ACQUIRE_TIMEOUT_MS', DATABASE_DEFAULTS.acquireTimeoutMs, 10, 60_000),
-    databaseStatementTimeoutMs: int('DATABASE_STATEMENT_TIMEOUT_MS', DATABASE_DEFAULTS.statementTimeoutMs, 100, 600_000),
-    databaseIdleInTransactionTimeoutMs: int('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
-      DATABASE_DEFAULTS.idleInTransactionTimeoutMs, 1000, 3_600_000),
+    databaseStatementTimeoutMs: int(
+      'DATABASE_STATEMENT_TIMEOUT_MS',
+      DATABASE_DEFAULTS.statementTimeoutMs,
+      100,
+      600_000,
+    ),
+    databaseIdleInTransactionTimeoutMs: int(
+      'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
+      DATABASE_DEFAULTS.idleInTransactionTimeoutMs,
+      1000,
+      3_600_000,
+    ),
     shutdownTimeoutSeconds: int('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
     holdTtlSeconds,
     sweepIntervalSeconds: int('SWEEP_INTERVAL_SECONDS', 30, 1, 86_400),
@@ -170,8 +183,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // A claim must be presumed dead before its key is forgotten, or a request still running
   // could see its key purged and a retry run the effect twice.
   if (config.idempotencyLockTimeoutSeconds >= config.idempotencyKeyTtlSeconds) {
-    problems.push(`IDEMPOTENCY_LOCK_TIMEOUT_SECONDS (${config.idempotencyLockTimeoutSeconds}) must be shorter than ` +
-      `IDEMPOTENCY_KEY_TTL_SECONDS (${config.idempotencyKeyTtlSeconds})`);
+    problems.push(
+      `IDEMPOTENCY_LOCK_TIMEOUT_SECONDS (${config.idempotencyLockTimeoutSeconds}) must be shorter than ` +
+        `IDEMPOTENCY_KEY_TTL_SECONDS (${config.idempotencyKeyTtlSeconds})`,
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

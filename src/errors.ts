@@ -83,11 +83,18 @@ export const notFound = (what: string, id: number | string): DomainError =>
  * same hold and token) tells the true outcome.
  */
 export class DatabaseUnavailable extends DomainError {
-  constructor(reason: string, readonly inDoubt = false, override readonly cause?: unknown) {
-    super(inDoubt ? 'outcome_unknown' : 'database_unavailable', inDoubt
-      ? `the connection to the database was lost while committing, so this request may or may not have taken effect (${reason}); ` +
-        'retry it with the same Idempotency-Key (for POST /book, the same hold_id and payment_token) to learn the true outcome'
-      : `the database is unavailable (${reason}); retry after the Retry-After delay. Retrying with the same Idempotency-Key is always safe`);
+  constructor(
+    reason: string,
+    readonly inDoubt = false,
+    override readonly cause?: unknown,
+  ) {
+    super(
+      inDoubt ? 'outcome_unknown' : 'database_unavailable',
+      inDoubt
+        ? `the connection to the database was lost while committing, so this request may or may not have taken effect (${reason}); ` +
+            'retry it with the same Idempotency-Key (for POST /book, the same hold_id and payment_token) to learn the true outcome'
+        : `the database is unavailable (${reason}); retry after the Retry-After delay. Retrying with the same Idempotency-Key is always safe`,
+    );
     this.name = 'DatabaseUnavailable';
   }
 }

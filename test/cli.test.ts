@@ -9,7 +9,10 @@ import { after, before, describe, test } from 'node:test';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'box-office.js');
 
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
     let stdout = '';
@@ -70,7 +73,9 @@ describe('box-office command', () => {
   });
 
   test('serve answers requests, logs JSON with request ids, and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1' } });
+    const child = spawn(process.execPath, [BIN, 'serve'], {
+      env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1' },
+    });
     const port = await waitForListening(child);
     let logs = '';
     child.stdout.on('data', (chunk) => (logs += chunk));
@@ -83,13 +88,21 @@ describe('box-office command', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
-    const lines = logs.trim().split('\n').map((line) => JSON.parse(line));
-    assert.ok(lines.some((line) => line.reqId === 'cli-test-1'), 'request logs carry the request id');
+    const lines = logs
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    assert.ok(
+      lines.some((line) => line.reqId === 'cli-test-1'),
+      'request logs carry the request id',
+    );
     assert.ok(lines.some((line) => line.msg === 'shutting down'));
   });
 
   test('one process owns a PGlite DATA_DIR: a second one is refused with the owner named; the port taken is one line', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1' } });
+    const child = spawn(process.execPath, [BIN, 'serve'], {
+      env: { ...process.env, ...env, PORT: '0', HOST: '127.0.0.1' },
+    });
     const port = await waitForListening(child);
     try {
       const worker = await run(['worker'], env);

@@ -22,13 +22,22 @@ const Ajv2020 = requireFromFastify('ajv/dist/2020').default as new (options: obj
   addFormat(name: string, validate: (value: string) => boolean): void;
 };
 const ajv = new Ajv2020({ strict: false, allErrors: true, logger: false });
-ajv.addFormat('date-time', (value) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(value) && !Number.isNaN(Date.parse(value)));
+ajv.addFormat(
+  'date-time',
+  (value) =>
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(value) && !Number.isNaN(Date.parse(value)),
+);
 const validateProblem = ajv.compile(Problem);
 
 /** Headers every response must carry (helmet, plus no-store on API responses). */
 export const SECURITY_HEADERS = [
-  'content-security-policy', 'strict-transport-security', 'x-content-type-options', 'x-frame-options',
-  'referrer-policy', 'cross-origin-opener-policy', 'cross-origin-resource-policy',
+  'content-security-policy',
+  'strict-transport-security',
+  'x-content-type-options',
+  'x-frame-options',
+  'referrer-policy',
+  'cross-origin-opener-policy',
+  'cross-origin-resource-policy',
 ];
 
 interface OpenApiResponse {
@@ -42,9 +51,20 @@ const validators = new WeakMap<object, Validate>();
 
 const openApiPath = (url: string) => url.replace(/:([A-Za-z_]+)/g, '{$1}');
 
-export function contractViolation(app: FastifyInstance, response: { method: string; route: string | undefined; status: number; type: string; headers: Record<string, unknown>; payload: unknown }): string | null {
+export function contractViolation(
+  app: FastifyInstance,
+  response: {
+    method: string;
+    route: string | undefined;
+    status: number;
+    type: string;
+    headers: Record<string, unknown>;
+    payload: unknown;
+  },
+): string | null {
   const where = `${response.method} ${response.route ?? '(no route)'} ${response.status}`;
-  for (const header of SECURITY_HEADERS) if (response.headers[header] === undefined) return `${where}: no ${header} header`;
+  for (const header of SECURITY_HEADERS)
+    if (response.headers[header] === undefined) return `${where}: no ${header} header`;
   if (response.method === 'HEAD' || typeof response.payload !== 'string') return null;
   if (response.route === undefined) {
     // Unknown routes answer with the not_found problem from the not-found handler.
@@ -63,7 +83,8 @@ export function contractViolation(app: FastifyInstance, response: { method: stri
   if (documented.content === undefined) return null;
   const mediaType = response.type.split(';')[0]!.trim();
   const schema = documented.content[mediaType]?.schema;
-  if (schema === undefined) return `${where}: content type ${mediaType} not documented (${Object.keys(documented.content).join(', ')})`;
+  if (schema === undefined)
+    return `${where}: content type ${mediaType} not documented (${Object.keys(documented.content).join(', ')})`;
   if (!/[/+]json$/.test(mediaType)) return null; // text (metrics): its media type is the contract
   let validate = validators.get(schema);
   if (validate === undefined) {
@@ -129,7 +150,10 @@ export interface ContractHarnessOptions {
 }
 
 /** helpers.harness(), with a wrapped store when asked. */
-export async function contractHarness(backend: Backend, options: ContractHarnessOptions = {}): Promise<Harness & { close: () => Promise<void> }> {
+export async function contractHarness(
+  backend: Backend,
+  options: ContractHarnessOptions = {},
+): Promise<Harness & { close: () => Promise<void> }> {
   installContractCheck();
   return harness(backend, options.env ?? {}, options.wrapStore);
 }

@@ -14,13 +14,14 @@ import { openPostgresStore } from '../src/storage/open.ts';
 import type { Store } from '../src/storage/store.ts';
 import { type FailoverCluster, pgAutoFailoverAvailable, startFailoverCluster } from '../scripts/pg-auto-failover.ts';
 import { testConfig } from './helpers.ts';
-import {
-  type Reply, assertBooksHold, assertOnly503s, closeAgent, createEvent, storm, until,
-} from './load.ts';
+import { type Reply, assertBooksHold, assertOnly503s, closeAgent, createEvent, storm, until } from './load.ts';
 
-const skip = process.env.TEST_FAILOVER === '0'
-  ? 'TEST_FAILOVER=0'
-  : pgAutoFailoverAvailable() ? false : 'pg_auto_failover is not installed (apt-get install postgresql-15-auto-failover pg-auto-failover-cli)';
+const skip =
+  process.env.TEST_FAILOVER === '0'
+    ? 'TEST_FAILOVER=0'
+    : pgAutoFailoverAvailable()
+      ? false
+      : 'pg_auto_failover is not installed (apt-get install postgresql-15-auto-failover pg-auto-failover-cli)';
 
 /** Acknowledged bookings before the fault, so the storm is in full swing when it comes. */
 const BOOKINGS_BEFORE_FAULT = 50;
@@ -67,7 +68,9 @@ describe('failover on pg_auto_failover', { skip }, () => {
     await load.stop();
     assertOnly503s(load.replies);
     // The first hold asked for after the fault was done, so not one committed before it.
-    const firstHoldAfter = load.replies.find((r: Reply) => r.at - r.ms >= faultDone && r.status === 201 && 'hold_id' in r.body);
+    const firstHoldAfter = load.replies.find(
+      (r: Reply) => r.at - r.ms >= faultDone && r.status === 201 && 'hold_id' in r.body,
+    );
     assert.ok(firstHoldAfter !== undefined);
     const gap = load.replies.filter((r) => r.at > faultAt && r.at <= firstHoldAfter.at);
     await assertBooksHold({ store, base, url: primaryUrl }, eventId, load.bookings);

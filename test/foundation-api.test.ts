@@ -32,7 +32,14 @@ for (const backend of backends()) {
       const eventId = await createEvent(h.app, 100);
       const res = await h.app.inject({ method: 'GET', url: `/events/${eventId}` });
       assert.equal(res.statusCode, 200);
-      assert.deepEqual(res.json(), { event_id: eventId, name: 'Concert', total: 100, available: 100, held: 0, booked: 0 });
+      assert.deepEqual(res.json(), {
+        event_id: eventId,
+        name: 'Concert',
+        total: 100,
+        available: 100,
+        held: 0,
+        booked: 0,
+      });
       isProblem(await h.app.inject({ method: 'GET', url: '/events/999999' }), 404, 'not_found');
       isProblem(await h.app.inject({ method: 'GET', url: '/events/abc' }), 400, 'validation_failed');
       isProblem(await h.app.inject({ method: 'GET', url: '/events/0' }), 400, 'validation_failed');
@@ -46,7 +53,14 @@ for (const backend of backends()) {
       assert.ok(Number.isInteger(body.hold_id));
       assert.equal(body.expires_at, new Date(h.clock.now().getTime() + 120_000).toISOString());
       assert.ok(typeof body.payment_token === 'string' && body.payment_token.length >= 22);
-      assert.deepEqual(await snapshot(h.app, eventId), { event_id: eventId, name: 'Concert', total: 10, available: 8, held: 2, booked: 0 });
+      assert.deepEqual(await snapshot(h.app, eventId), {
+        event_id: eventId,
+        name: 'Concert',
+        total: 10,
+        available: 8,
+        held: 2,
+        booked: 0,
+      });
     });
 
     test('POST /holds refuses with 409 insufficient_seats when fewer seats are free, changing nothing', async () => {
@@ -76,7 +90,14 @@ for (const backend of backends()) {
         assert.equal(retry.statusCode, 200);
         assert.deepEqual(retry.json(), { booking_id: bookingId });
       }
-      assert.deepEqual(await snapshot(h.app, eventId), { event_id: eventId, name: 'Concert', total: 5, available: 2, held: 0, booked: 3 });
+      assert.deepEqual(await snapshot(h.app, eventId), {
+        event_id: eventId,
+        name: 'Concert',
+        total: 5,
+        available: 2,
+        held: 0,
+        booked: 3,
+      });
     });
 
     test('POST /book: wrong token 403, unknown hold 404, expired hold 410', async () => {
@@ -168,9 +189,18 @@ describe('admin token', () => {
       'unauthorized',
     );
     isProblem(await h.app.inject({ method: 'POST', url: '/admin/sweep' }), 401, 'unauthorized');
-    const ok = await h.app.inject({ method: 'POST', url: '/events', payload, headers: { authorization: `Bearer ${token}` } });
+    const ok = await h.app.inject({
+      method: 'POST',
+      url: '/events',
+      payload,
+      headers: { authorization: `Bearer ${token}` },
+    });
     assert.equal(ok.statusCode, 201);
-    const sweep = await h.app.inject({ method: 'POST', url: '/admin/sweep', headers: { authorization: `Bearer ${token}` } });
+    const sweep = await h.app.inject({
+      method: 'POST',
+      url: '/admin/sweep',
+      headers: { authorization: `Bearer ${token}` },
+    });
     assert.equal(sweep.statusCode, 200);
     // Public routes stay public.
     assert.equal((await hold(h.app, ok.json().event_id, 1)).statusCode, 201);

@@ -33,7 +33,8 @@ async function postHold(base: string, eventId: number, qty: number) {
   return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
 }
 
-const tally = (statuses: number[]) => statuses.reduce<Record<number, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {});
+const tally = (statuses: number[]) =>
+  statuses.reduce<Record<number, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {});
 
 for (const backend of backends()) {
   describe(`concurrency on ${backend.name}`, () => {
@@ -61,7 +62,10 @@ for (const backend of backends()) {
       const eventId = await createEvent(h.app, SEATS);
       const sizes = Array.from({ length: RACERS }, (_, i) => (i % 4) + 1);
       const results = await Promise.all(sizes.map((qty) => postHold(base, eventId, qty)));
-      assert.ok(results.every((r) => r.status === 201 || r.status === 409), JSON.stringify(tally(results.map((r) => r.status))));
+      assert.ok(
+        results.every((r) => r.status === 201 || r.status === 409),
+        JSON.stringify(tally(results.map((r) => r.status))),
+      );
       const grantedSeats = results.reduce((sum, r, i) => sum + (r.status === 201 ? sizes[i]! : 0), 0);
       const b = await books(h.store, eventId, h.clock.now());
       assert.equal(b.held, grantedSeats);
@@ -72,13 +76,16 @@ for (const backend of backends()) {
     test('20 concurrent /book retries of one hold make one booking, one 201 and 19 x 200', async () => {
       const eventId = await createEvent(h.app, 5);
       const { hold_id, payment_token } = (await hold(h.app, eventId, 2)).json();
-      const results = await Promise.all(Array.from({ length: 20 }, () =>
-        request(`${base}/book`, {
-          method: 'POST',
-          dispatcher: agent,
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ booking: { hold_id, payment_token } }),
-        }).then(async (res) => ({ status: res.statusCode, body: (await res.body.json()) as { booking_id: number } }))));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          request(`${base}/book`, {
+            method: 'POST',
+            dispatcher: agent,
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ booking: { hold_id, payment_token } }),
+          }).then(async (res) => ({ status: res.statusCode, body: (await res.body.json()) as { booking_id: number } })),
+        ),
+      );
       assert.deepEqual(tally(results.map((r) => r.status)), { 200: 19, 201: 1 });
       assert.equal(new Set(results.map((r) => r.body.booking_id)).size, 1);
       const b = await books(h.store, eventId, h.clock.now());
@@ -113,9 +120,12 @@ for (const backend of backends()) {
       const eventId = await createEvent(h.app, 40);
       const work: Promise<unknown>[] = [];
       for (let i = 0; i < 60; i++) {
-        work.push(postHold(base, eventId, 1 + (i % 3)).then(async (r) => {
-          if (r.status === 201 && i % 2 === 0) await book(h.app, r.body.hold_id as number, r.body.payment_token as string);
-        }));
+        work.push(
+          postHold(base, eventId, 1 + (i % 3)).then(async (r) => {
+            if (r.status === 201 && i % 2 === 0)
+              await book(h.app, r.body.hold_id as number, r.body.payment_token as string);
+          }),
+        );
         if (i % 20 === 0) work.push(sweepOnce(h.store, h.clock));
       }
       await Promise.all(work);
@@ -150,7 +160,14 @@ for (const backend of backends().filter((b) => b.name !== 'pglite')) {
       const eventId = await createEvent(h.app, SEATS);
       const results = await Promise.all(Array.from({ length: RACERS }, (_, i) => postHold(bases[i % 2]!, eventId, 1)));
       assert.deepEqual(tally(results.map((r) => r.status)), { 201: SEATS, 409: RACERS - SEATS });
-      assert.deepEqual(await snapshot(second.app, eventId), { event_id: eventId, name: 'Concert', total: SEATS, available: 0, held: SEATS, booked: 0 });
+      assert.deepEqual(await snapshot(second.app, eventId), {
+        event_id: eventId,
+        name: 'Concert',
+        total: SEATS,
+        available: 0,
+        held: SEATS,
+        booked: 0,
+      });
       assert.ok((await books(h.store, eventId, h.clock.now())).balanced);
     });
   });

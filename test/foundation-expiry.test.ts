@@ -21,9 +21,23 @@ for (const backend of backends()) {
       const eventId = await createEvent(h.app, 10);
       assert.equal((await hold(h.app, eventId, 4)).statusCode, 201);
       h.clock.advanceSeconds(59.999);
-      assert.deepEqual(await snapshot(h.app, eventId), { event_id: eventId, name: 'Concert', total: 10, available: 6, held: 4, booked: 0 });
+      assert.deepEqual(await snapshot(h.app, eventId), {
+        event_id: eventId,
+        name: 'Concert',
+        total: 10,
+        available: 6,
+        held: 4,
+        booked: 0,
+      });
       h.clock.advanceSeconds(0.001);
-      assert.deepEqual(await snapshot(h.app, eventId), { event_id: eventId, name: 'Concert', total: 10, available: 10, held: 0, booked: 0 });
+      assert.deepEqual(await snapshot(h.app, eventId), {
+        event_id: eventId,
+        name: 'Concert',
+        total: 10,
+        available: 10,
+        held: 0,
+        booked: 0,
+      });
       assert.ok((await books(h.store, eventId, h.clock.now())).balanced);
     });
 

@@ -128,7 +128,12 @@ export async function harness(
   const app = await buildApp({ config, store: wrapStore?.(store) ?? store, clock });
   await app.ready();
   return {
-    app, store, clock, config, url, backend,
+    app,
+    store,
+    clock,
+    config,
+    url,
+    backend,
     close: async () => {
       await app.close();
       await store.close();
@@ -140,7 +145,11 @@ export async function harness(
 // ---- HTTP shorthands (app.inject: no socket) ----
 
 export async function createEvent(app: App, totalSeats: number, name = 'Concert'): Promise<number> {
-  const res = await app.inject({ method: 'POST', url: '/events', payload: { event: { name, total_seats: totalSeats } } });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/events',
+    payload: { event: { name, total_seats: totalSeats } },
+  });
   if (res.statusCode !== 201) throw new Error(`create event: ${res.statusCode} ${res.body}`);
   return res.json().event_id;
 }
@@ -150,7 +159,11 @@ export async function hold(app: App, eventId: number, qty: number) {
 }
 
 export async function book(app: App, holdId: number, paymentToken: string) {
-  return app.inject({ method: 'POST', url: '/book', payload: { booking: { hold_id: holdId, payment_token: paymentToken } } });
+  return app.inject({
+    method: 'POST',
+    url: '/book',
+    payload: { booking: { hold_id: holdId, payment_token: paymentToken } },
+  });
 }
 
 export interface SnapshotBody {
@@ -174,7 +187,10 @@ export async function snapshot(app: App, eventId: number): Promise<SnapshotBody>
 export async function books(store: Store, eventId: number, now: Date) {
   const snap = (await store.snapshot(eventId, now))!;
   const rows = await recount(store.sql, eventId, now);
-  const balanced = snap.total === snap.available + snap.held + snap.booked &&
-    snap.available >= 0 && snap.held === rows.held && snap.booked === rows.booked;
+  const balanced =
+    snap.total === snap.available + snap.held + snap.booked &&
+    snap.available >= 0 &&
+    snap.held === rows.held &&
+    snap.booked === rows.booked;
   return { ...snap, recount: rows, balanced };
 }

@@ -17,10 +17,21 @@ let keyCounter = 0;
 const newKey = () => `key-${process.pid}-${++keyCounter}-${Math.random().toString(36).slice(2)}`;
 
 const holdWithKey = (app: App, key: string, eventId: number, qty: number, extra: { remoteAddress?: string } = {}) =>
-  app.inject({ method: 'POST', url: '/holds', headers: { 'idempotency-key': key }, payload: { hold: { event_id: eventId, qty } }, ...extra });
+  app.inject({
+    method: 'POST',
+    url: '/holds',
+    headers: { 'idempotency-key': key },
+    payload: { hold: { event_id: eventId, qty } },
+    ...extra,
+  });
 
 const bookWithKey = (app: App, key: string, holdId: number, token: string) =>
-  app.inject({ method: 'POST', url: '/book', headers: { 'idempotency-key': key }, payload: { booking: { hold_id: holdId, payment_token: token } } });
+  app.inject({
+    method: 'POST',
+    url: '/book',
+    headers: { 'idempotency-key': key },
+    payload: { booking: { hold_id: holdId, payment_token: token } },
+  });
 
 const isReplay = (res: Res) => res.headers['idempotent-replayed'] === 'true';
 
@@ -59,7 +70,9 @@ for (const backend of backends()) {
       assert.equal(await held(h, eventId), 2);
       // Key order inside the body does not make it a different request; an sf-string key is the same key.
       const reordered = await h.app.inject({
-        method: 'POST', url: '/holds', headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' },
+        method: 'POST',
+        url: '/holds',
+        headers: { 'idempotency-key': `"${key}"`, 'content-type': 'application/json' },
         payload: `{"hold":{"qty":2,"event_id":${eventId}}}`,
       });
       assert.ok(isReplay(reordered));
@@ -94,7 +107,9 @@ for (const backend of backends()) {
       const eventId = await createEvent(h.app, 10);
       const granted = (await holdWithKey(h.app, newKey(), eventId, 4)).json();
       const key = newKey();
-      const responses = await Promise.all(Array.from({ length: 20 }, () => bookWithKey(h.app, key, granted.hold_id, granted.payment_token)));
+      const responses = await Promise.all(
+        Array.from({ length: 20 }, () => bookWithKey(h.app, key, granted.hold_id, granted.payment_token)),
+      );
       const originals = responses.filter((res) => res.statusCode === 201 && !isReplay(res));
       assert.equal(originals.length, 1);
       for (const res of responses) {
@@ -110,7 +125,11 @@ for (const backend of backends()) {
       const blocker = (await holdWithKey(h.app, newKey(), eventId, 2)).json();
       const key = newKey();
       const refused = isProblem(await holdWithKey(h.app, key, eventId, 1), 409, 'insufficient_seats');
-      await h.app.inject({ method: 'DELETE', url: `/holds/${blocker.hold_id}`, headers: { 'x-payment-token': blocker.payment_token } });
+      await h.app.inject({
+        method: 'DELETE',
+        url: `/holds/${blocker.hold_id}`,
+        headers: { 'x-payment-token': blocker.payment_token },
+      });
       const replay = await holdWithKey(h.app, key, eventId, 1);
       assert.ok(isReplay(replay));
       assert.deepEqual(isProblem(replay, 409, 'insufficient_seats'), refused);
@@ -118,7 +137,13 @@ for (const backend of backends()) {
     });
 
     test('every unsafe route replays: events, book, release, extend, patch, cancel, admin expire', async () => {
-      const send = (method: 'POST' | 'PATCH' | 'DELETE', url: string, key: string, payload?: object, headers: Record<string, string> = {}) =>
+      const send = (
+        method: 'POST' | 'PATCH' | 'DELETE',
+        url: string,
+        key: string,
+        payload?: object,
+        headers: Record<string, string> = {},
+      ) =>
         h.app.inject({ method, url, headers: { 'idempotency-key': key, ...headers }, ...(payload ? { payload } : {}) });
       const twice = async (...args: Parameters<typeof send>) => {
         const first = await send(...args);
@@ -129,18 +154,27 @@ for (const backend of backends()) {
       };
       const created = await twice('POST', '/events', newKey(), { event: { name: 'Once', total_seats: 10 } });
       const eventId = created.json().event_id;
-      assert.equal((await createEvent(h.app, 1)), eventId + 1, 'the replay created no second event');
+      assert.equal(await createEvent(h.app, 1), eventId + 1, 'the replay created no second event');
       const granted = (await twice('POST', '/holds', newKey(), { hold: { event_id: eventId, qty: 2 } })).json();
       const token = { 'x-payment-token': granted.payment_token };
       await twice('POST', `/holds/${granted.hold_id}/extend`, newKey(), { seconds: 30 }, token);
-      assert.equal(Date.parse((await send('POST', `/holds/${granted.hold_id}/extend`, newKey(), { seconds: 1 }, token)).json().expires_at),
-        Date.parse(granted.expires_at) + 31_000, 'the replayed extension did not extend again');
-      const booking = await twice('POST', '/book', newKey(), { booking: { hold_id: granted.hold_id, payment_token: granted.payment_token } });
+      assert.equal(
+        Date.parse(
+          (await send('POST', `/holds/${granted.hold_id}/extend`, newKey(), { seconds: 1 }, token)).json().expires_at,
+        ),
+        Date.parse(granted.expires_at) + 31_000,
+        'the replayed extension did not extend again',
+      );
+      const booking = await twice('POST', '/book', newKey(), {
+        booking: { hold_id: granted.hold_id, payment_token: granted.payment_token },
+      });
       assert.equal(booking.statusCode, 201);
       await twice('POST', `/bookings/${booking.json().booking_id}/cancel`, newKey());
       await twice('PATCH', `/events/${eventId}`, newKey(), { event: { total_seats: 12 } });
       const other = (await holdWithKey(h.app, newKey(), eventId, 1)).json();
-      const released = await twice('DELETE', `/holds/${other.hold_id}`, newKey(), undefined, { 'x-payment-token': other.payment_token });
+      const released = await twice('DELETE', `/holds/${other.hold_id}`, newKey(), undefined, {
+        'x-payment-token': other.payment_token,
+      });
       assert.equal(released.json().status, 'released');
       const third = (await holdWithKey(h.app, newKey(), eventId, 1)).json();
       await twice('POST', `/admin/holds/${third.hold_id}/expire`, newKey());
@@ -155,10 +189,13 @@ for (const backend of backends()) {
       const b = await holdWithKey(h.app, key, eventId, 1, { remoteAddress: '10.0.0.2' });
       assert.ok(!isReplay(a) && !isReplay(b));
       assert.notEqual(a.json().hold_id, b.json().hold_id);
-      const staff = (token: string) => h.app.inject({
-        method: 'POST', url: '/events', headers: { 'idempotency-key': key, authorization: `Bearer ${token}` },
-        payload: { event: { name: 'Scoped', total_seats: 1 } },
-      });
+      const staff = (token: string) =>
+        h.app.inject({
+          method: 'POST',
+          url: '/events',
+          headers: { 'idempotency-key': key, authorization: `Bearer ${token}` },
+          payload: { event: { name: 'Scoped', total_seats: 1 } },
+        });
       const one = await staff('first-credential');
       const two = await staff('second-credential');
       assert.ok(!isReplay(one) && !isReplay(two));
@@ -191,7 +228,10 @@ for (const backend of backends()) {
 
   describe(`Idempotency-Key under faults on ${backend.name}`, () => {
     const faults = {
-      failComplete: 0, failInsert: 0, transactions: 0, claims: 0,
+      failComplete: 0,
+      failInsert: 0,
+      transactions: 0,
+      claims: 0,
       completions: [] as IdempotencyCompletion[][],
       /** The next transaction waits for this, after calling atGate. */
       gate: null as Promise<void> | null,
@@ -200,32 +240,34 @@ for (const backend of backends()) {
     let h: H;
     before(async () => {
       h = await contractHarness(backend, {
-        wrapStore: (store) => overriding(store, {
-          transaction: async (fn) => {
-            faults.transactions++;
-            const gate = faults.gate;
-            if (gate !== null) {
-              faults.gate = null;
-              faults.atGate();
-              await gate;
-            }
-            return store.transaction(fn);
-          },
-          claimIdempotencyKey: async (claim) => {
-            const claimed = await store.claimIdempotencyKey(claim);
-            if (claimed) faults.claims++;
-            return claimed;
-          },
-          insertHolds: async (...args) => {
-            if (faults.failInsert > 0 && faults.failInsert--) throw new Error('injected: insert failed');
-            return store.insertHolds(...args);
-          },
-          completeIdempotencyKeys: async (tx, completions) => {
-            faults.completions.push(completions);
-            if (faults.failComplete > 0 && faults.failComplete--) throw new Error('injected: crash while storing the key');
-            return store.completeIdempotencyKeys(tx, completions);
-          },
-        }),
+        wrapStore: (store) =>
+          overriding(store, {
+            transaction: async (fn) => {
+              faults.transactions++;
+              const gate = faults.gate;
+              if (gate !== null) {
+                faults.gate = null;
+                faults.atGate();
+                await gate;
+              }
+              return store.transaction(fn);
+            },
+            claimIdempotencyKey: async (claim) => {
+              const claimed = await store.claimIdempotencyKey(claim);
+              if (claimed) faults.claims++;
+              return claimed;
+            },
+            insertHolds: async (...args) => {
+              if (faults.failInsert > 0 && faults.failInsert--) throw new Error('injected: insert failed');
+              return store.insertHolds(...args);
+            },
+            completeIdempotencyKeys: async (tx, completions) => {
+              faults.completions.push(completions);
+              if (faults.failComplete > 0 && faults.failComplete--)
+                throw new Error('injected: crash while storing the key');
+              return store.completeIdempotencyKeys(tx, completions);
+            },
+          }),
       });
     });
     after(() => h.close());
@@ -276,7 +318,11 @@ for (const backend of backends()) {
       assert.equal((await first).statusCode, 201);
       const original = isProblem(await stuck, 409, 'idempotency_key_in_flight');
       assert.match(String(original.detail), /taken over/);
-      assert.deepEqual((await Promise.all(batchmates)).map((res) => res.statusCode), [201, 201], 'batchmates are not failed by it');
+      assert.deepEqual(
+        (await Promise.all(batchmates)).map((res) => res.statusCode),
+        [201, 201],
+        'batchmates are not failed by it',
+      );
       const taken = await takeover;
       assert.deepEqual([taken.statusCode, isReplay(taken)], [201, false]);
       assert.equal(await held(h, eventId), 1 + 2 + 2, 'one hold for the key, and the three plain ones');
@@ -301,7 +347,10 @@ for (const backend of backends()) {
       if (backend.name !== 'pglite') assert.ok(statements < 30, `${statements} statements for 30 keyed holds`);
       for (const res of keyed) {
         const token = Buffer.from(res.json().payment_token);
-        assert.ok(stored.every((completion) => !completion.body.includes(token)), 'no stored body holds a token in clear');
+        assert.ok(
+          stored.every((completion) => !completion.body.includes(token)),
+          'no stored body holds a token in clear',
+        );
       }
       assert.equal(await held(h, eventId), 60);
     });

@@ -15,7 +15,12 @@ const getHold = (app: App, id: number, token?: string) =>
 const release = (app: App, id: number, token: string) =>
   app.inject({ method: 'DELETE', url: `/holds/${id}`, headers: { 'x-payment-token': token } });
 const extend = (app: App, id: number, token: string, seconds: unknown) =>
-  app.inject({ method: 'POST', url: `/holds/${id}/extend`, headers: { 'x-payment-token': token }, payload: { seconds } });
+  app.inject({
+    method: 'POST',
+    url: `/holds/${id}/extend`,
+    headers: { 'x-payment-token': token },
+    payload: { seconds },
+  });
 const getBooking = (app: App, id: number, headers: Record<string, string> = {}) =>
   app.inject({ method: 'GET', url: `/bookings/${id}`, headers });
 const cancel = (app: App, id: number, headers: Record<string, string> = {}) =>
@@ -23,7 +28,11 @@ const cancel = (app: App, id: number, headers: Record<string, string> = {}) =>
 const patchEvent = (app: App, id: number, event: unknown, headers: Record<string, string> = {}) =>
   app.inject({ method: 'PATCH', url: `/events/${id}`, payload: { event }, headers });
 
-async function newHold(app: App, eventId: number, qty: number): Promise<{ hold_id: number; payment_token: string; expires_at: string }> {
+async function newHold(
+  app: App,
+  eventId: number,
+  qty: number,
+): Promise<{ hold_id: number; payment_token: string; expires_at: string }> {
   const res = await hold(app, eventId, qty);
   assert.equal(res.statusCode, 201, res.body);
   return res.json();
@@ -49,8 +58,13 @@ for (const backend of backends()) {
       const res = await getHold(h.app, granted.hold_id, granted.payment_token);
       assert.equal(res.statusCode, 200);
       assert.deepEqual(res.json(), {
-        hold_id: granted.hold_id, event_id: eventId, qty: 3, status: 'active',
-        created_at: h.clock.now().toISOString(), expires_at: granted.expires_at, booking_id: null,
+        hold_id: granted.hold_id,
+        event_id: eventId,
+        qty: 3,
+        status: 'active',
+        created_at: h.clock.now().toISOString(),
+        expires_at: granted.expires_at,
+        booking_id: null,
       });
       isProblem(await getHold(h.app, granted.hold_id), 400, 'validation_failed');
       isProblem(await getHold(h.app, granted.hold_id, 'wrong'), 403, 'invalid_payment_token');
@@ -118,7 +132,11 @@ for (const backend of backends()) {
       const granted = await newHold(h.app, eventId, 1);
       const created = h.clock.now().getTime();
       assert.equal((await extend(h.app, granted.hold_id, granted.payment_token, 700)).statusCode, 200);
-      const refused = isProblem(await extend(h.app, granted.hold_id, granted.payment_token, 81), 409, 'hold_lifetime_exceeded');
+      const refused = isProblem(
+        await extend(h.app, granted.hold_id, granted.payment_token, 81),
+        409,
+        'hold_lifetime_exceeded',
+      );
       assert.equal(refused.max_expires_at, new Date(created + 900_000).toISOString());
       assert.equal(refused.max_hold_lifetime_seconds, 900);
       const last = await extend(h.app, granted.hold_id, granted.payment_token, 80);
@@ -164,19 +182,32 @@ for (const backend of backends()) {
     after(() => h.close());
 
     const createEventAsStaff = async (seats: number) => {
-      const res = await h.app.inject({ method: 'POST', url: '/events', headers: staff, payload: { event: { name: 'Gala', total_seats: seats } } });
+      const res = await h.app.inject({
+        method: 'POST',
+        url: '/events',
+        headers: staff,
+        payload: { event: { name: 'Gala', total_seats: seats } },
+      });
       return res.json().event_id as number;
     };
 
-    test('GET /bookings/:id: the hold\'s token or staff; others 401/403', async () => {
+    test("GET /bookings/:id: the hold's token or staff; others 401/403", async () => {
       const eventId = await createEventAsStaff(5);
       const granted = await newHold(h.app, eventId, 2);
       const bookingId = (await book(h.app, granted.hold_id, granted.payment_token)).json().booking_id;
       const expected = {
-        booking_id: bookingId, hold_id: granted.hold_id, event_id: eventId, qty: 2, status: 'confirmed',
-        created_at: h.clock.now().toISOString(), cancelled_at: null,
+        booking_id: bookingId,
+        hold_id: granted.hold_id,
+        event_id: eventId,
+        qty: 2,
+        status: 'confirmed',
+        created_at: h.clock.now().toISOString(),
+        cancelled_at: null,
       };
-      assert.deepEqual((await getBooking(h.app, bookingId, { 'x-payment-token': granted.payment_token })).json(), expected);
+      assert.deepEqual(
+        (await getBooking(h.app, bookingId, { 'x-payment-token': granted.payment_token })).json(),
+        expected,
+      );
       assert.deepEqual((await getBooking(h.app, bookingId, staff)).json(), expected);
       isProblem(await getBooking(h.app, bookingId), 401, 'unauthorized');
       isProblem(await getBooking(h.app, bookingId, { 'x-payment-token': 'guess' }), 403, 'invalid_payment_token');
@@ -234,10 +265,17 @@ for (const backend of backends()) {
         pages++;
       } while (cursor !== null && pages < 50);
       const listed = seen.map((event) => event.event_id!);
-      assert.deepEqual(listed, [...listed].sort((a, b) => a - b), 'in id order');
+      assert.deepEqual(
+        listed,
+        [...listed].sort((a, b) => a - b),
+        'in id order',
+      );
       assert.equal(new Set(listed).size, listed.length, 'each once');
       for (const id of ids) assert.ok(listed.includes(id));
-      assert.deepEqual(seen.find((event) => event.event_id === ids[2]), await snapshot(h.app, ids[2]!));
+      assert.deepEqual(
+        seen.find((event) => event.event_id === ids[2]),
+        await snapshot(h.app, ids[2]!),
+      );
       assert.equal(seen.find((event) => event.event_id === ids[2])!.held, 3);
     });
 
@@ -258,7 +296,14 @@ for (const backend of backends()) {
 
       const renamed = await patchEvent(h.app, eventId, { name: 'Renamed' });
       assert.equal(renamed.statusCode, 200);
-      assert.deepEqual(renamed.json(), { event_id: eventId, name: 'Renamed', total: 10, available: 5, held: 3, booked: 2 });
+      assert.deepEqual(renamed.json(), {
+        event_id: eventId,
+        name: 'Renamed',
+        total: 10,
+        available: 5,
+        held: 3,
+        booked: 2,
+      });
       const grown = (await patchEvent(h.app, eventId, { total_seats: 15 })).json();
       assert.deepEqual(grown, { event_id: eventId, name: 'Renamed', total: 15, available: 10, held: 3, booked: 2 });
       await assertBalanced(h, eventId, { available: 10, held: 3, booked: 2 });
@@ -278,7 +323,14 @@ for (const backend of backends()) {
       const shrunk = (await patchEvent(h.app, eventId, { total_seats: 1 })).json();
       assert.deepEqual(shrunk, { event_id: eventId, name: 'Concert', total: 1, available: 1, held: 0, booked: 0 });
       await assertBalanced(h, eventId, { available: 1, held: 0, booked: 0 });
-      for (const event of [{}, { total_seats: '5' }, { total_seats: 0 }, { name: '' }, { name: 'x', vip: true }, { total_seats: 1_000_001 }]) {
+      for (const event of [
+        {},
+        { total_seats: '5' },
+        { total_seats: 0 },
+        { name: '' },
+        { name: 'x', vip: true },
+        { total_seats: 1_000_001 },
+      ]) {
         isProblem(await patchEvent(h.app, eventId, event), 400, 'validation_failed');
       }
       isProblem(await patchEvent(h.app, 99_999_999, { name: 'x' }), 404, 'not_found');

@@ -30,7 +30,13 @@ export interface Reply {
   at: number;
 }
 
-export async function call(base: string, method: 'GET' | 'POST', path: string, body?: object, headers: Record<string, string> = {}): Promise<Reply> {
+export async function call(
+  base: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: object,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   const started = Date.now();
   const res = await request(`${base}${path}`, {
     method,
@@ -112,7 +118,11 @@ export async function timeToFirstHold(base: string, eventId: number): Promise<nu
 /** Everything a client saw during a fault was a success, a refusal, or a 503 with Retry-After. */
 export function assertOnly503s(replies: Reply[]): void {
   const unexpected = replies.filter((r) => ![200, 201, 409, 503].includes(r.status));
-  assert.deepEqual(unexpected.map((r) => `${r.status} ${JSON.stringify(r.body)}`), [], 'no 500s, no other errors');
+  assert.deepEqual(
+    unexpected.map((r) => `${r.status} ${JSON.stringify(r.body)}`),
+    [],
+    'no 500s, no other errors',
+  );
   const bare = replies.filter((r) => r.status === 503 && r.retryAfter === undefined);
   assert.equal(bare.length, 0, '503s carry Retry-After');
   for (const r of replies.filter((reply) => reply.status === 503)) {
@@ -126,9 +136,13 @@ export async function assertBooksHold(s: Service, eventId: number, bookings: Map
   await client.connect();
   try {
     const { rows } = await client.query<{ id: number; hold_id: number; status: string }>(
-      'select id::int, hold_id::int, status from bookings where id = any($1::bigint[])', [[...bookings.keys()]]);
+      'select id::int, hold_id::int, status from bookings where id = any($1::bigint[])',
+      [[...bookings.keys()]],
+    );
     const found = new Map(rows.map((row) => [row.id, row]));
-    const lost = [...bookings].filter(([id, holdId]) => found.get(id)?.hold_id !== holdId || found.get(id)?.status !== 'confirmed');
+    const lost = [...bookings].filter(
+      ([id, holdId]) => found.get(id)?.hold_id !== holdId || found.get(id)?.status !== 'confirmed',
+    );
     assert.deepEqual(lost, [], 'no acknowledged booking is lost');
   } finally {
     await client.end();
@@ -145,4 +159,3 @@ export async function until(condition: () => Promise<boolean>, timeoutMs = 30_00
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
-

@@ -50,13 +50,19 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       await admin.query(`create database ${name}`);
       const stores: Store[] = [];
       try {
-        for (let i = 0; i < 4; i++) stores.push(await openMysqlStore(withUrlDatabase(serverUrl, name), { poolSize: 2 }));
+        for (let i = 0; i < 4; i++)
+          stores.push(await openMysqlStore(withUrlDatabase(serverUrl, name), { poolSize: 2 }));
         const applied = await Promise.all(stores.map((store) => store.migrate()));
         const all = loadMigrations('mysql').map((migration) => migration.name);
         assert.deepEqual(applied.flat().sort(), all, 'each migration applied by exactly one of them');
         assert.deepEqual(await stores[0]!.migrate(), []);
-        const [rows] = await admin.query<mysql.RowDataPacket[]>(`select version from ${name}.schema_migrations order by version`);
-        assert.deepEqual(rows.map((row) => row.version), loadMigrations('mysql').map((migration) => migration.version));
+        const [rows] = await admin.query<mysql.RowDataPacket[]>(
+          `select version from ${name}.schema_migrations order by version`,
+        );
+        assert.deepEqual(
+          rows.map((row) => row.version),
+          loadMigrations('mysql').map((migration) => migration.version),
+        );
       } finally {
         await Promise.all(stores.map((store) => store.close()));
         await admin.query(`drop database if exists ${name}`);
@@ -90,7 +96,15 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       assert.equal(typeof booked.booking_id, 'number');
       const snap = (await h.store.snapshot(eventId, h.clock.now()))!;
       const recount = await recountRows(h.store.sql, eventId, h.clock.now());
-      for (const value of [snap.eventId, snap.total, snap.available, snap.held, snap.booked, recount.held, recount.booked]) {
+      for (const value of [
+        snap.eventId,
+        snap.total,
+        snap.available,
+        snap.held,
+        snap.booked,
+        recount.held,
+        recount.booked,
+      ]) {
         assert.equal(typeof value, 'number');
       }
       assert.deepEqual(recount, { held: 0, booked: 3 });
@@ -122,7 +136,10 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       assert.equal((await book(h.app, hold_id, payment_token)).statusCode, 201);
       const error = await raw
         .query('insert into bookings (event_id, hold_id, qty, created_at) values (?, ?, 1, now(3))', [eventId, hold_id])
-        .then(() => undefined, (caught: unknown) => caught);
+        .then(
+          () => undefined,
+          (caught: unknown) => caught,
+        );
       assert.ok(error !== undefined, 'the unique index refused the second booking');
       assert.equal(h.store.isUniqueViolation(error), true);
       assert.equal(h.store.isUniqueViolation(new Error('other')), false);
@@ -147,10 +164,17 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
     const at = (seconds: number) => new Date(T0 + seconds * 1000);
     /** A claim made at `seconds`, living 60 s, presumed dead 10 s after it was locked. */
     const claimAt = (keyHash: Buffer, requestHash: Buffer, seconds: number, claimId = randomUUID()) => ({
-      keyHash, requestHash, claimId, now: at(seconds), expiresAt: at(seconds + 60), staleBefore: at(seconds - 10),
+      keyHash,
+      requestHash,
+      claimId,
+      now: at(seconds),
+      expiresAt: at(seconds + 60),
+      staleBefore: at(seconds - 10),
     });
     const complete = (keyHash: Buffer, claimId: string, status = 201) =>
-      store.transaction((tx) => store.completeIdempotencyKeys(tx, [{ keyHash, claimId, status, body: Buffer.from('sealed') }]));
+      store.transaction((tx) =>
+        store.completeIdempotencyKeys(tx, [{ keyHash, claimId, status, body: Buffer.from('sealed') }]),
+      );
 
     test('a key is claimed once; an in-flight claim is kept until it is stale, then only the same request takes it', async () => {
       const key = randomBytes(32);
@@ -176,7 +200,11 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       const first = claimAt(key, randomBytes(32), 0);
       assert.equal(await store.claimIdempotencyKey(first), true);
       assert.equal(await complete(key, first.claimId, 201), 1);
-      assert.equal(await store.claimIdempotencyKey(claimAt(key, first.requestHash, 30)), false, 'completed, not expired');
+      assert.equal(
+        await store.claimIdempotencyKey(claimAt(key, first.requestHash, 30)),
+        false,
+        'completed, not expired',
+      );
       const done = (await store.findIdempotencyKey(key))!;
       assert.deepEqual([done.responseStatus, done.responseBody?.toString()], [201, 'sealed']);
 
@@ -190,7 +218,9 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
     test('many concurrent claims of one new key: exactly one wins', async () => {
       const key = randomBytes(32);
       const request = randomBytes(32);
-      const results = await Promise.all(Array.from({ length: 20 }, () => store.claimIdempotencyKey(claimAt(key, request, 0))));
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => store.claimIdempotencyKey(claimAt(key, request, 0))),
+      );
       assert.equal(results.filter(Boolean).length, 1);
     });
 
@@ -199,10 +229,12 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       const [claimA, claimB] = [claimAt(a, randomBytes(32), 0), claimAt(b, randomBytes(32), 0)];
       assert.equal(await store.claimIdempotencyKey(claimA), true);
       assert.equal(await store.claimIdempotencyKey(claimB), true);
-      const stored = await store.transaction((tx) => store.completeIdempotencyKeys(tx, [
-        { keyHash: a, claimId: claimA.claimId, status: 200, body: Buffer.from('A') },
-        { keyHash: b, claimId: randomUUID(), status: 200, body: Buffer.from('B') },
-      ]));
+      const stored = await store.transaction((tx) =>
+        store.completeIdempotencyKeys(tx, [
+          { keyHash: a, claimId: claimA.claimId, status: 200, body: Buffer.from('A') },
+          { keyHash: b, claimId: randomUUID(), status: 200, body: Buffer.from('B') },
+        ]),
+      );
       assert.equal(stored, 1);
       await store.releaseIdempotencyKey(a, claimA.claimId);
       assert.notEqual(await store.findIdempotencyKey(a), null, 'a completed key is not released');
@@ -220,9 +252,17 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       await raw.beginTransaction();
       try {
         await raw.query('select key_hash from idempotency_keys where key_hash = ? for update', [busy]);
-        const stored = store.transaction((tx) => store.completeIdempotencyKeys(tx, claims.map((claim) => ({
-          keyHash: claim.keyHash, claimId: claim.claimId, status: 201, body: Buffer.from('sealed'),
-        }))));
+        const stored = store.transaction((tx) =>
+          store.completeIdempotencyKeys(
+            tx,
+            claims.map((claim) => ({
+              keyHash: claim.keyHash,
+              claimId: claim.claimId,
+              status: 201,
+              body: Buffer.from('sealed'),
+            })),
+          ),
+        );
         const blocked = new Promise<'blocked'>((resolve) => setTimeout(() => resolve('blocked'), 3000).unref());
         assert.equal(await Promise.race([stored, blocked]), claims.length);
       } finally {
@@ -275,13 +315,20 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
 
       // Round 1: every event's holds at once, half through each server (two batchers per event).
       const granted: Array<{ hold_id: number; payment_token: string }> = [];
-      await Promise.all(eventIds.flatMap((eventId, e) =>
-        Array.from({ length: HOLDS_PER_EVENT }, async (_, i) => {
-          const res = await hold(apps[(e + i) % 2]!, eventId, 1 + (i % 3));
-          note(res.statusCode);
-          if (res.statusCode === 201) granted.push(res.json());
-        })));
-      assert.deepEqual(statuses.filter((status) => status >= 500), [], 'no 5xx while granting');
+      await Promise.all(
+        eventIds.flatMap((eventId, e) =>
+          Array.from({ length: HOLDS_PER_EVENT }, async (_, i) => {
+            const res = await hold(apps[(e + i) % 2]!, eventId, 1 + (i % 3));
+            note(res.statusCode);
+            if (res.statusCode === 201) granted.push(res.json());
+          }),
+        ),
+      );
+      assert.deepEqual(
+        statuses.filter((status) => status >= 500),
+        [],
+        'no 5xx while granting',
+      );
       for (const eventId of eventIds) {
         const b = await books(h.store, eventId, h.clock.now());
         assert.deepEqual([b.available, b.held], [0, SEATS], `event ${eventId} is full`);
@@ -295,8 +342,9 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
           if (i % 3 === 0) note((await book(app, hold_id, payment_token)).statusCode);
           else if (i % 3 === 1) note((await admin(app, hold_id)).statusCode);
         }),
-        ...eventIds.flatMap((eventId, e) => Array.from({ length: 10 }, async (_, i) =>
-          note((await hold(apps[(e + i) % 2]!, eventId, 1)).statusCode))),
+        ...eventIds.flatMap((eventId, e) =>
+          Array.from({ length: 10 }, async (_, i) => note((await hold(apps[(e + i) % 2]!, eventId, 1)).statusCode)),
+        ),
         sweepOnce(h.store, h.clock),
         sweepOnce(second.store, h.clock),
       ]);
@@ -305,17 +353,28 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
       // them for the same events, and late bookings are refused.
       h.clock.advanceSeconds(HOLD_TTL_SECONDS);
       await Promise.all([
-        ...eventIds.flatMap((eventId, e) => Array.from({ length: 10 }, async (_, i) =>
-          note((await hold(apps[(e + i) % 2]!, eventId, 2)).statusCode))),
-        ...granted.filter((_, i) => i % 3 === 2).map(async ({ hold_id, payment_token }, i) =>
-          note((await book(apps[i % 2]!, hold_id, payment_token)).statusCode)),
+        ...eventIds.flatMap((eventId, e) =>
+          Array.from({ length: 10 }, async (_, i) => note((await hold(apps[(e + i) % 2]!, eventId, 2)).statusCode)),
+        ),
+        ...granted
+          .filter((_, i) => i % 3 === 2)
+          .map(async ({ hold_id, payment_token }, i) =>
+            note((await book(apps[i % 2]!, hold_id, payment_token)).statusCode),
+          ),
         sweepOnce(h.store, h.clock),
         sweepOnce(second.store, h.clock),
         sweepOnce(h.store, h.clock),
       ]);
 
-      assert.deepEqual(statuses.filter((status) => status >= 500), [], 'no 5xx');
-      assert.ok(statuses.every((status) => [200, 201, 409, 410].includes(status)), JSON.stringify(statuses));
+      assert.deepEqual(
+        statuses.filter((status) => status >= 500),
+        [],
+        'no 5xx',
+      );
+      assert.ok(
+        statuses.every((status) => [200, 201, 409, 410].includes(status)),
+        JSON.stringify(statuses),
+      );
       let booked = 0;
       for (const eventId of eventIds) {
         const b = await books(h.store, eventId, h.clock.now());

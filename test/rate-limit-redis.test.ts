@@ -15,8 +15,14 @@ async function reachable(url: string): Promise<boolean> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve) => {
     const socket = connect({ host: hostname, port: Number(port || 6379) });
-    socket.setTimeout(500, () => { socket.destroy(); resolve(false); });
-    socket.once('connect', () => { socket.end(); resolve(true); });
+    socket.setTimeout(500, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('connect', () => {
+      socket.end();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }
@@ -27,9 +33,13 @@ const anyBackend = backends()[0]!;
 /** A client address of its own per test run, so counters left in Redis by an earlier run do not count. */
 const clientAddress = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
 
-const holdFrom = (h: Harness, address: string, eventId: number) => h.app.inject({
-  method: 'POST', url: '/holds', remoteAddress: address, payload: { hold: { event_id: eventId, qty: 1 } },
-});
+const holdFrom = (h: Harness, address: string, eventId: number) =>
+  h.app.inject({
+    method: 'POST',
+    url: '/holds',
+    remoteAddress: address,
+    payload: { hold: { event_id: eventId, qty: 1 } },
+  });
 
 describe('rate limits in Redis', { skip: (await reachable(redisUrl)) ? false : `no Redis at ${redisUrl}` }, () => {
   let a: Harness & { close(): Promise<void> };
@@ -64,7 +74,10 @@ describe('rate limits in Redis', { skip: (await reachable(redisUrl)) ? false : `
 describe('rate limits with Redis unreachable', () => {
   test('fail open: the sale goes on, and the metrics say the limits are not enforced', async () => {
     const deadPort = await freePort(); // nothing listens here
-    const h = await harness(anyBackend, { REDIS_URL: `redis://127.0.0.1:${deadPort}`, RATE_LIMIT_HOLDS_PER_MINUTE: String(LIMIT) });
+    const h = await harness(anyBackend, {
+      REDIS_URL: `redis://127.0.0.1:${deadPort}`,
+      RATE_LIMIT_HOLDS_PER_MINUTE: String(LIMIT),
+    });
     try {
       const address = clientAddress();
       const eventId = await createEvent(h.app, 100);

@@ -33,11 +33,15 @@ describe('KeyedBatcher', () => {
   test('a lone request runs at once, alone; requests arriving meanwhile share the next batch', async () => {
     const batches: number[][] = [];
     let release: () => void = () => {};
-    const batcher = new KeyedBatcher<string, number, number>(async (_key, items) => {
-      batches.push(items);
-      if (batches.length === 1) await new Promise<void>((resolve) => (release = resolve));
-      return items.map((n) => n * 10);
-    }, 100, 1000);
+    const batcher = new KeyedBatcher<string, number, number>(
+      async (_key, items) => {
+        batches.push(items);
+        if (batches.length === 1) await new Promise<void>((resolve) => (release = resolve));
+        return items.map((n) => n * 10);
+      },
+      100,
+      1000,
+    );
     const first = batcher.submit('a', 1);
     assert.deepEqual(batches, [[1]], 'no timer: the first request left immediately');
     const rest = [2, 3, 4].map((n) => batcher.submit('a', n));
@@ -48,24 +52,37 @@ describe('KeyedBatcher', () => {
 
   test('batches are bounded, in arrival order, and keys do not wait for each other', async () => {
     const batches: Array<[string, number[]]> = [];
-    const batcher = new KeyedBatcher<string, number, number>(async (key, items) => {
-      batches.push([key, items]);
-      await new Promise((resolve) => setImmediate(resolve));
-      return items;
-    }, 2, 1000);
-    const results = await Promise.all([1, 2, 3, 4, 5].map((n) => batcher.submit('a', n)).concat(batcher.submit('b', 9)));
+    const batcher = new KeyedBatcher<string, number, number>(
+      async (key, items) => {
+        batches.push([key, items]);
+        await new Promise((resolve) => setImmediate(resolve));
+        return items;
+      },
+      2,
+      1000,
+    );
+    const results = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => batcher.submit('a', n)).concat(batcher.submit('b', 9)),
+    );
     assert.deepEqual(results, [1, 2, 3, 4, 5, 9]);
-    assert.deepEqual(batches.filter(([k]) => k === 'a').map(([, items]) => items), [[1], [2, 3], [4, 5]]);
+    assert.deepEqual(
+      batches.filter(([k]) => k === 'a').map(([, items]) => items),
+      [[1], [2, 3], [4, 5]],
+    );
     assert.deepEqual(batches[1], ['b', [9]], 'key b ran while key a had a batch in flight');
   });
 
   test('per-item errors reject only that item; a failed batch rejects its own items only', async () => {
     let calls = 0;
-    const batcher = new KeyedBatcher<string, number, number>(async (_key, items) => {
-      calls++;
-      if (calls === 2) throw new Error('database went away');
-      return items.map((n) => (n < 0 ? new Error('negative') : n));
-    }, 10, 1000);
+    const batcher = new KeyedBatcher<string, number, number>(
+      async (_key, items) => {
+        calls++;
+        if (calls === 2) throw new Error('database went away');
+        return items.map((n) => (n < 0 ? new Error('negative') : n));
+      },
+      10,
+      1000,
+    );
     await assert.rejects(batcher.submit('k', -1), /negative/);
     await assert.rejects(batcher.submit('k', 1), /went away/);
     assert.equal(await batcher.submit('k', 2), 2);
@@ -73,10 +90,14 @@ describe('KeyedBatcher', () => {
 
   test('a full queue answers overloaded instead of growing without bound', async () => {
     let release: () => void = () => {};
-    const batcher = new KeyedBatcher<string, number, number>(async (_key, items) => {
-      await new Promise<void>((resolve) => (release = resolve));
-      return items;
-    }, 10, 2);
+    const batcher = new KeyedBatcher<string, number, number>(
+      async (_key, items) => {
+        await new Promise<void>((resolve) => (release = resolve));
+        return items;
+      },
+      10,
+      2,
+    );
     const inFlight = batcher.submit('k', 1);
     const queued = [batcher.submit('k', 2), batcher.submit('k', 3)];
     await assert.rejects(batcher.submit('k', 4), (error: { code?: string }) => error.code === 'overloaded');
@@ -123,13 +144,17 @@ describe('loadConfig', () => {
     } catch (error) {
       assert.ok(error instanceof ConfigError);
       const text = error.message;
-      for (const name of ['PORT', 'HOLD_TTL_SECONDS', 'LOG_LEVEL', 'DATABASE_URL']) assert.match(text, new RegExp(name));
+      for (const name of ['PORT', 'HOLD_TTL_SECONDS', 'LOG_LEVEL', 'DATABASE_URL'])
+        assert.match(text, new RegExp(name));
       assert.equal(error.problems.length, 4);
     }
   });
 
   test('refuses production without ADMIN_TOKEN', () => {
     assert.throws(() => loadConfig({ NODE_ENV: 'production' }), /ADMIN_TOKEN is required/);
-    assert.equal(loadConfig({ NODE_ENV: 'production', ADMIN_TOKEN: 'a-long-enough-secret' }).adminToken, 'a-long-enough-secret');
+    assert.equal(
+      loadConfig({ NODE_ENV: 'production', ADMIN_TOKEN: 'a-long-enough-secret' }).adminToken,
+      'a-long-enough-secret',
+    );
   });
 });

@@ -12,34 +12,48 @@ const ExpiredHold = Type.Object({
   expires_at: Timestamp,
 });
 
-const expired = (hold: HoldRow): Rendered =>
-  ({ status: 200, body: { hold_id: hold.id, status: hold.status, expires_at: hold.expiresAt.toISOString() } });
+const expired = (hold: HoldRow): Rendered => ({
+  status: 200,
+  body: { hold_id: hold.id, status: hold.status, expires_at: hold.expiresAt.toISOString() },
+});
 
 export function adminRoutes(app: App, admin: AdminService, requireAdmin: AdminGuard): void {
-  app.post('/admin/holds/:id/expire', {
-    onRequest: requireAdmin,
-    schema: {
-      summary: 'Force-expire a hold now',
-      description: 'Its seats become available at once. Expiring an expired hold changes nothing.',
-      tags: ['admin'],
-      security: [{ adminBearer: [] }],
-      params: IdParams,
-      response: { 200: ExpiredHold, ...problems('validation_failed', 'unauthorized', 'not_found', 'hold_not_active') },
+  app.post(
+    '/admin/holds/:id/expire',
+    {
+      onRequest: requireAdmin,
+      schema: {
+        summary: 'Force-expire a hold now',
+        description: 'Its seats become available at once. Expiring an expired hold changes nothing.',
+        tags: ['admin'],
+        security: [{ adminBearer: [] }],
+        params: IdParams,
+        response: {
+          200: ExpiredHold,
+          ...problems('validation_failed', 'unauthorized', 'not_found', 'hold_not_active'),
+        },
+      },
     },
-  }, async (request, reply) => {
-    const hold = await admin.expireHold(Number(request.params.id), recorderFor(request, expired));
-    return sendRendered(reply, expired(hold));
-  });
+    async (request, reply) => {
+      const hold = await admin.expireHold(Number(request.params.id), recorderFor(request, expired));
+      return sendRendered(reply, expired(hold));
+    },
+  );
 
-  app.post('/admin/sweep', {
-    onRequest: requireAdmin,
-    schema: {
-      summary: 'Run one expiry pass now',
-      description: 'Also purges expired Idempotency-Keys. A pass spans many short transactions, so an ' +
-        'Idempotency-Key stores its response after the pass; running a pass twice is harmless anyway.',
-      tags: ['admin'],
-      security: [{ adminBearer: [] }],
-      response: { 200: Type.Object({ expired: Type.Integer() }), ...problems('unauthorized') },
+  app.post(
+    '/admin/sweep',
+    {
+      onRequest: requireAdmin,
+      schema: {
+        summary: 'Run one expiry pass now',
+        description:
+          'Also purges expired Idempotency-Keys. A pass spans many short transactions, so an ' +
+          'Idempotency-Key stores its response after the pass; running a pass twice is harmless anyway.',
+        tags: ['admin'],
+        security: [{ adminBearer: [] }],
+        response: { 200: Type.Object({ expired: Type.Integer() }), ...problems('unauthorized') },
+      },
     },
-  }, async () => ({ expired: await admin.sweep() }));
+    async () => ({ expired: await admin.sweep() }),
+  );
 }

@@ -10,10 +10,7 @@ import type { BookingResult, BookingsService } from './bookings.service.ts';
 
 const BookBody = Type.Object(
   {
-    booking: Type.Object(
-      { hold_id: Id, payment_token: PaymentToken },
-      { additionalProperties: false },
-    ),
+    booking: Type.Object({ hold_id: Id, payment_token: PaymentToken }, { additionalProperties: false }),
   },
   { additionalProperties: false },
 );
@@ -30,8 +27,10 @@ const Booking = Type.Object({
   cancelled_at: Type.Union([Timestamp, Type.Null()]),
 });
 
-const booked = (result: BookingResult): Rendered =>
-  ({ status: result.created ? 201 : 200, body: { booking_id: result.bookingId } });
+const booked = (result: BookingResult): Rendered => ({
+  status: result.created ? 201 : 200,
+  body: { booking_id: result.bookingId },
+});
 
 const bookingBody = (booking: BookingRow) => ({
   booking_id: booking.id,
@@ -50,58 +49,79 @@ export function bookingRoutes(
   requireAdmin: AdminGuard,
   config: Pick<Config, 'rateLimitBookPerMinute'>,
 ): void {
-  app.post('/book', {
-    ...rateLimited(config.rateLimitBookPerMinute),
-    schema: {
-      summary: 'Book a held hold',
-      description: '201 the first time; 200 with the same booking_id on every retry. ' +
-        '410 booking_cancelled once staff have cancelled that booking.',
-      tags: ['bookings'],
-      body: BookBody,
-      response: {
-        200: Booked,
-        201: Booked,
-        ...problems(...BODY_ERRORS, 'invalid_payment_token', 'not_found', 'hold_expired', 'booking_cancelled', 'rate_limited'),
+  app.post(
+    '/book',
+    {
+      ...rateLimited(config.rateLimitBookPerMinute),
+      schema: {
+        summary: 'Book a held hold',
+        description:
+          '201 the first time; 200 with the same booking_id on every retry. ' +
+          '410 booking_cancelled once staff have cancelled that booking.',
+        tags: ['bookings'],
+        body: BookBody,
+        response: {
+          200: Booked,
+          201: Booked,
+          ...problems(
+            ...BODY_ERRORS,
+            'invalid_payment_token',
+            'not_found',
+            'hold_expired',
+            'booking_cancelled',
+            'rate_limited',
+          ),
+        },
       },
     },
-  }, async (request, reply) => {
-    const { hold_id, payment_token } = request.body.booking;
-    const result = await bookings.book(hold_id, payment_token, recorderFor(request, booked));
-    return sendRendered(reply, booked(result));
-  });
+    async (request, reply) => {
+      const { hold_id, payment_token } = request.body.booking;
+      const result = await bookings.book(hold_id, payment_token, recorderFor(request, booked));
+      return sendRendered(reply, booked(result));
+    },
+  );
 
-  app.get('/bookings/:id', {
-    schema: {
-      summary: 'A booking',
-      description: 'For the holder, with the payment token of its hold in X-Payment-Token (403 if it does not match), ' +
-        'or for staff with Authorization: Bearer <ADMIN_TOKEN> (open when ADMIN_TOKEN is unset, like /admin/*).',
-      tags: ['bookings'],
-      security: [{ adminBearer: [] }, {}],
-      params: IdParams,
-      headers: Type.Object({ 'x-payment-token': Type.Optional(PaymentToken) }),
-      response: {
-        200: Booking,
-        ...problems('validation_failed', 'unauthorized', 'invalid_payment_token', 'not_found'),
+  app.get(
+    '/bookings/:id',
+    {
+      schema: {
+        summary: 'A booking',
+        description:
+          'For the holder, with the payment token of its hold in X-Payment-Token (403 if it does not match), ' +
+          'or for staff with Authorization: Bearer <ADMIN_TOKEN> (open when ADMIN_TOKEN is unset, like /admin/*).',
+        tags: ['bookings'],
+        security: [{ adminBearer: [] }, {}],
+        params: IdParams,
+        headers: Type.Object({ 'x-payment-token': Type.Optional(PaymentToken) }),
+        response: {
+          200: Booking,
+          ...problems('validation_failed', 'unauthorized', 'invalid_payment_token', 'not_found'),
+        },
       },
     },
-  }, async (request, reply) => {
-    const token = request.headers['x-payment-token'];
-    if (token === undefined) await requireAdmin(request, reply);
-    return bookingBody(await bookings.get(Number(request.params.id), token));
-  });
-
-  app.post('/bookings/:id/cancel', {
-    onRequest: requireAdmin,
-    schema: {
-      summary: 'Cancel a booking (staff): its seats go back on sale',
-      description: 'Cancelling a cancelled booking changes nothing and answers the same 200.',
-      tags: ['bookings'],
-      security: [{ adminBearer: [] }],
-      params: IdParams,
-      response: { 200: Booking, ...problems('validation_failed', 'unauthorized', 'not_found') },
+    async (request, reply) => {
+      const token = request.headers['x-payment-token'];
+      if (token === undefined) await requireAdmin(request, reply);
+      return bookingBody(await bookings.get(Number(request.params.id), token));
     },
-  }, async (request, reply) => {
-    const booking = await bookings.cancel(Number(request.params.id), recorderFor(request, ok));
-    return sendRendered(reply, ok(booking));
-  });
+  );
+
+  app.post(
+    '/bookings/:id/cancel',
+    {
+      onRequest: requireAdmin,
+      schema: {
+        summary: 'Cancel a booking (staff): its seats go back on sale',
+        description: 'Cancelling a cancelled booking changes nothing and answers the same 200.',
+        tags: ['bookings'],
+        security: [{ adminBearer: [] }],
+        params: IdParams,
+        response: { 200: Booking, ...problems('validation_failed', 'unauthorized', 'not_found') },
+      },
+    },
+    async (request, reply) => {
+      const booking = await bookings.cancel(Number(request.params.id), recorderFor(request, ok));
+      return sendRendered(reply, ok(booking));
+    },
+  );
 }

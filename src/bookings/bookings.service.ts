@@ -22,8 +22,11 @@ const holdExpired = (holdId: number): DomainError =>
   new DomainError('hold_expired', `hold ${holdId} has expired or was released and can no longer be booked`);
 
 const bookingCancelled = (bookingId: number): DomainError =>
-  new DomainError('booking_cancelled', `the booking of this hold (${bookingId}) was cancelled; the hold cannot be booked again`,
-    { booking_id: bookingId });
+  new DomainError(
+    'booking_cancelled',
+    `the booking of this hold (${bookingId}) was cancelled; the hold cannot be booked again`,
+    { booking_id: bookingId },
+  );
 
 interface BookRequest {
   hold: HoldRow;
@@ -51,8 +54,11 @@ export class BookingsService {
     config: BookingsConfig,
     private readonly metrics?: Metrics,
   ) {
-    this.batcher = new KeyedBatcher((eventId, requests) => this.bookBatch(eventId, requests),
-      config.holdBatchMax, config.holdQueueMax);
+    this.batcher = new KeyedBatcher(
+      (eventId, requests) => this.bookBatch(eventId, requests),
+      config.holdBatchMax,
+      config.holdQueueMax,
+    );
   }
 
   async book(holdId: number, paymentToken: string, recorder?: Recorder<BookingResult>): Promise<BookingResult> {
@@ -87,15 +93,24 @@ export class BookingsService {
     return this.store.transaction(async (tx) => {
       await this.store.lockEvent(tx, eventId);
       // A request whose key a retry took over is left out, so it cannot fail its batchmates.
-      const owned = await lockClaims(tx, requests.map((request) => request.recorder));
+      const owned = await lockClaims(
+        tx,
+        requests.map((request) => request.recorder),
+      );
       const ids: Array<number | null | Error> = [];
       for (const [i, request] of requests.entries()) {
         ids.push(owned[i] ? await this.store.bookHold(tx, request.hold, request.now) : keyTakenOver());
       }
-      await recordOutcomes(tx, requests.map((request, i) => {
-        const id = ids[i]!;
-        return [typeof id === 'number' ? request.recorder : undefined, { bookingId: id as number, created: true }] as const;
-      }));
+      await recordOutcomes(
+        tx,
+        requests.map((request, i) => {
+          const id = ids[i]!;
+          return [
+            typeof id === 'number' ? request.recorder : undefined,
+            { bookingId: id as number, created: true },
+          ] as const;
+        }),
+      );
       return ids;
     });
   }

@@ -129,23 +129,34 @@ export function acquireWithin<C>(
       if (connection !== undefined) resolve(connection);
       else reject(error ?? new Error('no connection'));
     };
-    const timer = setTimeout(() => finish(new DatabaseUnavailable(
-      `no database connection became free within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new DatabaseUnavailable(`no database connection became free within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const cancelTripListener = breaker.onTrip(() => finish(new DatabaseUnavailable('the database went down')));
-    connect().then((connection) => finish(undefined, connection), (error: unknown) =>
-      finish(error instanceof Error ? error : new Error(String(error))));
+    connect().then(
+      (connection) => finish(undefined, connection),
+      (error: unknown) => finish(error instanceof Error ? error : new Error(String(error))),
+    );
   });
 }
 
 /** Runs `attempt` again after a deadlock or serialization failure, a bounded number of times. */
-export async function retryConflicts<T>(attempt: () => Promise<T>, isConflict: (error: unknown) => boolean): Promise<T> {
+export async function retryConflicts<T>(
+  attempt: () => Promise<T>,
+  isConflict: (error: unknown) => boolean,
+): Promise<T> {
   for (let retry = 0; ; retry++) {
     try {
       return await attempt();
     } catch (error) {
       if (!isConflict(error)) throw error;
       if (retry >= CONFLICT_RETRIES) {
-        throw new DatabaseUnavailable(`the transaction lost ${retry + 1} deadlocks or serialization checks in a row`, false, error);
+        throw new DatabaseUnavailable(
+          `the transaction lost ${retry + 1} deadlocks or serialization checks in a row`,
+          false,
+          error,
+        );
       }
       // Jittered, so that the transactions that collided do not collide again.
       await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20 * (retry + 1)));

@@ -17,9 +17,11 @@ interface Owner {
 
 export class DataDirInUse extends Error {
   constructor(dataDir: string, owner: Owner) {
-    super(`DATA_DIR ${dataDir} is in use by process ${owner.pid} on ${owner.host} (${owner.command}, since ${owner.since}). ` +
-      'An embedded PGlite database belongs to one process: stop that one first, or run several processes ' +
-      'on PostgreSQL or MySQL (DATABASE_URL).');
+    super(
+      `DATA_DIR ${dataDir} is in use by process ${owner.pid} on ${owner.host} (${owner.command}, since ${owner.since}). ` +
+        'An embedded PGlite database belongs to one process: stop that one first, or run several processes ' +
+        'on PostgreSQL or MySQL (DATABASE_URL).',
+    );
     this.name = 'DataDirInUse';
   }
 }

@@ -39,19 +39,20 @@ export async function migratePostgres(db: PgDatabase): Promise<string[]> {
   const applied: string[] = [];
   for (const migration of loadMigrations('postgres')) {
     if (known.has(migration.version)) continue;
-    const done = await db.transaction(async (tx) => {
-      await tx.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
-      const seen = await tx.query('select 1 from schema_migrations where version = $1', [
-        migration.version,
-      ]);
-      if (seen.rows.length > 0) return false;
-      for (const statement of splitStatements(migration.sql)) await tx.query(statement);
-      await tx.query('insert into schema_migrations (version, name) values ($1, $2)', [
-        migration.version,
-        migration.name,
-      ]);
-      return true;
-    }, { timeoutMs: MIGRATION_TIMEOUT_MS });
+    const done = await db.transaction(
+      async (tx) => {
+        await tx.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
+        const seen = await tx.query('select 1 from schema_migrations where version = $1', [migration.version]);
+        if (seen.rows.length > 0) return false;
+        for (const statement of splitStatements(migration.sql)) await tx.query(statement);
+        await tx.query('insert into schema_migrations (version, name) values ($1, $2)', [
+          migration.version,
+          migration.name,
+        ]);
+        return true;
+      },
+      { timeoutMs: MIGRATION_TIMEOUT_MS },
+    );
     if (done) applied.push(migration.name);
   }
   return applied;

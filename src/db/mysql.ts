@@ -11,8 +11,15 @@ import mysql from 'mysql2/promise';
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { DatabaseUnavailable } from '../errors.ts';
 import {
-  Breaker, CLIENT_DEADLINE_GRACE_MS, DATABASE_DEFAULTS, type FaultKind, MIGRATION_TIMEOUT_MS, type ServerDatabaseOptions,
-  acquireWithin, describe, retryConflicts,
+  Breaker,
+  CLIENT_DEADLINE_GRACE_MS,
+  DATABASE_DEFAULTS,
+  type FaultKind,
+  MIGRATION_TIMEOUT_MS,
+  type ServerDatabaseOptions,
+  acquireWithin,
+  describe,
+  retryConflicts,
 } from './breaker.ts';
 import { loadMigrations, splitStatements } from './migrate.ts';
 
@@ -80,12 +87,24 @@ const LOST_ERRNOS = new Set([
   4031, // ER_CLIENT_INTERACTION_TIMEOUT: disconnected by wait_timeout
 ]);
 const LOST_CODES = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'EPIPE', 'ER_CONNECTION_KILLED']);
-const DOWN_CODES = new Set(['PROTOCOL_SEQUENCE_TIMEOUT', 'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND']);
+const DOWN_CODES = new Set([
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+]);
 
 /** What a mysql2 error means for us; undefined for errors that are bugs or refusals of bad SQL. */
 export function classifyMysqlError(error: unknown): FaultKind | undefined {
   if (error instanceof DatabaseUnavailable) return 'busy';
-  const { errno, code, fatal, message } = (error ?? {}) as { errno?: unknown; code?: unknown; fatal?: unknown; message?: unknown };
+  const { errno, code, fatal, message } = (error ?? {}) as {
+    errno?: unknown;
+    code?: unknown;
+    fatal?: unknown;
+    message?: unknown;
+  };
   if (typeof errno === 'number') {
     if (CONFLICT_ERRNOS.has(errno)) return 'conflict';
     if (BUSY_ERRNOS.has(errno)) return 'busy';
@@ -119,7 +138,10 @@ export async function openMysql(url: string, options: Partial<ServerDatabaseOpti
 
   const first = await mysql.createConnection({ uri: url, connectTimeout: settings.connectTimeoutMs });
   first.on('error', () => {});
-  const [[{ version }]] = (await first.query<RowDataPacket[]>({ sql: 'select version() as version', timeout: deadlineMs })) as unknown as [[{ version: string }]];
+  const [[{ version }]] = (await first.query<RowDataPacket[]>({
+    sql: 'select version() as version',
+    timeout: deadlineMs,
+  })) as unknown as [[{ version: string }]];
   await first.end();
   const mariadb = /mariadb/i.test(version);
   const setup = sessionSetup(settings, mariadb);
@@ -185,7 +207,12 @@ export async function openMysql(url: string, options: Partial<ServerDatabaseOpti
     breaker.check();
     const from = pool;
     try {
-      return await acquireWithin(() => from.getConnection(), (connection) => connection.release(), settings.acquireTimeoutMs, breaker);
+      return await acquireWithin(
+        () => from.getConnection(),
+        (connection) => connection.release(),
+        settings.acquireTimeoutMs,
+        breaker,
+      );
     } catch (error) {
       if (error instanceof DatabaseUnavailable) throw error;
       // getConnection() fails only when it could not open a connection: the server is down.
@@ -242,17 +269,22 @@ export async function openMysql(url: string, options: Partial<ServerDatabaseOpti
   const db: MysqlDatabase = {
     rows: (sql, params) => onConnection((connection) => wrap(connection, deadlineMs).rows(sql, params)),
     write: (sql, params) => onConnection((connection) => wrap(connection, deadlineMs).write(sql, params)),
-    transaction: (fn) => retryConflicts(() => runTransaction(fn), (error) => classifyMysqlError(error) === 'conflict'),
-    session: (fn) => onConnection(async (connection) => {
-      const conn = wrap(connection, MIGRATION_TIMEOUT_MS);
-      await conn.write(unlimited);
-      try {
-        return await fn(conn);
-      } finally {
-        // Back to the limits every pooled session has; if that fails the connection is destroyed.
-        await conn.write(setup[setup.length - 1]!);
-      }
-    }),
+    transaction: (fn) =>
+      retryConflicts(
+        () => runTransaction(fn),
+        (error) => classifyMysqlError(error) === 'conflict',
+      ),
+    session: (fn) =>
+      onConnection(async (connection) => {
+        const conn = wrap(connection, MIGRATION_TIMEOUT_MS);
+        await conn.write(unlimited);
+        try {
+          return await fn(conn);
+        } finally {
+          // Back to the limits every pooled session has; if that fails the connection is destroyed.
+          await conn.write(setup[setup.length - 1]!);
+        }
+      }),
     close: async () => {
       breaker.stop();
       await pool.end();

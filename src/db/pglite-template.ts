@@ -28,7 +28,9 @@ export interface PgliteTemplate {
 function templatePaths(): PgliteTemplate {
   // The package does not export its package.json; it sits above its dist/ entry point.
   const entry = createRequire(import.meta.url).resolve('@electric-sql/pglite');
-  const pgliteVersion = (JSON.parse(readFileSync(join(dirname(entry), '..', 'package.json'), 'utf8')) as { version: string }).version;
+  const pgliteVersion = (
+    JSON.parse(readFileSync(join(dirname(entry), '..', 'package.json'), 'utf8')) as { version: string }
+  ).version;
   const hash = createHash('sha256').update(pgliteVersion);
   for (const migration of loadMigrations('postgres')) hash.update(migration.name).update(migration.sql);
   const dir = join(PACKAGE_ROOT, 'node_modules', '.cache', 'box-office', `pglite-${hash.digest('hex').slice(0, 16)}`);
@@ -36,9 +38,7 @@ function templatePaths(): PgliteTemplate {
 }
 
 /** The template, made now if it does not exist yet. */
-export async function pgliteTemplate(
-  migrate: (db: PGlite) => Promise<void>,
-): Promise<PgliteTemplate> {
+export async function pgliteTemplate(migrate: (db: PGlite) => Promise<void>): Promise<PgliteTemplate> {
   const paths = templatePaths();
   if (existsSync(join(paths.dir, 'PG_VERSION')) && existsSync(paths.tarball)) return paths;
   mkdirSync(dirname(paths.dir), { recursive: true });

@@ -34,7 +34,9 @@ export function parsePostgresUrl(url: string): PgTarget {
   const params = new URLSearchParams(query);
   const attrs = params.get('target_session_attrs') ?? 'any';
   if (!WRITABLE_ATTRS.has(attrs)) {
-    throw new Error(`DATABASE_URL target_session_attrs=${attrs} is not supported: the service writes, so use read-write or primary`);
+    throw new Error(
+      `DATABASE_URL target_session_attrs=${attrs} is not supported: the service writes, so use read-write or primary`,
+    );
   }
   params.delete('target_session_attrs');
   const rest = params.size > 0 ? `?${params.toString()}` : '';
@@ -47,7 +49,8 @@ export function parsePostgresUrl(url: string): PgTarget {
 
 function parseHost(text: string): PgHost {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]*)(?::(\d+))?$/.exec(text);
-  if (match === null || match[1] === '') throw new Error(`DATABASE_URL has an empty or malformed host: ${JSON.stringify(text)}`);
+  if (match === null || match[1] === '')
+    throw new Error(`DATABASE_URL has an empty or malformed host: ${JSON.stringify(text)}`);
   const port = match[2] === undefined ? DEFAULT_PORT : Number(match[2]);
   if (port < 1 || port > 65535) throw new Error(`DATABASE_URL has a bad port: ${JSON.stringify(text)}`);
   return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };

@@ -17,8 +17,14 @@ import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { DatabaseUnavailable } from '../errors.ts';
 import {
-  Breaker, CLIENT_DEADLINE_GRACE_MS, DATABASE_DEFAULTS, type FaultKind, type ServerDatabaseOptions,
-  acquireWithin, describe, retryConflicts,
+  Breaker,
+  CLIENT_DEADLINE_GRACE_MS,
+  DATABASE_DEFAULTS,
+  type FaultKind,
+  type ServerDatabaseOptions,
+  acquireWithin,
+  describe,
+  retryConflicts,
 } from './breaker.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { migratePostgres } from './migrate.ts';
@@ -128,7 +134,16 @@ const BUSY_STATES = new Set([
   '55P03', // lock_not_available
   '25P03', // idle_in_transaction_session_timeout
 ]);
-const NODE_NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const NODE_NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /** What a pg error means for us; undefined for errors that are bugs or refusals of bad SQL. */
 export function classifyPgError(error: unknown): FaultKind | undefined {
@@ -210,7 +225,8 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
         // What libpq checks for target_session_attrs=read-write (transaction_read_only, which
         // a hot standby reports as on), plus the recovery flag that 'primary' checks.
         const { rows } = await client.query<{ standby: boolean; read_only: string }>(
-          "select pg_is_in_recovery() as standby, current_setting('transaction_read_only') as read_only");
+          "select pg_is_in_recovery() as standby, current_setting('transaction_read_only') as read_only",
+        );
         if (!rows[0]!.standby && rows[0]!.read_only === 'off') return host;
         refusals.push(`${describeHost(host)} is read-only`);
       } catch (error) {
@@ -256,7 +272,12 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     breaker.check();
     const from = pool;
     try {
-      return await acquireWithin(() => from.connect(), (client) => client.release(), settings.acquireTimeoutMs, breaker);
+      return await acquireWithin(
+        () => from.connect(),
+        (client) => client.release(),
+        settings.acquireTimeoutMs,
+        breaker,
+      );
     } catch (error) {
       if (error instanceof DatabaseUnavailable) throw error;
       // pg-pool rejects connect() only when it could not open a connection (refused, timed
@@ -289,7 +310,8 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     let committing = false;
     try {
       await client.query('begin');
-      if (options.timeoutMs !== undefined) await client.query(`set local statement_timeout = ${Number(options.timeoutMs)}`);
+      if (options.timeoutMs !== undefined)
+        await client.query(`set local statement_timeout = ${Number(options.timeoutMs)}`);
       const result = await fn(clientRunner(client, options.timeoutMs));
       committing = true;
       client.syncRepCancelled = false;
@@ -333,7 +355,10 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
       }
     },
     transaction: (fn, options = {}) =>
-      retryConflicts(() => runTransaction(fn, options), (error) => classifyPgError(error) === 'conflict'),
+      retryConflicts(
+        () => runTransaction(fn, options),
+        (error) => classifyPgError(error) === 'conflict',
+      ),
     exec: async (sql) => {
       await db.query(sql);
     },

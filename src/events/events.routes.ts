@@ -47,15 +47,24 @@ const EventSnapshot = Type.Object({
 const ListQuery = Type.Object(
   {
     // Query strings are text and are not coerced, so numbers are checked by pattern.
-    limit: Type.Optional(Type.String({ pattern: '^([1-9]|[1-9][0-9]|100)$', description: `a whole number from 1 to 100 (default ${PAGE_SIZE_DEFAULT})` })),
-    cursor: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'the next_cursor of a previous page' })),
+    limit: Type.Optional(
+      Type.String({
+        pattern: '^([1-9]|[1-9][0-9]|100)$',
+        description: `a whole number from 1 to 100 (default ${PAGE_SIZE_DEFAULT})`,
+      }),
+    ),
+    cursor: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'the next_cursor of a previous page' }),
+    ),
   },
   { additionalProperties: false },
 );
 
 const EventPage = Type.Object({
   events: Type.Array(EventSnapshot),
-  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as ?cursor= for the next page; null on the last' }),
+  next_cursor: Type.Union([Type.String(), Type.Null()], {
+    description: 'Pass as ?cursor= for the next page; null on the last',
+  }),
 });
 
 const createdBody = (event: EventRow): Rendered => ({
@@ -87,66 +96,87 @@ function decodeCursor(cursor: string | undefined): number | null {
 }
 
 export function eventRoutes(app: App, events: EventsService, requireAdmin: AdminGuard): void {
-  app.post('/events', {
-    onRequest: requireAdmin,
-    schema: {
-      summary: 'Create an event',
-      tags: ['events'],
-      security: [{ adminBearer: [] }],
-      body: CreateEventBody,
-      response: { 201: CreatedEvent, ...problems(...BODY_ERRORS, 'unauthorized') },
+  app.post(
+    '/events',
+    {
+      onRequest: requireAdmin,
+      schema: {
+        summary: 'Create an event',
+        tags: ['events'],
+        security: [{ adminBearer: [] }],
+        body: CreateEventBody,
+        response: { 201: CreatedEvent, ...problems(...BODY_ERRORS, 'unauthorized') },
+      },
     },
-  }, async (request, reply) => {
-    const { name, total_seats } = request.body.event;
-    const event = await events.create(name, total_seats, recorderFor(request, createdBody));
-    return sendRendered(reply, createdBody(event));
-  });
+    async (request, reply) => {
+      const { name, total_seats } = request.body.event;
+      const event = await events.create(name, total_seats, recorderFor(request, createdBody));
+      return sendRendered(reply, createdBody(event));
+    },
+  );
 
-  app.get('/events', {
-    schema: {
-      summary: 'Events with their seat snapshots, by id, a page at a time',
-      tags: ['events'],
-      querystring: ListQuery,
-      response: { 200: EventPage, ...problems('validation_failed') },
+  app.get(
+    '/events',
+    {
+      schema: {
+        summary: 'Events with their seat snapshots, by id, a page at a time',
+        tags: ['events'],
+        querystring: ListQuery,
+        response: { 200: EventPage, ...problems('validation_failed') },
+      },
     },
-  }, async (request) => {
-    const afterId = decodeCursor(request.query.cursor);
-    if (afterId === null) {
-      throw new DomainError('validation_failed', 'request querystring is invalid',
-        { errors: [{ path: 'querystring/cursor', message: 'is not a cursor this service issued' }] });
-    }
-    const page = await events.list(afterId, Number(request.query.limit ?? PAGE_SIZE_DEFAULT));
-    return {
-      events: page.events.map(snapshotBody),
-      next_cursor: page.nextAfterId === null ? null : encodeCursor(page.nextAfterId),
-    };
-  });
+    async (request) => {
+      const afterId = decodeCursor(request.query.cursor);
+      if (afterId === null) {
+        throw new DomainError('validation_failed', 'request querystring is invalid', {
+          errors: [{ path: 'querystring/cursor', message: 'is not a cursor this service issued' }],
+        });
+      }
+      const page = await events.list(afterId, Number(request.query.limit ?? PAGE_SIZE_DEFAULT));
+      return {
+        events: page.events.map(snapshotBody),
+        next_cursor: page.nextAfterId === null ? null : encodeCursor(page.nextAfterId),
+      };
+    },
+  );
 
-  app.get('/events/:id', {
-    schema: {
-      summary: "An event's seat snapshot",
-      tags: ['events'],
-      params: IdParams,
-      response: { 200: EventSnapshot, ...problems('validation_failed', 'not_found') },
+  app.get(
+    '/events/:id',
+    {
+      schema: {
+        summary: "An event's seat snapshot",
+        tags: ['events'],
+        params: IdParams,
+        response: { 200: EventSnapshot, ...problems('validation_failed', 'not_found') },
+      },
     },
-  }, async (request) => snapshotBody(await events.snapshot(Number(request.params.id))));
+    async (request) => snapshotBody(await events.snapshot(Number(request.params.id))),
+  );
 
-  app.patch('/events/:id', {
-    onRequest: requireAdmin,
-    schema: {
-      summary: 'Rename or resize an event (staff)',
-      description: 'total_seats may change but never below held + booked (409 seats_in_use with the numbers); ' +
-        'available moves by the difference.',
-      tags: ['events'],
-      security: [{ adminBearer: [] }],
-      params: IdParams,
-      body: UpdateEventBody,
-      response: { 200: EventSnapshot, ...problems(...BODY_ERRORS, 'unauthorized', 'not_found', 'seats_in_use') },
+  app.patch(
+    '/events/:id',
+    {
+      onRequest: requireAdmin,
+      schema: {
+        summary: 'Rename or resize an event (staff)',
+        description:
+          'total_seats may change but never below held + booked (409 seats_in_use with the numbers); ' +
+          'available moves by the difference.',
+        tags: ['events'],
+        security: [{ adminBearer: [] }],
+        params: IdParams,
+        body: UpdateEventBody,
+        response: { 200: EventSnapshot, ...problems(...BODY_ERRORS, 'unauthorized', 'not_found', 'seats_in_use') },
+      },
     },
-  }, async (request, reply) => {
-    const { name, total_seats } = request.body.event;
-    const changes = { ...(name === undefined ? {} : { name }), ...(total_seats === undefined ? {} : { totalSeats: total_seats }) };
-    const snapshot = await events.update(Number(request.params.id), changes, recorderFor(request, ok));
-    return sendRendered(reply, ok(snapshot));
-  });
+    async (request, reply) => {
+      const { name, total_seats } = request.body.event;
+      const changes = {
+        ...(name === undefined ? {} : { name }),
+        ...(total_seats === undefined ? {} : { totalSeats: total_seats }),
+      };
+      const snapshot = await events.update(Number(request.params.id), changes, recorderFor(request, ok));
+      return sendRendered(reply, ok(snapshot));
+    },
+  );
 }

@@ -58,9 +58,11 @@ export class EventsService {
       const held = books.held - reclaimed.seats;
       const total = changes.totalSeats ?? books.total;
       if (total < held + books.booked) {
-        throw new DomainError('seats_in_use',
+        throw new DomainError(
+          'seats_in_use',
           `total_seats cannot go below the ${held + books.booked} seats held or booked`,
-          { held, booked: books.booked, minimum_total_seats: held + books.booked, requested: total });
+          { held, booked: books.booked, minimum_total_seats: held + books.booked, requested: total },
+        );
       }
       const name = changes.name ?? books.name;
       await this.store.updateEvent(tx, eventId, name, total);

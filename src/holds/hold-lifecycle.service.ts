@@ -36,9 +36,11 @@ export function holdView(hold: HoldRow, now: Date): HoldView {
 /** Throws unless the hold can still be released or extended at `now`. */
 export function assertChangeable(hold: HoldRow, now: Date): void {
   const status = holdView(hold, now).status;
-  if (status === 'booked') throw new DomainError('hold_booked', `hold ${hold.id} is booked; a booking is cancelled by staff`);
+  if (status === 'booked')
+    throw new DomainError('hold_booked', `hold ${hold.id} is booked; a booking is cancelled by staff`);
   if (status === 'released') throw new DomainError('hold_released', `hold ${hold.id} was already released`);
-  if (status === 'expired') throw new DomainError('hold_expired', `hold ${hold.id} has expired; expired holds are never revived`);
+  if (status === 'expired')
+    throw new DomainError('hold_expired', `hold ${hold.id} has expired; expired holds are never revived`);
 }
 
 /** The deadline after adding `seconds`, or a refusal if it would outlive the lifetime cap. */
@@ -46,9 +48,11 @@ export function extendedDeadline(hold: HoldRow, seconds: number, maxLifetimeSeco
   const wanted = new Date(hold.expiresAt.getTime() + seconds * 1000);
   const latest = new Date(hold.createdAt.getTime() + maxLifetimeSeconds * 1000);
   if (wanted > latest) {
-    throw new DomainError('hold_lifetime_exceeded',
+    throw new DomainError(
+      'hold_lifetime_exceeded',
       `a hold lives at most ${maxLifetimeSeconds} s from creation; it can be extended until ${latest.toISOString()}`,
-      { max_expires_at: latest.toISOString(), max_hold_lifetime_seconds: maxLifetimeSeconds });
+      { max_expires_at: latest.toISOString(), max_hold_lifetime_seconds: maxLifetimeSeconds },
+    );
   }
   return wanted;
 }
@@ -80,7 +84,12 @@ export class HoldLifecycleService {
   }
 
   /** Moves the deadline `seconds` later, within MAX_HOLD_LIFETIME_SECONDS of creation. */
-  async extend(holdId: number, paymentToken: string, seconds: number, recorder?: Recorder<HoldView>): Promise<HoldView> {
+  async extend(
+    holdId: number,
+    paymentToken: string,
+    seconds: number,
+    recorder?: Recorder<HoldView>,
+  ): Promise<HoldView> {
     const { eventId } = await this.authorized(holdId, paymentToken);
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {

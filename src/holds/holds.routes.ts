@@ -56,12 +56,7 @@ const HOLD_ERRORS = ['validation_failed', 'invalid_payment_token', 'not_found'] 
 
 type HoldsConfig = Pick<Config, 'maxSeatsPerHold' | 'maxHoldLifetimeSeconds' | 'rateLimitHoldsPerMinute'>;
 
-export function holdRoutes(
-  app: App,
-  holds: HoldsService,
-  lifecycle: HoldLifecycleService,
-  config: HoldsConfig,
-): void {
+export function holdRoutes(app: App, holds: HoldsService, lifecycle: HoldLifecycleService, config: HoldsConfig): void {
   const CreateHoldBody = Type.Object(
     {
       hold: Type.Object(
@@ -75,72 +70,97 @@ export function holdRoutes(
     { additionalProperties: false },
   );
 
-  app.post('/holds', {
-    ...rateLimited(config.rateLimitHoldsPerMinute),
-    schema: {
-      summary: 'Hold seats for a limited time',
-      description: 'Grants all the seats asked for or none. 409 insufficient_seats when fewer are free.',
-      tags: ['holds'],
-      body: CreateHoldBody,
-      response: {
-        201: HoldCreated,
-        ...problems(...BODY_ERRORS, 'not_found', 'insufficient_seats', 'rate_limited', 'overloaded'),
+  app.post(
+    '/holds',
+    {
+      ...rateLimited(config.rateLimitHoldsPerMinute),
+      schema: {
+        summary: 'Hold seats for a limited time',
+        description: 'Grants all the seats asked for or none. 409 insufficient_seats when fewer are free.',
+        tags: ['holds'],
+        body: CreateHoldBody,
+        response: {
+          201: HoldCreated,
+          ...problems(...BODY_ERRORS, 'not_found', 'insufficient_seats', 'rate_limited', 'overloaded'),
+        },
       },
     },
-  }, async (request, reply) => {
-    const { event_id, qty } = request.body.hold;
-    const hold = await holds.createHold(event_id, qty, recorderFor(request, created));
-    return sendRendered(reply, created(hold));
-  });
-
-  app.get('/holds/:id', {
-    schema: {
-      summary: 'A hold: status, seats and deadline',
-      description: 'Needs the hold\'s payment token in X-Payment-Token.',
-      tags: ['holds'],
-      params: IdParams,
-      headers: PaymentTokenHeaders,
-      response: { 200: Hold, ...problems(...HOLD_ERRORS) },
+    async (request, reply) => {
+      const { event_id, qty } = request.body.hold;
+      const hold = await holds.createHold(event_id, qty, recorderFor(request, created));
+      return sendRendered(reply, created(hold));
     },
-  }, async (request) => holdBody(await lifecycle.get(Number(request.params.id), request.headers['x-payment-token'])));
+  );
 
-  app.delete('/holds/:id', {
-    schema: {
-      summary: 'Release a hold: its seats are available at once',
-      description: 'A released hold is gone: releasing again is 410 hold_released, a booked hold 409 hold_booked, ' +
-        'an expired one 410 hold_expired.',
-      tags: ['holds'],
-      params: IdParams,
-      headers: PaymentTokenHeaders,
-      response: { 200: Hold, ...problems(...HOLD_ERRORS, 'hold_booked', 'hold_released', 'hold_expired') },
-    },
-  }, async (request, reply) => {
-    const id = Number(request.params.id);
-    const hold = await lifecycle.release(id, request.headers['x-payment-token'], recorderFor(request, ok));
-    return sendRendered(reply, ok(hold));
-  });
-
-  app.post('/holds/:id/extend', {
-    schema: {
-      summary: 'Move a hold\'s deadline later',
-      description: 'Adds `seconds` to expires_at. A hold lives at most MAX_HOLD_LIFETIME_SECONDS from creation ' +
-        '(409 hold_lifetime_exceeded past it); an expired hold is never revived (410 hold_expired).',
-      tags: ['holds'],
-      params: IdParams,
-      headers: PaymentTokenHeaders,
-      body: Type.Object(
-        { seconds: Type.Integer({ minimum: 1, maximum: config.maxHoldLifetimeSeconds }) },
-        { additionalProperties: false },
-      ),
-      response: {
-        200: Hold,
-        ...problems(...BODY_ERRORS, ...HOLD_ERRORS, 'hold_booked', 'hold_released', 'hold_expired', 'hold_lifetime_exceeded'),
+  app.get(
+    '/holds/:id',
+    {
+      schema: {
+        summary: 'A hold: status, seats and deadline',
+        description: "Needs the hold's payment token in X-Payment-Token.",
+        tags: ['holds'],
+        params: IdParams,
+        headers: PaymentTokenHeaders,
+        response: { 200: Hold, ...problems(...HOLD_ERRORS) },
       },
     },
-  }, async (request, reply) => {
-    const id = Number(request.params.id);
-    const token = request.headers['x-payment-token'];
-    const hold = await lifecycle.extend(id, token, request.body.seconds, recorderFor(request, ok));
-    return sendRendered(reply, ok(hold));
-  });
+    async (request) => holdBody(await lifecycle.get(Number(request.params.id), request.headers['x-payment-token'])),
+  );
+
+  app.delete(
+    '/holds/:id',
+    {
+      schema: {
+        summary: 'Release a hold: its seats are available at once',
+        description:
+          'A released hold is gone: releasing again is 410 hold_released, a booked hold 409 hold_booked, ' +
+          'an expired one 410 hold_expired.',
+        tags: ['holds'],
+        params: IdParams,
+        headers: PaymentTokenHeaders,
+        response: { 200: Hold, ...problems(...HOLD_ERRORS, 'hold_booked', 'hold_released', 'hold_expired') },
+      },
+    },
+    async (request, reply) => {
+      const id = Number(request.params.id);
+      const hold = await lifecycle.release(id, request.headers['x-payment-token'], recorderFor(request, ok));
+      return sendRendered(reply, ok(hold));
+    },
+  );
+
+  app.post(
+    '/holds/:id/extend',
+    {
+      schema: {
+        summary: "Move a hold's deadline later",
+        description:
+          'Adds `seconds` to expires_at. A hold lives at most MAX_HOLD_LIFETIME_SECONDS from creation ' +
+          '(409 hold_lifetime_exceeded past it); an expired hold is never revived (410 hold_expired).',
+        tags: ['holds'],
+        params: IdParams,
+        headers: PaymentTokenHeaders,
+        body: Type.Object(
+          { seconds: Type.Integer({ minimum: 1, maximum: config.maxHoldLifetimeSeconds }) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Hold,
+          ...problems(
+            ...BODY_ERRORS,
+            ...HOLD_ERRORS,
+            'hold_booked',
+            'hold_released',
+            'hold_expired',
+            'hold_lifetime_exceeded',
+          ),
+        },
+      },
+    },
+    async (request, reply) => {
+      const id = Number(request.params.id);
+      const token = request.headers['x-payment-token'];
+      const hold = await lifecycle.extend(id, token, request.body.seconds, recorderFor(request, ok));
+      return sendRendered(reply, ok(hold));
+    },
+  );
 }

@@ -54,8 +54,11 @@ export class HoldsService {
     private readonly config: HoldsConfig,
     private readonly metrics?: Metrics,
   ) {
-    this.batcher = new KeyedBatcher((eventId, requests) => this.grantBatch(eventId, requests),
-      config.holdBatchMax, config.holdQueueMax);
+    this.batcher = new KeyedBatcher(
+      (eventId, requests) => this.grantBatch(eventId, requests),
+      config.holdBatchMax,
+      config.holdQueueMax,
+    );
   }
 
   createHold(eventId: number, qty: number, recorder?: Recorder<GrantedHold>): Promise<GrantedHold> {
@@ -70,17 +73,24 @@ export class HoldsService {
       const event = await this.store.lockEvent(tx, eventId);
       if (event === null) return null;
       // A request whose key a retry took over is left out, so it cannot fail its batchmates.
-      const owned = await lockClaims(tx, requests.map((request) => request.recorder));
+      const owned = await lockClaims(
+        tx,
+        requests.map((request) => request.recorder),
+      );
       const live = requests.filter((_, i) => owned[i]);
       const reclaimed = await this.store.reclaimLapsedHolds(tx, eventId, now);
       const available = event.available + reclaimed.seats;
-      const granted = allocate(available, live.map((request) => request.qty));
+      const granted = allocate(
+        available,
+        live.map((request) => request.qty),
+      );
       const winners = live.filter((_, i) => granted[i]);
-      const ids = winners.length > 0
-        ? await this.store.insertHolds(tx, eventId, winners, now, expiresAt)
-        : [];
+      const ids = winners.length > 0 ? await this.store.insertHolds(tx, eventId, winners, now, expiresAt) : [];
       const decided = decide(eventId, live, { available, granted, ids, expiresAt });
-      await recordOutcomes(tx, live.map((request, i) => [request.recorder, decided[i]!] as const));
+      await recordOutcomes(
+        tx,
+        live.map((request, i) => [request.recorder, decided[i]!] as const),
+      );
       let next = 0;
       return requests.map((_, i) => (owned[i] ? decided[next++]! : keyTakenOver()));
     });

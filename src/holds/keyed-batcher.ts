@@ -47,7 +47,10 @@ export class KeyedBatcher<K, I, O> {
       // Taken from the front: arrival order is grant order.
       const batch = queue.splice(0, this.maxBatch);
       try {
-        const results = await this.run(key, batch.map((waiter) => waiter.item));
+        const results = await this.run(
+          key,
+          batch.map((waiter) => waiter.item),
+        );
         batch.forEach((waiter, i) => {
           const result = results[i];
           if (result instanceof Error) waiter.reject(result);

@@ -52,7 +52,8 @@ async function connectRedis(app: App, url: string, metrics: Metrics): Promise<Re
     if (up === nowUp) return;
     up = nowUp;
     if (nowUp) app.log.info('rate limits counted in Redis');
-    else app.log.warn({ err: error }, 'Redis is unreachable: rate limits are not enforced until it is back (fail open)');
+    else
+      app.log.warn({ err: error }, 'Redis is unreachable: rate limits are not enforced until it is back (fail open)');
   };
   redis.on('ready', () => report(true));
   redis.on('error', (error) => report(false, error));

@@ -20,7 +20,11 @@ export const Timestamp = Type.String({ format: 'date-time' });
 export const PaymentToken = Type.String({ minLength: 1, maxLength: 256 });
 
 export const PaymentTokenHeaders = Type.Object({
-  'x-payment-token': Type.String({ minLength: 1, maxLength: 256, description: 'The payment_token issued with the hold' }),
+  'x-payment-token': Type.String({
+    minLength: 1,
+    maxLength: 256,
+    description: 'The payment_token issued with the hold',
+  }),
 });
 
 export const Problem = Type.Object(
@@ -42,7 +46,9 @@ export const Problem = Type.Object(
     held: Type.Optional(Type.Integer({ description: 'Seats held now (seats_in_use)' })),
     booked: Type.Optional(Type.Integer({ description: 'Seats booked now (seats_in_use)' })),
     minimum_total_seats: Type.Optional(Type.Integer({ description: 'held + booked (seats_in_use)' })),
-    max_expires_at: Type.Optional(Type.String({ format: 'date-time', description: 'Latest deadline allowed (hold_lifetime_exceeded)' })),
+    max_expires_at: Type.Optional(
+      Type.String({ format: 'date-time', description: 'Latest deadline allowed (hold_lifetime_exceeded)' }),
+    ),
     max_hold_lifetime_seconds: Type.Optional(Type.Integer()),
     booking_id: Type.Optional(Type.Integer({ description: 'The cancelled booking (booking_cancelled)' })),
   },
@@ -86,4 +92,9 @@ export function withProblems<R extends Record<number | string, unknown>>(respons
 }
 
 /** Errors any route with a JSON body can return before it runs. */
-export const BODY_ERRORS: ErrorCode[] = ['validation_failed', 'malformed_json', 'payload_too_large', 'unsupported_media_type'];
+export const BODY_ERRORS: ErrorCode[] = [
+  'validation_failed',
+  'malformed_json',
+  'payload_too_large',
+  'unsupported_media_type',
+];

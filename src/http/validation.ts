@@ -41,7 +41,8 @@ function explain(issue: Issue, schema: SchemaNode | undefined): string {
     case 'additionalProperties': {
       const field = String(issue.params.additionalProperty);
       const owner = issue.instancePath === '' ? wrapperOf(field, schema) : undefined;
-      if (owner !== undefined) return `unknown field "${field}": it belongs inside "${owner}", as {"${owner}": {"${field}": …}}`;
+      if (owner !== undefined)
+        return `unknown field "${field}": it belongs inside "${owner}", as {"${owner}": {"${field}": …}}`;
       return `unknown field "${field}"`;
     }
     case 'required':

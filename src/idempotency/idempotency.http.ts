@@ -35,7 +35,8 @@ export const IdempotencyKeyHeader = Type.String({
   maxLength: 255,
   // Visible ASCII; an RFC 8941 sf-string ("...") is accepted as well and its quotes dropped.
   pattern: '^[!-~]+$',
-  description: 'Makes the request safe to retry: the same key and request replay the first response ' +
+  description:
+    'Makes the request safe to retry: the same key and request replay the first response ' +
     '(Idempotent-Replayed: true) for IDEMPOTENCY_KEY_TTL_SECONDS. Use a fresh UUID per request.',
 });
 
@@ -65,7 +66,9 @@ function documentIdempotency(route: RouteOptions): void {
     properties: { ...headers.properties, 'idempotency-key': IdempotencyKeyHeader },
   };
   route.schema.response = withProblems((route.schema.response ?? {}) as Record<number, unknown>, [
-    'validation_failed', 'idempotency_key_in_flight', 'idempotency_key_reused',
+    'validation_failed',
+    'idempotency_key_in_flight',
+    'idempotency_key_reused',
   ]);
 }
 
@@ -73,7 +76,11 @@ async function claimStep(request: FastifyRequest, reply: FastifyReply): Promise<
   const raw = request.headers['idempotency-key'];
   if (typeof raw !== 'string') return;
   const key = raw.length > 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
-  const result = await request.server.idempotency.claim({ scope: scopeOf(request), key, fingerprint: fingerprintOf(request) });
+  const result = await request.server.idempotency.claim({
+    scope: scopeOf(request),
+    key,
+    fingerprint: fingerprintOf(request),
+  });
   if ('claim' in result) {
     request.idempotencyClaim = result.claim;
     return;
@@ -105,7 +112,11 @@ function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
   if (value === null || typeof value !== 'object') return value ?? null;
   const object = value as Record<string, unknown>;
-  return Object.fromEntries(Object.keys(object).sort().map((key) => [key, canonical(object[key])]));
+  return Object.fromEntries(
+    Object.keys(object)
+      .sort()
+      .map((key) => [key, canonical(object[key])]),
+  );
 }
 
 async function finish(request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<void> {
@@ -135,7 +146,8 @@ export function recorderFor<T>(request: FastifyRequest, render: (result: T) => R
   return new Recorder<T>(request.server.idempotency, claim, (outcome: Outcome<T>) =>
     outcome instanceof DomainError
       ? { status: outcome.status, body: problemBody(request, outcome.code, outcome.message, outcome.details) }
-      : render(outcome));
+      : render(outcome),
+  );
 }
 
 /** Sends what `render` made of a result: the same status and body a replay will send. */

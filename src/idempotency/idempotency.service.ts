@@ -48,8 +48,11 @@ export type ClaimResult = { claim: Claim } | { replay: StoredResponse };
 const RELEASE_RETRY_MS = 200;
 
 /** The answer of a request whose key a retry took over while it ran. */
-export const keyTakenOver = (): DomainError => new DomainError('idempotency_key_in_flight',
-  'this request took too long and its Idempotency-Key was taken over by a retry, which runs it instead; nothing was changed by this one');
+export const keyTakenOver = (): DomainError =>
+  new DomainError(
+    'idempotency_key_in_flight',
+    'this request took too long and its Idempotency-Key was taken over by a retry, which runs it instead; nothing was changed by this one',
+  );
 
 /** How many times a claim is retried when the row it lost to vanished (was released). */
 const CLAIM_ATTEMPTS = 3;
@@ -88,14 +91,18 @@ export class IdempotencyService {
       const row = await this.store.findIdempotencyKey(keyHash);
       if (row === null) continue;
       if (!row.requestHash.equals(request.fingerprint)) {
-        throw new DomainError('idempotency_key_reused',
-          'this Idempotency-Key was used for a different request; use a new key for a new request');
+        throw new DomainError(
+          'idempotency_key_reused',
+          'this Idempotency-Key was used for a different request; use a new key for a new request',
+        );
       }
       if (row.responseStatus === null || row.responseBody === null) break;
       return { replay: { status: row.responseStatus, body: unseal(sealKey, row.responseBody) } };
     }
-    throw new DomainError('idempotency_key_in_flight',
-      'a request with this Idempotency-Key is still in progress; retry after it finishes');
+    throw new DomainError(
+      'idempotency_key_in_flight',
+      'a request with this Idempotency-Key is still in progress; retry after it finishes',
+    );
   }
 
   /**
@@ -104,12 +111,15 @@ export class IdempotencyService {
    */
   async complete(tx: Tx, items: Array<{ claim: Claim; response: StoredResponse }>): Promise<void> {
     if (items.length === 0) return;
-    const stored = await this.store.completeIdempotencyKeys(tx, items.map(({ claim, response }) => ({
-      keyHash: claim.keyHash,
-      claimId: claim.claimId,
-      status: response.status,
-      body: seal(claim.sealKey, response.body),
-    })));
+    const stored = await this.store.completeIdempotencyKeys(
+      tx,
+      items.map(({ claim, response }) => ({
+        keyHash: claim.keyHash,
+        claimId: claim.claimId,
+        status: response.status,
+        body: seal(claim.sealKey, response.body),
+      })),
+    );
     if (stored !== items.length) {
       // Rolls the effect back: the request that took the key over runs it instead.
       throw keyTakenOver();
@@ -157,5 +167,4 @@ export class IdempotencyService {
       attempt().catch(() => {});
     }
   }
-
 }

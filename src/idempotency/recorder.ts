@@ -36,10 +36,13 @@ export async function recordOutcomes<T>(
 ): Promise<void> {
   const keyed = entries.filter((entry): entry is readonly [Recorder<T>, Outcome<T>] => entry[0] !== undefined);
   if (keyed.length === 0) return;
-  await keyed[0]![0].keys.complete(tx, keyed.map(([recorder, outcome]) => {
-    const { status, body } = recorder.render(outcome);
-    return { claim: recorder.claim, response: { status, body: JSON.stringify(body) } };
-  }));
+  await keyed[0]![0].keys.complete(
+    tx,
+    keyed.map(([recorder, outcome]) => {
+      const { status, body } = recorder.render(outcome);
+      return { claim: recorder.claim, response: { status, body: JSON.stringify(body) } };
+    }),
+  );
 }
 
 /**
@@ -50,7 +53,10 @@ export async function recordOutcomes<T>(
 export async function lockClaims<T>(tx: Tx, recorders: ReadonlyArray<Recorder<T> | undefined>): Promise<boolean[]> {
   const keyed = recorders.filter((recorder): recorder is Recorder<T> => recorder !== undefined);
   if (keyed.length === 0) return recorders.map(() => true);
-  const held = await keyed[0]!.keys.lockClaims(tx, keyed.map((recorder) => recorder.claim));
+  const held = await keyed[0]!.keys.lockClaims(
+    tx,
+    keyed.map((recorder) => recorder.claim),
+  );
   let next = 0;
   return recorders.map((recorder) => recorder === undefined || held[next++]!);
 }

@@ -10,6 +10,7 @@ export async function recount(sql: Sql, eventId: number, now: Date): Promise<{ h
               where event_id = $1 and status = 'active' and expires_at > $2) as held,
             (select coalesce(sum(qty), 0) from bookings
               where event_id = $1 and status = 'confirmed') as booked`,
-    [eventId, now]);
+    [eventId, now],
+  );
   return { held: Number(row!.held), booked: Number(row!.booked) };
 }

@@ -13,8 +13,14 @@ export interface BookingStore {
 }
 
 interface BookingRecord {
-  id: number; event_id: number; hold_id: number; qty: number; status: BookingStatus;
-  created_at: Date; cancelled_at: Date | null; payment_token_hash: Uint8Array;
+  id: number;
+  event_id: number;
+  hold_id: number;
+  qty: number;
+  status: BookingStatus;
+  created_at: Date;
+  cancelled_at: Date | null;
+  payment_token_hash: Uint8Array;
 }
 
 export function bookingStatements(db: SqlDatabase): BookingStore {
@@ -27,7 +33,8 @@ export function bookingStatements(db: SqlDatabase): BookingStore {
            from bookings b
            join holds h on h.id = b.hold_id
           where b.id = $1`,
-        [bookingId]);
+        [bookingId],
+      );
       if (row === undefined) return null;
       return {
         id: row.id,
@@ -62,7 +69,8 @@ const postgresBookings: DialectBookings = {
           where events.id = booking.event_id
        )
        select id from booking`,
-      [hold.id, now]);
+      [hold.id, now],
+    );
     return row?.id ?? null;
   },
 
@@ -77,7 +85,8 @@ const postgresBookings: DialectBookings = {
          from cancelled
         where events.id = cancelled.event_id
        returning events.id`,
-      [bookingId, now]);
+      [bookingId, now],
+    );
     return rows.length > 0;
   },
 };
@@ -85,11 +94,14 @@ const postgresBookings: DialectBookings = {
 const mysqlBookings: DialectBookings = {
   async bookHold(tx, hold, now) {
     const { affected } = await tx.run(
-      "update holds set status = 'booked' where id = $1 and status = 'active' and expires_at > $2", [hold.id, now]);
+      "update holds set status = 'booked' where id = $1 and status = 'active' and expires_at > $2",
+      [hold.id, now],
+    );
     if (affected === 0) return null;
     const { insertId } = await tx.run(
       'insert into bookings (event_id, hold_id, qty, created_at) values ($1, $2, $3, $4)',
-      [hold.eventId, hold.id, hold.qty, now]);
+      [hold.eventId, hold.id, hold.qty, now],
+    );
     await tx.run('update events set held = held - $2, booked = booked + $2 where id = $1', [hold.eventId, hold.qty]);
     return insertId;
   },
@@ -97,14 +109,16 @@ const mysqlBookings: DialectBookings = {
   async cancelBooking(tx, bookingId, now) {
     const { affected } = await tx.run(
       "update bookings set status = 'cancelled', cancelled_at = $2 where id = $1 and status = 'confirmed'",
-      [bookingId, now]);
+      [bookingId, now],
+    );
     if (affected === 0) return false;
     await tx.run(
       `update events e
          join bookings b on b.event_id = e.id
           set e.booked = e.booked - b.qty, e.available = e.available + b.qty
         where b.id = $1`,
-      [bookingId]);
+      [bookingId],
+    );
     return true;
   },
 };

@@ -19,7 +19,13 @@ export interface EventStore {
 }
 
 interface SnapshotRecord {
-  id: number; name: string; total_seats: number; available: number; held: number; booked: number; lapsed: number;
+  id: number;
+  name: string;
+  total_seats: number;
+  available: number;
+  held: number;
+  booked: number;
+  lapsed: number;
 }
 
 /** The snapshot exact at the query's `now`: lapsed holds no longer count as held. */
@@ -50,18 +56,22 @@ export function eventStatements(db: SqlDatabase): EventStore {
       if (tx.dialect === 'mysql') {
         const { insertId } = await tx.run(
           'insert into events (name, total_seats, available, created_at) values ($1, $2, $2, $3)',
-          [name, totalSeats, now]);
+          [name, totalSeats, now],
+        );
         return { id: insertId, name, totalSeats, createdAt: now };
       }
       const [row] = await tx.rows<{ id: number }>(
         'insert into events (name, total_seats, available, created_at) values ($1, $2, $2, $3) returning id',
-        [name, totalSeats, now]);
+        [name, totalSeats, now],
+      );
       return { id: row!.id, name, totalSeats, createdAt: now };
     },
 
     async snapshot(eventId, now) {
-      const [row] = await db.rows<SnapshotRecord>(
-        `select ${snapshotColumns(db)} from events e where e.id = $2`, [now, eventId]);
+      const [row] = await db.rows<SnapshotRecord>(`select ${snapshotColumns(db)} from events e where e.id = $2`, [
+        now,
+        eventId,
+      ]);
       return row === undefined ? null : toSnapshot(row);
     },
 
@@ -69,7 +79,8 @@ export function eventStatements(db: SqlDatabase): EventStore {
       // Keyset pagination on the primary key: each page costs the same however deep it is.
       const rows = await db.rows<SnapshotRecord>(
         `select ${snapshotColumns(db)} from events e where e.id > $2 order by e.id limit $3`,
-        [now, afterId, limit]);
+        [now, afterId, limit],
+      );
       return rows.map(toSnapshot);
     },
 
@@ -81,21 +92,27 @@ export function eventStatements(db: SqlDatabase): EventStore {
     async lockEventSkipLocked(tx, eventId) {
       // skip locked: PostgreSQL 9.5, MySQL 8.0.1, MariaDB 10.6.
       const [row] = await tx.rows<LockedEvent>(
-        'select id, available from events where id = $1 for update skip locked', [eventId]);
+        'select id, available from events where id = $1 for update skip locked',
+        [eventId],
+      );
       return row ?? null;
     },
 
     async lockEventBooks(tx, eventId) {
       const [row] = await tx.rows<EventBooks>(
         'select id, name, total_seats as total, available, held, booked from events where id = $1 for update',
-        [eventId]);
+        [eventId],
+      );
       return row ?? null;
     },
 
     async updateEvent(tx, eventId, name, totalSeats) {
       // available is derived in the same statement, so the books balance whatever the new total.
-      await tx.run('update events set name = $2, total_seats = $3, available = $3 - held - booked where id = $1',
-        [eventId, name, totalSeats]);
+      await tx.run('update events set name = $2, total_seats = $3, available = $3 - held - booked where id = $1', [
+        eventId,
+        name,
+        totalSeats,
+      ]);
     },
   };
 }

@@ -75,8 +75,10 @@ export function holdStatements(db: SqlDatabase): HoldStore {
     },
 
     async setHoldExpiry(tx, holdId, expiresAt) {
-      const { affected } = await tx.run("update holds set expires_at = $2 where id = $1 and status = 'active'",
-        [holdId, expiresAt]);
+      const { affected } = await tx.run("update holds set expires_at = $2 where id = $1 and status = 'active'", [
+        holdId,
+        expiresAt,
+      ]);
       return affected > 0;
     },
 
@@ -87,7 +89,8 @@ export function holdStatements(db: SqlDatabase): HoldStore {
           group by event_id
           order by min(expires_at)
           limit $2`,
-        [now, limit]);
+        [now, limit],
+      );
       return rows.map((row) => row.event_id);
     },
   };
@@ -109,7 +112,8 @@ const postgresHolds: DialectHolds = {
          from moved
         where events.id = $1 and moved.seats > 0
        returning moved.holds, moved.seats`,
-      [eventId, now]);
+      [eventId, now],
+    );
     return moved ?? { holds: 0, seats: 0 };
   },
 
@@ -129,7 +133,8 @@ const postgresHolds: DialectHolds = {
           where events.id = $1
        )
        select id, hash from granted`,
-      [eventId, holds.map((hold) => hold.qty), hashes, now, expiresAt]);
+      [eventId, holds.map((hold) => hold.qty), hashes, now, expiresAt],
+    );
     // Tokens are unique, so they map each new id back to its request whatever the row order.
     const idByHash = new Map(rows.map((row) => [row.hash, row.id]));
     return hashes.map((hash) => idByHash.get(hash)!);
@@ -146,7 +151,8 @@ const postgresHolds: DialectHolds = {
          from ended
         where events.id = ended.event_id
        returning events.id`,
-      [hold.id, status, now]);
+      [hold.id, status, now],
+    );
     return rows.length > 0;
   },
 };
@@ -164,26 +170,33 @@ const mysqlHolds: DialectHolds = {
          from holds force index (holds_by_event_status_expiry)
         where event_id = $1 and status = 'active' and expires_at <= $2
         for update`,
-      [eventId, now])) as [{ holds: number; seats: number }];
+      [eventId, now],
+    )) as [{ holds: number; seats: number }];
     if (lapsed.holds === 0) return { holds: 0, seats: 0 };
     await tx.run(
       `update holds force index (holds_by_event_status_expiry) set status = 'expired'
         where event_id = $1 and status = 'active' and expires_at <= $2`,
-      [eventId, now]);
-    await tx.run('update events set held = held - $2, available = available + $2 where id = $1', [eventId, lapsed.seats]);
+      [eventId, now],
+    );
+    await tx.run('update events set held = held - $2, available = available + $2 where id = $1', [
+      eventId,
+      lapsed.seats,
+    ]);
     return lapsed;
   },
 
   async insertHolds(tx, eventId, holds, now, expiresAt) {
-    await tx.run('insert into holds (event_id, qty, payment_token_hash, created_at, expires_at) values $1',
-      [holds.map((hold) => [eventId, hold.qty, hold.paymentTokenHash, now, expiresAt])]);
+    await tx.run('insert into holds (event_id, qty, payment_token_hash, created_at, expires_at) values $1', [
+      holds.map((hold) => [eventId, hold.qty, hold.paymentTokenHash, now, expiresAt]),
+    ]);
     const seats = holds.reduce((sum, hold) => sum + hold.qty, 0);
     await tx.run('update events set available = available - $2, held = held + $2 where id = $1', [eventId, seats]);
     // A multi-row insert's ids need not be consecutive (innodb_autoinc_lock_mode 2, the MySQL 8
     // default); tokens are unique, so they map each new id back to its request.
     const rows = await tx.rows<{ id: number; payment_token_hash: Buffer }>(
       'select id, payment_token_hash from holds where payment_token_hash in ($1)',
-      [holds.map((hold) => hold.paymentTokenHash)]);
+      [holds.map((hold) => hold.paymentTokenHash)],
+    );
     const idByHash = new Map(rows.map((row) => [row.payment_token_hash.toString('hex'), row.id]));
     return holds.map((hold) => idByHash.get(hold.paymentTokenHash.toString('hex'))!);
   },
@@ -192,9 +205,13 @@ const mysqlHolds: DialectHolds = {
     const { affected } = await tx.run(
       `update holds set status = $2, expires_at = least(expires_at, cast($3 as datetime(3)))
         where id = $1 and status = 'active'`,
-      [hold.id, status, now]);
+      [hold.id, status, now],
+    );
     if (affected === 0) return false;
-    await tx.run('update events set held = held - $2, available = available + $2 where id = $1', [hold.eventId, hold.qty]);
+    await tx.run('update events set held = held - $2, available = available + $2 where id = $1', [
+      hold.eventId,
+      hold.qty,
+    ]);
     return true;
   },
 };

@@ -37,12 +37,17 @@ export function idempotencyStatements(db: SqlDatabase): IdempotencyStore {
 
     async findIdempotencyKey(keyHash) {
       const [row] = await db.rows<{
-        request_hash: Uint8Array; claim_id: string; locked_at: Date; response_status: number | null;
-        response_body: Uint8Array | null; expires_at: Date;
+        request_hash: Uint8Array;
+        claim_id: string;
+        locked_at: Date;
+        response_status: number | null;
+        response_body: Uint8Array | null;
+        expires_at: Date;
       }>(
         `select request_hash, claim_id, locked_at, response_status, response_body, expires_at
            from idempotency_keys where key_hash = $1`,
-        [keyHash]);
+        [keyHash],
+      );
       if (row === undefined) return null;
       return {
         keyHash,
@@ -56,14 +61,18 @@ export function idempotencyStatements(db: SqlDatabase): IdempotencyStore {
     },
 
     async releaseIdempotencyKey(keyHash, claimId) {
-      await db.run('delete from idempotency_keys where key_hash = $1 and claim_id = $2 and response_status is null',
-        [keyHash, claimId]);
+      await db.run('delete from idempotency_keys where key_hash = $1 and claim_id = $2 and response_status is null', [
+        keyHash,
+        claimId,
+      ]);
     },
   };
 }
 
-type DialectKeys = Pick<IdempotencyStore,
-  'claimIdempotencyKey' | 'lockIdempotencyClaims' | 'completeIdempotencyKeys' | 'purgeIdempotencyKeys'>;
+type DialectKeys = Pick<
+  IdempotencyStore,
+  'claimIdempotencyKey' | 'lockIdempotencyClaims' | 'completeIdempotencyKeys' | 'purgeIdempotencyKeys'
+>;
 
 const postgresKeys = (db: SqlDatabase): DialectKeys => ({
   async claimIdempotencyKey(claim) {
@@ -81,7 +90,8 @@ const postgresKeys = (db: SqlDatabase): DialectKeys => ({
            or (k.response_status is null and k.locked_at <= $6
                and k.request_hash = excluded.request_hash)
        returning claim_id`,
-      [claim.keyHash, claim.requestHash, claim.claimId, claim.now, claim.expiresAt, claim.staleBefore]);
+      [claim.keyHash, claim.requestHash, claim.claimId, claim.now, claim.expiresAt, claim.staleBefore],
+    );
     return rows.length > 0;
   },
 
@@ -94,7 +104,8 @@ const postgresKeys = (db: SqlDatabase): DialectKeys => ({
         where k.response_status is null
         order by k.key_hash
           for update of k`,
-      [claims.map((c) => hex(c.keyHash)), claims.map((c) => c.claimId)]);
+      [claims.map((c) => hex(c.keyHash)), claims.map((c) => c.claimId)],
+    );
     return new Set(rows.map((row) => row.claim_id));
   },
 
@@ -110,7 +121,8 @@ const postgresKeys = (db: SqlDatabase): DialectKeys => ({
         completions.map((c) => c.claimId),
         completions.map((c) => c.status),
         completions.map((c) => hex(c.body)),
-      ]);
+      ],
+    );
     return affected;
   },
 
@@ -123,7 +135,8 @@ const postgresKeys = (db: SqlDatabase): DialectKeys => ({
                             order by expires_at
                             limit $2
                               for update skip locked)`,
-      [now, limit]);
+      [now, limit],
+    );
     return affected;
   },
 });
@@ -148,13 +161,15 @@ const mysqlKeys = (db: SqlDatabase): DialectKeys => ({
           expires_at = if(claim_id = $3, $5, expires_at),
           response_status = if(claim_id = $3, null, response_status),
           response_body = if(claim_id = $3, null, response_body)`,
-      [claim.keyHash, claim.requestHash, claim.claimId, claim.now, claim.expiresAt, claim.staleBefore]);
+      [claim.keyHash, claim.requestHash, claim.claimId, claim.now, claim.expiresAt, claim.staleBefore],
+    );
     // 2: an existing row was taken over. 1: a new row, or (CLIENT_FOUND_ROWS) an existing one
     // left as it was; the claim id tells them apart. It cannot change under us: the row now
     // holds a fresh claim, neither stale nor expired.
     if (affected === 2) return true;
-    const [row] = await db.rows<{ claim_id: string }>('select claim_id from idempotency_keys where key_hash = $1',
-      [claim.keyHash]);
+    const [row] = await db.rows<{ claim_id: string }>('select claim_id from idempotency_keys where key_hash = $1', [
+      claim.keyHash,
+    ]);
     return row?.claim_id === claim.claimId;
   },
 
@@ -165,7 +180,8 @@ const mysqlKeys = (db: SqlDatabase): DialectKeys => ({
         where key_hash in ($1) and response_status is null
         order by key_hash
           for update`,
-      [claims.map((c) => c.keyHash)]);
+      [claims.map((c) => c.keyHash)],
+    );
     const ours = new Set(claims.map((c) => c.claimId));
     return new Set(rows.map((row) => row.claim_id).filter((id) => ours.has(id)));
   },
@@ -176,15 +192,19 @@ const mysqlKeys = (db: SqlDatabase): DialectKeys => ({
     // table of the completions is what one would write first, but MySQL and MariaDB then scan
     // and lock every key row, and two batches completing at once deadlock.
     const params: unknown[] = [completions.map((c) => c.keyHash)];
-    const pick = (value: (c: IdempotencyCompletion) => unknown) => `case key_hash ${completions.map((c) => {
-      params.push(c.keyHash, value(c));
-      return `when $${params.length - 1} then $${params.length}`;
-    }).join(' ')} end`;
+    const pick = (value: (c: IdempotencyCompletion) => unknown) =>
+      `case key_hash ${completions
+        .map((c) => {
+          params.push(c.keyHash, value(c));
+          return `when $${params.length - 1} then $${params.length}`;
+        })
+        .join(' ')} end`;
     const { affected } = await tx.run(
       `update idempotency_keys
           set response_status = ${pick((c) => c.status)}, response_body = ${pick((c) => c.body)}
         where key_hash in ($1) and claim_id = ${pick((c) => c.claimId)} and response_status is null`,
-      params);
+      params,
+    );
     return affected;
   },
 
@@ -199,9 +219,12 @@ const mysqlKeys = (db: SqlDatabase): DialectKeys => ({
           order by expires_at
           limit $2
             for update skip locked`,
-        [now, limit]);
+        [now, limit],
+      );
       if (rows.length === 0) return 0;
-      const { affected } = await tx.run('delete from idempotency_keys where key_hash in ($1)', [rows.map((row) => row.key_hash)]);
+      const { affected } = await tx.run('delete from idempotency_keys where key_hash in ($1)', [
+        rows.map((row) => row.key_hash),
+      ]);
       return affected;
     });
   },

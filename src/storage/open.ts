@@ -4,8 +4,17 @@ import { openPglite, openPostgres } from '../db/postgres.ts';
 import { mysqlSql, postgresSql } from './sql.ts';
 import { type Store, createStore } from './store.ts';
 
-type DatabaseConfig = Pick<Config, 'backend' | 'databaseUrl' | 'dataDir' | 'databasePoolSize' |
-  'databaseConnectTimeoutMs' | 'databaseAcquireTimeoutMs' | 'databaseStatementTimeoutMs' | 'databaseIdleInTransactionTimeoutMs'>;
+type DatabaseConfig = Pick<
+  Config,
+  | 'backend'
+  | 'databaseUrl'
+  | 'dataDir'
+  | 'databasePoolSize'
+  | 'databaseConnectTimeoutMs'
+  | 'databaseAcquireTimeoutMs'
+  | 'databaseStatementTimeoutMs'
+  | 'databaseIdleInTransactionTimeoutMs'
+>;
 
 export function serverOptions(config: DatabaseConfig, events?: DatabaseEvents): ServerDatabaseOptions {
   return {

@@ -40,7 +40,10 @@ export function postgresSql(db: PgDatabase): SqlDatabase {
   const over = (runner: SqlRunner): Sql => ({
     dialect: 'postgres',
     rows: async <R>(statement: string, params: unknown[] = []) => (await runner.query<R>(statement, params)).rows,
-    run: async (statement, params = []) => ({ affected: (await runner.query(statement, params)).rowCount, insertId: 0 }),
+    run: async (statement, params = []) => ({
+      affected: (await runner.query(statement, params)).rowCount,
+      insertId: 0,
+    }),
   });
   return {
     ...over(db),
@@ -57,11 +60,17 @@ export function mysqlSql(db: MysqlDatabase): SqlDatabase {
     dialect: 'mysql',
     rows: <R>(statement: string, params: unknown[] = []) => {
       const { sql, order } = toMysql(statement);
-      return runner.rows<R>(sql, order.map((n) => params[n - 1]));
+      return runner.rows<R>(
+        sql,
+        order.map((n) => params[n - 1]),
+      );
     },
     run: async (statement, params = []) => {
       const { sql, order } = toMysql(statement);
-      const { affectedRows, insertId } = await runner.write(sql, order.map((n) => params[n - 1]));
+      const { affectedRows, insertId } = await runner.write(
+        sql,
+        order.map((n) => params[n - 1]),
+      );
       return { affected: affectedRows, insertId };
     },
   });
