@@ -104,7 +104,9 @@ describe(
       // made the next batch, which the dead one did not take down with it.
       const statuses = replies.map((r) => r.status);
       assert.equal(statuses[0], 503, JSON.stringify(replies[0]!.body));
-      assert.equal(replies[0]!.body.code, 'database_unavailable');
+      // A keyless batch is one autocommitted statement (the fast grant): killed while it ran,
+      // it might have committed as far as the service can tell, and the answer says so.
+      assert.ok(['database_unavailable', 'outcome_unknown'].includes(replies[0]!.body.code as string));
       assert.ok(
         statuses.every((status) => status === 201 || status === 503),
         JSON.stringify(statuses),

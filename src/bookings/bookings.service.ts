@@ -85,7 +85,8 @@ export class BookingsService {
   }
 
   /**
-   * Books each request in arrival order under one lock of the event row and one commit. A hold
+   * Books every request with one statement (bookHolds), under one lock of the event row and
+   * one commit. A hold
    * asked for twice in one batch is booked by the first; the second finds it booked (null) and
    * answers with that booking, as any lost race does.
    */
@@ -97,10 +98,10 @@ export class BookingsService {
         tx,
         requests.map((request) => request.recorder),
       );
-      const ids: Array<number | null | Error> = [];
-      for (const [i, request] of requests.entries()) {
-        ids.push(owned[i] ? await this.store.bookHold(tx, request.hold, request.now) : keyTakenOver());
-      }
+      const live = requests.filter((_, i) => owned[i]);
+      const booked = live.length > 0 ? await this.store.bookHolds(tx, eventId, live) : [];
+      let next = 0;
+      const ids: Array<number | null | Error> = requests.map((_, i) => (owned[i] ? booked[next++]! : keyTakenOver()));
       await recordOutcomes(
         tx,
         requests.map((request, i) => {

@@ -10,6 +10,7 @@
 //  - a connection that broke is destroyed, never returned to the pool;
 //  - when the server is down the breaker answers 503 at once, and its probe finds the primary
 //    again (among several hosts after a failover) and swaps in a fresh pool.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -48,6 +49,11 @@ export interface TransactionOptions {
 
 export interface PgDatabase extends SqlRunner {
   readonly engine: 'pglite' | 'postgres';
+  /**
+   * One autocommitted statement that changes data. If the connection is lost while it runs,
+   * it may have committed: the error says the outcome is unknown (503 outcome_unknown).
+   */
+  write<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<SqlResult<R>>;
   transaction<T>(fn: (tx: SqlRunner) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Runs a script of several statements (migrations). */
   exec(sql: string): Promise<void>;
@@ -100,9 +106,11 @@ function wrapPglite(db: PGlite, close: () => Promise<void>): PgDatabase {
       return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
     },
   });
+  const runner = wrap(db);
   return {
     engine: 'pglite',
-    ...wrap(db),
+    ...runner,
+    write: (sql, params) => runner.query(sql, params),
     // PGlite has one connection; its transaction() holds it exclusively until commit.
     transaction: async (fn) => {
       // PGlite answers in microtasks, so without this a transaction runs to its commit before
@@ -163,6 +171,22 @@ export function classifyPgError(error: unknown): FaultKind | undefined {
     if (/Connection terminated|not queryable|Client was closed|Connection closed/i.test(message)) return 'lost';
   }
   return undefined;
+}
+
+/**
+ * A statement with parameters is sent as a named (prepared) statement: each connection parses
+ * and plans it once instead of on every call. Its name is derived from its text, so one text
+ * always has one name. Statements without parameters (begin, commit, set local …) go as they are.
+ */
+const statementNames = new Map<string, string>();
+function statement(text: string, values: unknown[]): pg.QueryConfig {
+  if (values.length === 0) return { text };
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `bo_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values };
 }
 
 /** The message a commit gets when it was cancelled while waiting for a synchronous standby. */
@@ -291,8 +315,7 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
   const clientRunner = (client: pg.PoolClient, timeoutMs?: number): SqlRunner => ({
     async query<R>(sql: string, params: unknown[] = []) {
       const result = await client.query({
-        text: sql,
-        values: params,
+        ...statement(sql, params),
         ...(timeoutMs === undefined ? {} : { query_timeout: timeoutMs + CLIENT_DEADLINE_GRACE_MS }),
       } as pg.QueryConfig);
       return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
@@ -341,19 +364,22 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     }
   };
 
+  const autocommit = async <R>(sql: string, params: unknown[] = [], writes: boolean): Promise<SqlResult<R>> => {
+    const client = await acquire();
+    try {
+      const result = await client.query(statement(sql, params));
+      client.release();
+      return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
+    } catch (error) {
+      release(client, error);
+      throw fault(error, writes);
+    }
+  };
+
   const db: PgDatabase = {
     engine: 'postgres',
-    async query<R>(sql: string, params: unknown[] = []) {
-      const client = await acquire();
-      try {
-        const result = await client.query(sql, params);
-        client.release();
-        return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
-      } catch (error) {
-        release(client, error);
-        throw fault(error);
-      }
-    },
+    query: (sql, params) => autocommit(sql, params, false),
+    write: (sql, params) => autocommit(sql, params, true),
     transaction: (fn, options = {}) =>
       retryConflicts(
         () => runTransaction(fn, options),

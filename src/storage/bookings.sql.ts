@@ -4,9 +4,19 @@
 import type { BookingRow, BookingStatus, HoldRow } from '../model.ts';
 import { type SqlDatabase, type Tx, bytes } from './sql.ts';
 
+export interface BookRequest {
+  hold: HoldRow;
+  /** When the request was checked: the hold must still be unexpired at this instant. */
+  now: Date;
+}
+
 export interface BookingStore {
-  /** Books an active hold unexpired at `now`; null when it is no longer bookable (event locked). */
-  bookHold(tx: Tx, hold: HoldRow, now: Date): Promise<number | null>;
+  /**
+   * Books each active hold unexpired at its request's `now`, all of one event (locked); per
+   * request, in order, its new booking id, or null when the hold is no longer bookable (a hold
+   * asked for twice is booked by the first request and null for the rest).
+   */
+  bookHolds(tx: Tx, eventId: number, requests: BookRequest[]): Promise<Array<number | null>>;
   findBooking(bookingId: number): Promise<BookingRow | null>;
   /** Confirmed -> cancelled, moving its seats from booked to available; false if not confirmed (event locked). */
   cancelBooking(tx: Tx, bookingId: number, now: Date): Promise<boolean>;
@@ -50,28 +60,40 @@ export function bookingStatements(db: SqlDatabase): BookingStore {
   };
 }
 
-type DialectBookings = Pick<BookingStore, 'bookHold' | 'cancelBooking'>;
+type DialectBookings = Pick<BookingStore, 'bookHolds' | 'cancelBooking'>;
 
 const postgresBookings: DialectBookings = {
-  async bookHold(tx, hold, now) {
-    const [row] = await tx.rows<{ id: number }>(
-      `with booked_hold as (
-         update holds set status = 'booked'
-          where id = $1 and status = 'active' and expires_at > $2
-         returning id, event_id, qty
-       ), booking as (
+  async bookHolds(tx, eventId, requests) {
+    // The sale: one statement books every hold of the batch and moves their seats, whatever
+    // the batch's size. A hold asked for twice is booked once (distinct on, first request).
+    const rows = await tx.rows<{ id: number; hold_id: number }>(
+      `with wanted as (
+         select distinct on (w.hold_id) w.hold_id, w.at
+           from unnest($2::bigint[], $3::timestamptz[]) with ordinality as w (hold_id, at, ord)
+          order by w.hold_id, w.ord
+       ), booked_holds as (
+         update holds h set status = 'booked'
+           from wanted w
+          where h.id = w.hold_id and h.event_id = $1 and h.status = 'active' and h.expires_at > w.at
+         returning h.id, h.qty, w.at
+       ), made as (
          insert into bookings (event_id, hold_id, qty, created_at)
-         select event_id, id, qty, $2 from booked_hold
-         returning id, event_id, qty
+         select $1, id, qty, at from booked_holds
+         returning id, hold_id, qty
        ), moved as (
-         update events set held = held - booking.qty, booked = booked + booking.qty
-           from booking
-          where events.id = booking.event_id
+         update events set held = held - s.seats, booked = booked + s.seats
+           from (select coalesce(sum(qty), 0)::int as seats from made) s
+          where events.id = $1 and s.seats > 0
        )
-       select id from booking`,
-      [hold.id, now],
+       select id, hold_id from made`,
+      [eventId, requests.map((r) => r.hold.id), requests.map((r) => r.now)],
     );
-    return row?.id ?? null;
+    const byHold = new Map(rows.map((row) => [row.hold_id, row.id]));
+    return requests.map((r) => {
+      const id = byHold.get(r.hold.id);
+      byHold.delete(r.hold.id); // a second request for the same hold finds it booked
+      return id ?? null;
+    });
   },
 
   async cancelBooking(tx, bookingId, now) {
@@ -92,18 +114,27 @@ const postgresBookings: DialectBookings = {
 };
 
 const mysqlBookings: DialectBookings = {
-  async bookHold(tx, hold, now) {
-    const { affected } = await tx.run(
-      "update holds set status = 'booked' where id = $1 and status = 'active' and expires_at > $2",
-      [hold.id, now],
-    );
-    if (affected === 0) return null;
-    const { insertId } = await tx.run(
-      'insert into bookings (event_id, hold_id, qty, created_at) values ($1, $2, $3, $4)',
-      [hold.eventId, hold.id, hold.qty, now],
-    );
-    await tx.run('update events set held = held - $2, booked = booked + $2 where id = $1', [hold.eventId, hold.qty]);
-    return insertId;
+  async bookHolds(tx, eventId, requests) {
+    // Without RETURNING, each booking's id comes from its own insert: a few statements per
+    // booking, all in the batch's one transaction under the event's lock.
+    const ids: Array<number | null> = [];
+    for (const { hold, now } of requests) {
+      const { affected } = await tx.run(
+        "update holds set status = 'booked' where id = $1 and status = 'active' and expires_at > $2",
+        [hold.id, now],
+      );
+      if (affected === 0) {
+        ids.push(null);
+        continue;
+      }
+      const { insertId } = await tx.run(
+        'insert into bookings (event_id, hold_id, qty, created_at) values ($1, $2, $3, $4)',
+        [eventId, hold.id, hold.qty, now],
+      );
+      await tx.run('update events set held = held - $2, booked = booked + $2 where id = $1', [eventId, hold.qty]);
+      ids.push(insertId);
+    }
+    return ids;
   },
 
   async cancelBooking(tx, bookingId, now) {

@@ -11,6 +11,13 @@ import type { HoldRow, HoldStatus, BookingStatus, NewHold } from '../model.ts';
 import { type Sql, type SqlDatabase, type Tx, bytes } from './sql.ts';
 
 export interface HoldStore {
+  /**
+   * The fast grant, PostgreSQL servers only (undefined elsewhere): the whole batch in ONE
+   * autocommitted statement when every request fits and no lapsed hold is waiting to be
+   * reclaimed; ids in input order, or null when it does not apply and the caller must run the
+   * full transaction (lock, reclaim, allocate, insert).
+   */
+  grantAllFitting?(eventId: number, holds: NewHold[], now: Date, expiresAt: Date): Promise<number[] | null>;
   /** Marks the event's lapsed holds 'expired' and moves their seats back (event locked). */
   reclaimLapsedHolds(tx: Tx, eventId: number, now: Date): Promise<{ holds: number; seats: number }>;
   /** Inserts granted holds and moves their seats from available to held; ids in input order (event locked). */
@@ -63,6 +70,9 @@ export function holdStatements(db: SqlDatabase): HoldStore {
   const dialect = db.dialect === 'postgres' ? postgresHolds : mysqlHolds;
   return {
     ...dialect,
+    // Not on PGlite: it answers in microtasks, and only a transaction's turn of the event loop
+    // lets a batch fill there (db/postgres.ts).
+    ...(db.backend === 'postgres' ? { grantAllFitting: (...args) => grantAllFitting(db, ...args) } : {}),
 
     async findHold(holdId) {
       const [row] = await db.rows<HoldRecord>(holdQuery(db, false), [holdId]);
@@ -94,6 +104,43 @@ export function holdStatements(db: SqlDatabase): HoldStore {
       return rows.map((row) => row.event_id);
     },
   };
+}
+
+/**
+ * One round trip instead of five (begin, lock, reclaim, insert, commit). The update takes the
+ * event's row lock and moves the seats only if they are all there (re-checked on the locked row
+ * after any wait) and no active hold of the event has lapsed (so there is nothing to reclaim
+ * first; a stale answer here can only be "yes", which merely sends the batch to the full path).
+ * The insert runs only if the update did. All of it commits, or none.
+ */
+async function grantAllFitting(
+  db: SqlDatabase,
+  eventId: number,
+  holds: NewHold[],
+  now: Date,
+  expiresAt: Date,
+): Promise<number[] | null> {
+  const hashes = holds.map((hold) => hold.paymentTokenHash.toString('hex'));
+  const seats = holds.reduce((sum, hold) => sum + hold.qty, 0);
+  const rows = await db.writeRows<{ id: number; hash: string }>(
+    `with event as (
+       update events set available = available - $6, held = held + $6
+        where id = $1 and available >= $6
+          and not exists (select 1 from holds
+                           where event_id = $1 and status = 'active' and expires_at <= $4)
+       returning id
+     ), granted as (
+       insert into holds (event_id, qty, payment_token_hash, created_at, expires_at)
+       select event.id, t.qty, decode(t.hash, 'hex'), $4, $5
+         from event, unnest($2::int[], $3::text[]) as t (qty, hash)
+       returning id, encode(payment_token_hash, 'hex') as hash
+     )
+     select id, hash from granted`,
+    [eventId, holds.map((hold) => hold.qty), hashes, now, expiresAt, seats],
+  );
+  if (rows.length === 0) return null;
+  const idByHash = new Map(rows.map((row) => [row.hash, row.id]));
+  return hashes.map((hash) => idByHash.get(hash)!);
 }
 
 type DialectHolds = Pick<HoldStore, 'reclaimLapsedHolds' | 'insertHolds' | 'endHold'>;

@@ -16,6 +16,15 @@ export interface Sql {
   run(statement: string, params?: unknown[]): Promise<{ affected: number; insertId: number }>;
 }
 
+/** The database itself, beyond what a transaction can do. */
+export interface Autocommit {
+  /**
+   * One autocommitted statement that changes data, returning rows. A connection lost while it
+   * runs leaves its outcome unknown, and the error says so (503 outcome_unknown).
+   */
+  writeRows<R>(statement: string, params?: unknown[]): Promise<R[]>;
+}
+
 declare const txBrand: unique symbol;
 /**
  * An open transaction. A statement function that takes one expects its caller to hold the
@@ -24,7 +33,7 @@ declare const txBrand: unique symbol;
  */
 export type Tx = Sql & { readonly [txBrand]: true };
 
-export interface SqlDatabase extends Sql {
+export interface SqlDatabase extends Sql, Autocommit {
   readonly backend: 'pglite' | 'postgres' | 'mysql';
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;
@@ -47,6 +56,7 @@ export function postgresSql(db: PgDatabase): SqlDatabase {
   });
   return {
     ...over(db),
+    writeRows: async <R>(statement: string, params: unknown[] = []) => (await db.write<R>(statement, params)).rows,
     backend: db.engine,
     transaction: (fn) => db.transaction((tx) => fn(over(tx) as Tx)),
     migrate: () => migratePostgres(db),
@@ -76,6 +86,9 @@ export function mysqlSql(db: MysqlDatabase): SqlDatabase {
   });
   return {
     ...over(db),
+    // No MySQL statement both changes rows and returns them (no RETURNING), and nothing calls
+    // this on MySQL: the one caller, the fast grant, is PostgreSQL's.
+    writeRows: () => Promise.reject(new Error('writeRows is not available on MySQL')),
     backend: 'mysql',
     transaction: (fn) => db.transaction((tx) => fn(over(tx) as Tx)),
     // Imported when used, so that the PostgreSQL paths never load the MySQL driver.
