@@ -94,12 +94,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, 'not_found', `no route for ${request.method} ${request.url.split('?')[0]}`),
   );
-  app.addHook('onSend', async (request, reply) => {
+  // Hooks on every request are callback-style: an async hook costs a promise per request.
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
     // Responses carry payment tokens and live seat counts: no cache may keep them.
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    done(null, payload);
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     if (config.accessLogLevel !== 'silent') {
       request.log[config.accessLogLevel](
         {
@@ -115,6 +117,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode },
       reply.elapsedTime / 1000,
     );
+    done();
   });
 
   await registerPlugins(app, config, metrics);

@@ -51,9 +51,11 @@ export function registerIdempotency(app: App, keys: IdempotencyService): void {
     route.preHandler = [...[route.preHandler ?? []].flat(), claimStep];
     documentIdempotency(route);
   });
-  app.addHook('onSend', async (request, reply, payload) => {
-    await finish(request, reply, payload);
-    return payload;
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const claim = request.idempotencyClaim;
+    // Routes of plugins registered before this (the docs) have no claim slot at all.
+    if (claim == null || claim.finished) return done(null, payload);
+    finish(request, reply, payload).then(() => done(null, payload), done);
   });
 }
 
@@ -72,25 +74,28 @@ function documentIdempotency(route: RouteOptions): void {
   ]);
 }
 
-async function claimStep(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
+/**
+ * Without an Idempotency-Key (most requests) this is a synchronous no-op: a callback-style
+ * hook, so that a request without a key pays for no promise.
+ */
+function claimStep(request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void {
   const raw = request.headers['idempotency-key'];
-  if (typeof raw !== 'string') return;
+  if (typeof raw !== 'string') return done();
   const key = raw.length > 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
-  const result = await request.server.idempotency.claim({
-    scope: scopeOf(request),
-    key,
-    fingerprint: fingerprintOf(request),
-  });
-  if ('claim' in result) {
-    request.idempotencyClaim = result.claim;
-    return;
-  }
-  const { status, body } = result.replay;
-  return reply
-    .code(status)
-    .type(status >= 400 ? PROBLEM_CONTENT_TYPE : 'application/json; charset=utf-8')
-    .header('idempotent-replayed', 'true')
-    .send(body);
+  request.server.idempotency
+    .claim({ scope: scopeOf(request), key, fingerprint: fingerprintOf(request) })
+    .then((result) => {
+      if ('claim' in result) {
+        request.idempotencyClaim = result.claim;
+        return done();
+      }
+      const { status, body } = result.replay;
+      reply
+        .code(status)
+        .type(status >= 400 ? PROBLEM_CONTENT_TYPE : 'application/json; charset=utf-8')
+        .header('idempotent-replayed', 'true')
+        .send(body);
+    }, done);
 }
 
 function scopeOf(request: FastifyRequest): string {
