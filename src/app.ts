@@ -21,6 +21,9 @@ import Fastify, {
 import { adminRoutes } from './admin/admin.routes.ts';
 import { AdminService } from './admin/admin.service.ts';
 import { bookingRoutes } from './bookings/bookings.routes.ts';
+import { ChangeFeed } from './changes/feed.ts';
+import { changeRoutes } from './changes/changes.routes.ts';
+import { ChangesService } from './changes/changes.service.ts';
 import { BookingsService } from './bookings/bookings.service.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
@@ -49,9 +52,17 @@ export type App = FastifyInstance<
 
 export type AdminGuard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    changeFeed: ChangeFeed;
+  }
+}
+
 export interface AppDeps {
   config: Config;
   store: Store;
+  /** The change feed; built here when not given. */
+  feed?: ChangeFeed;
   clock?: Clock;
   logger?: FastifyBaseLogger;
   metrics?: Metrics;
@@ -129,11 +140,19 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   }
   const requireAdmin = adminGuard(config.adminToken);
 
-  const holds = new HoldsService(store, clock, config, metrics);
-  eventRoutes(app, new EventsService(store, clock), requireAdmin);
-  holdRoutes(app, holds, new HoldLifecycleService(store, clock, config), config);
-  bookingRoutes(app, new BookingsService(store, clock, config, metrics), requireAdmin, config);
-  adminRoutes(app, new AdminService(store, clock, metrics), requireAdmin);
+  // The change feed: every service writes its changes through the outbox, in its transaction.
+  const feed = deps.feed ?? new ChangeFeed(store, config.changeFeed, app.log);
+  app.decorate('changeFeed', feed);
+  app.addHook('onReady', () => feed.start());
+  app.addHook('onClose', () => feed.stop());
+  const { outbox } = feed;
+
+  const holds = new HoldsService(store, clock, config, outbox, metrics);
+  eventRoutes(app, new EventsService(store, clock, outbox), requireAdmin);
+  holdRoutes(app, holds, new HoldLifecycleService(store, clock, config, outbox), config);
+  bookingRoutes(app, new BookingsService(store, clock, config, outbox, metrics), requireAdmin, config);
+  adminRoutes(app, new AdminService(store, clock, outbox, config, metrics), requireAdmin);
+  changeRoutes(app, new ChangesService(store, clock, feed), requireAdmin);
   probeRoutes(app, store, metrics);
   return app;
 }

@@ -6,6 +6,7 @@ import { DataDirInUse } from './db/data-dir-lock.ts';
 import { systemClock } from './clock.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { DatabaseUnavailable } from './errors.ts';
+import { ChangeFeed } from './changes/feed.ts';
 import { type Metrics, createMetrics } from './metrics.ts';
 import { openStore } from './storage/open.ts';
 import type { Store } from './storage/store.ts';
@@ -88,6 +89,8 @@ async function serve(config: Config, log: Logger): Promise<void> {
   const sweeper = new Sweeper({
     store,
     clock: systemClock,
+    outbox: app.changeFeed.outbox,
+    changeRetentionSeconds: config.changeRetentionSeconds,
     sweepIntervalSeconds: config.sweepIntervalSeconds,
     metrics,
     onError: sweepFailed(log),
@@ -117,9 +120,14 @@ async function serve(config: Config, log: Logger): Promise<void> {
 
 async function worker(config: Config, log: Logger): Promise<void> {
   const store = await openMigrated(config, log);
+  // The worker numbers the changes it writes (and any others) like a server does.
+  const feed = new ChangeFeed(store, config.changeFeed, log);
+  await feed.start();
   const sweeper = new Sweeper({
     store,
     clock: systemClock,
+    outbox: feed.outbox,
+    changeRetentionSeconds: config.changeRetentionSeconds,
     sweepIntervalSeconds: config.sweepIntervalSeconds,
     onError: sweepFailed(log),
     onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
@@ -128,6 +136,7 @@ async function worker(config: Config, log: Logger): Promise<void> {
   log.info({ sweepIntervalSeconds: config.sweepIntervalSeconds }, 'expiry worker started');
   onShutdown(log, config.shutdownTimeoutSeconds, async () => {
     await sweeper.stop();
+    await feed.stop();
     await store.close();
   });
 }
@@ -165,7 +174,10 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'sweep': {
       const store = await openMigrated(config, log);
-      const expired = await sweepOnce(store, systemClock);
+      const feed = new ChangeFeed(store, config.changeFeed, log);
+      await feed.start();
+      const expired = await sweepOnce(store, systemClock, feed.outbox);
+      await feed.stop();
       log.info(
         { purgedIdempotencyKeys: await purgeExpiredKeys(store, systemClock) },
         'purged expired Idempotency-Keys',

@@ -48,6 +48,24 @@ export interface Config {
   readonly redisUrl: string | undefined;
   /** False in serve when a `box-office worker` runs the sweeper instead. */
   readonly sweeperInServe: boolean;
+  /** Write the change feed (outbox) with every change; off only to measure what it costs. */
+  readonly changeFeed: boolean;
+  /** How long changes are kept in the log; the sweeper purges older ones. */
+  readonly changeRetentionSeconds: number;
+  /** A delivery is retried for this long after its change, then marked failed. */
+  readonly webhookRetrySeconds: number;
+  /** One delivery attempt gives up after this. */
+  readonly webhookAttemptTimeoutMs: number;
+  /** The first retry waits about this long; each later one twice as long (with jitter), up to an hour. */
+  readonly webhookBackoffBaseMs: number;
+  /** Deliveries in flight to one endpoint, per process. */
+  readonly webhookConcurrencyPerEndpoint: number;
+  /** An endpoint is marked failed after this many failed deliveries in a row. */
+  readonly webhookMaxConsecutiveFailures: number;
+  /** Allow webhook URLs that resolve to private, loopback or link-local addresses (tests, on-premises). */
+  readonly webhookAllowPrivateUrls: boolean;
+  /** False in serve when a `box-office worker` delivers webhooks instead. */
+  readonly webhooksInServe: boolean;
   readonly logLevel: string;
   /** The level of the one log line each request gets; 'silent' for none. */
   readonly accessLogLevel: 'trace' | 'debug' | 'info' | 'warn' | 'silent';
@@ -140,6 +158,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
 
+  const webhookRetrySeconds = int('WEBHOOK_RETRY_SECONDS', 72 * 3600, 1, 30 * 86_400);
+  const changeRetentionSeconds = int('CHANGE_RETENTION_SECONDS', 7 * 86_400, 60, 365 * 86_400);
+  // A delivery keeps its own copy of the change, but a consumer catching up after an outage
+  // reads the log: keep the log at least as long as deliveries are retried.
+  if (changeRetentionSeconds < webhookRetrySeconds) {
+    problems.push(
+      `CHANGE_RETENTION_SECONDS (${changeRetentionSeconds}) must be at least WEBHOOK_RETRY_SECONDS (${webhookRetrySeconds})`,
+    );
+  }
+
   const config: Config = {
     nodeEnv,
     port: int('PORT', 8080, 0, 65535),
@@ -177,6 +205,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken,
     redisUrl,
     sweeperInServe: bool('SWEEPER_IN_SERVE', true),
+    changeFeed: bool('CHANGE_FEED', true),
+    changeRetentionSeconds,
+    webhookRetrySeconds,
+    webhookAttemptTimeoutMs: int('WEBHOOK_ATTEMPT_TIMEOUT_MS', 5000, 100, 60_000),
+    webhookBackoffBaseMs: int('WEBHOOK_BACKOFF_BASE_MS', 1000, 1, 3_600_000),
+    webhookConcurrencyPerEndpoint: int('WEBHOOK_CONCURRENCY_PER_ENDPOINT', 4, 1, 100),
+    webhookMaxConsecutiveFailures: int('WEBHOOK_MAX_CONSECUTIVE_FAILURES', 10, 1, 1_000_000),
+    webhookAllowPrivateUrls: bool('WEBHOOK_ALLOW_PRIVATE_URLS', false),
+    webhooksInServe: bool('WEBHOOKS_IN_SERVE', true),
     logLevel,
     accessLogLevel,
   };

@@ -104,3 +104,46 @@ export interface IdempotencyCompletion {
   status: number;
   body: Buffer;
 }
+
+export const CHANGE_TYPES = [
+  'event.created',
+  'event.updated',
+  'hold.granted',
+  'hold.released',
+  'hold.extended',
+  'hold.expired',
+  'booking.created',
+  'booking.cancelled',
+] as const;
+export type ChangeType = (typeof CHANGE_TYPES)[number];
+
+/** An event's counters at one instant, as a change carries them. */
+export interface Counters {
+  total: number;
+  available: number;
+  held: number;
+  booked: number;
+}
+
+/** A change about to be written, in the transaction of its effect. */
+export interface NewChange {
+  eventId: number;
+  type: ChangeType;
+  holdId?: number;
+  bookingId?: number;
+  qty?: number;
+  /** The event's snapshot just after this change. */
+  snapshot: Counters;
+}
+
+/** A change in the log. */
+export interface Change {
+  position: number;
+  eventId: number;
+  type: ChangeType;
+  holdId: number | null;
+  bookingId: number | null;
+  qty: number | null;
+  at: Date;
+  snapshot: Counters;
+}

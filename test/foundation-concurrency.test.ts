@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { type App, buildApp } from '../src/app.ts';
 import type { Store } from '../src/storage/store.ts';
+import { Outbox } from '../src/changes/outbox.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
 import { type Harness, backends, book, books, createEvent, harness, hold, snapshot, testConfig } from './helpers.ts';
 import { contractTest, installContractCheck } from './contract.ts';
@@ -96,7 +97,7 @@ for (const backend of backends()) {
     test('two sweepers at once never double-process a hold', async () => {
       // Let earlier tests' holds lapse and sweep them, so only this test's holds are counted.
       h.clock.advanceSeconds(121);
-      await sweepOnce(h.store, h.clock);
+      await sweepOnce(h.store, h.clock, new Outbox(h.store, true));
       const eventIds = [await createEvent(h.app, 30), await createEvent(h.app, 30), await createEvent(h.app, 30)];
       let lapsing = 0;
       for (const eventId of eventIds) {
@@ -106,8 +107,11 @@ for (const backend of backends()) {
         }
       }
       h.clock.advanceSeconds(121);
-      const [a, b] = await Promise.all([sweepOnce(h.store, h.clock), sweepOnce(h.store, h.clock)]);
-      const rest = await sweepOnce(h.store, h.clock);
+      const [a, b] = await Promise.all([
+        sweepOnce(h.store, h.clock, new Outbox(h.store, true)),
+        sweepOnce(h.store, h.clock, new Outbox(h.store, true)),
+      ]);
+      const rest = await sweepOnce(h.store, h.clock, new Outbox(h.store, true));
       assert.equal(a + b + rest, lapsing, 'each lapsed hold expired exactly once');
       for (const eventId of eventIds) {
         const snap = await books(h.store, eventId, h.clock.now());
@@ -126,11 +130,15 @@ for (const backend of backends()) {
               await book(h.app, r.body.hold_id as number, r.body.payment_token as string);
           }),
         );
-        if (i % 20 === 0) work.push(sweepOnce(h.store, h.clock));
+        if (i % 20 === 0) work.push(sweepOnce(h.store, h.clock, new Outbox(h.store, true)));
       }
       await Promise.all(work);
       h.clock.advanceSeconds(121);
-      await Promise.all([sweepOnce(h.store, h.clock), postHold(base, eventId, 1), sweepOnce(h.store, h.clock)]);
+      await Promise.all([
+        sweepOnce(h.store, h.clock, new Outbox(h.store, true)),
+        postHold(base, eventId, 1),
+        sweepOnce(h.store, h.clock, new Outbox(h.store, true)),
+      ]);
       const b = await books(h.store, eventId, h.clock.now());
       assert.ok(b.balanced, JSON.stringify(b));
       assert.ok(b.booked > 0);

@@ -2,6 +2,7 @@
 // any sweeper has run, and the books balance through holds, bookings, lapses and sweeps.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Outbox } from '../src/changes/outbox.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
 import { type Harness, backends, book, books, createEvent, harness, hold, snapshot } from './helpers.ts';
 import { contractTest, installContractCheck } from './contract.ts';
@@ -64,17 +65,17 @@ for (const backend of backends()) {
 
       const before = await snapshot(h.app, eventId);
       assert.deepEqual([before.available, before.held, before.booked], [7, 1, 2]);
-      assert.ok((await sweepOnce(h.store, h.clock)) >= 1);
+      assert.ok((await sweepOnce(h.store, h.clock, new Outbox(h.store, true))) >= 1);
       assert.deepEqual(await snapshot(h.app, eventId), before, 'a sweep never changes what a reader sees');
       const held = await h.store.findHold(booked.hold_id);
       assert.equal(held?.status, 'booked');
 
       h.clock.advanceSeconds(30);
-      await sweepOnce(h.store, h.clock);
+      await sweepOnce(h.store, h.clock, new Outbox(h.store, true));
       const b = await books(h.store, eventId, h.clock.now());
       assert.deepEqual([b.available, b.held, b.booked], [8, 0, 2]);
       assert.ok(b.balanced);
-      assert.equal(await sweepOnce(h.store, h.clock), 0, 'nothing is left to expire');
+      assert.equal(await sweepOnce(h.store, h.clock, new Outbox(h.store, true)), 0, 'nothing is left to expire');
     });
 
     test('availability never goes negative and the event is never oversold across many lapses', async () => {
@@ -86,7 +87,7 @@ for (const backend of backends()) {
         assert.ok(snap.available >= 0 && snap.held <= 5);
         assert.equal(snap.available + snap.held + snap.booked, 5);
         h.clock.advanceSeconds(round % 2 === 0 ? 61 : 10);
-        if (round === 3) await sweepOnce(h.store, h.clock);
+        if (round === 3) await sweepOnce(h.store, h.clock, new Outbox(h.store, true));
       }
       assert.ok(granted >= 6, 'lapsed seats were granted again');
       assert.ok((await books(h.store, eventId, h.clock.now())).balanced);

@@ -14,6 +14,7 @@ import { loadMigrations } from '../src/db/migrate.ts';
 import { recount as recountRows } from '../src/storage/audit.sql.ts';
 import { openMysqlStore } from '../src/storage/open.ts';
 import type { Store } from '../src/storage/store.ts';
+import { Outbox } from '../src/changes/outbox.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
 import { type Harness, backends, book, books, createEvent, harness, hold, testConfig } from './helpers.ts';
 
@@ -345,8 +346,8 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
         ...eventIds.flatMap((eventId, e) =>
           Array.from({ length: 10 }, async (_, i) => note((await hold(apps[(e + i) % 2]!, eventId, 1)).statusCode)),
         ),
-        sweepOnce(h.store, h.clock),
-        sweepOnce(second.store, h.clock),
+        sweepOnce(h.store, h.clock, new Outbox(h.store, true)),
+        sweepOnce(second.store, h.clock, new Outbox(second.store, true)),
       ]);
 
       // Round 3: every remaining hold lapses; new holds reclaim them while two sweepers race
@@ -361,9 +362,9 @@ for (const backend of backends().filter((b) => b.name === 'mysql')) {
           .map(async ({ hold_id, payment_token }, i) =>
             note((await book(apps[i % 2]!, hold_id, payment_token)).statusCode),
           ),
-        sweepOnce(h.store, h.clock),
-        sweepOnce(second.store, h.clock),
-        sweepOnce(h.store, h.clock),
+        sweepOnce(h.store, h.clock, new Outbox(h.store, true)),
+        sweepOnce(second.store, h.clock, new Outbox(second.store, true)),
+        sweepOnce(h.store, h.clock, new Outbox(h.store, true)),
       ]);
 
       assert.deepEqual(

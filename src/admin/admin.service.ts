@@ -6,12 +6,15 @@ import type { Recorder } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
 import type { HoldRow } from '../model.ts';
 import type { Store } from '../storage/store.ts';
-import { purgeExpiredKeys, sweepOnce } from '../worker/sweeper.ts';
+import { purgeExpiredKeys, purgeOldChanges, sweepOnce } from '../worker/sweeper.ts';
+import type { Outbox } from '../changes/outbox.ts';
 
 export class AdminService {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    private readonly outbox: Outbox,
+    private readonly config: { changeRetentionSeconds: number },
     private readonly metrics?: Metrics,
   ) {}
 
@@ -24,11 +27,13 @@ export class AdminService {
       const ended = await this.store.transaction(async (tx) => {
         await this.store.lockEvent(tx, hold.eventId);
         if (!(await this.store.endHold(tx, hold, 'expired', now))) return false;
+        await this.outbox.recordOne(tx, { eventId: hold.eventId, type: 'hold.expired', holdId, qty: hold.qty }, now);
         // endHold keeps a deadline already passed and sets any later one to now.
         const expiresAt = hold.expiresAt <= now ? hold.expiresAt : now;
         await recorder?.record(tx, { ...hold, status: 'expired', expiresAt });
         return true;
       });
+      this.outbox.committed();
       if (ended) this.metrics?.holdsForceExpired.inc();
     }
     const after = (await this.store.findHold(holdId))!;
@@ -39,9 +44,10 @@ export class AdminService {
   }
 
   async sweep(): Promise<number> {
-    const expired = await sweepOnce(this.store, this.clock);
+    const expired = await sweepOnce(this.store, this.clock, this.outbox);
     this.metrics?.holdsSwept.inc(expired);
     await purgeExpiredKeys(this.store, this.clock);
+    await purgeOldChanges(this.store, this.clock, this.config.changeRetentionSeconds);
     return expired;
   }
 }

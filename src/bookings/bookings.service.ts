@@ -9,8 +9,9 @@ import { KeyedBatcher } from '../holds/keyed-batcher.ts';
 import { keyTakenOver } from '../idempotency/idempotency.service.ts';
 import { type Recorder, lockClaims, recordOutcomes } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
-import type { BookingRow, HoldRow } from '../model.ts';
-import type { Store } from '../storage/store.ts';
+import type { BookingRow, HoldRow, NewChange } from '../model.ts';
+import type { Store, Tx } from '../storage/store.ts';
+import { type Outbox, snapshotsBefore } from '../changes/outbox.ts';
 
 export interface BookingResult {
   bookingId: number;
@@ -52,6 +53,7 @@ export class BookingsService {
     private readonly store: Store,
     private readonly clock: Clock,
     config: BookingsConfig,
+    private readonly outbox: Outbox,
     private readonly metrics?: Metrics,
   ) {
     this.batcher = new KeyedBatcher(
@@ -90,8 +92,8 @@ export class BookingsService {
    * asked for twice in one batch is booked by the first; the second finds it booked (null) and
    * answers with that booking, as any lost race does.
    */
-  private bookBatch(eventId: number, requests: BookRequest[]): Promise<Array<number | null | Error>> {
-    return this.store.transaction(async (tx) => {
+  private async bookBatch(eventId: number, requests: BookRequest[]): Promise<Array<number | null | Error>> {
+    const ids = await this.store.transaction(async (tx) => {
       await this.store.lockEvent(tx, eventId);
       // A request whose key a retry took over is left out, so it cannot fail its batchmates.
       const owned = await lockClaims(
@@ -100,6 +102,7 @@ export class BookingsService {
       );
       const live = requests.filter((_, i) => owned[i]);
       const booked = live.length > 0 ? await this.store.bookHolds(tx, eventId, live) : [];
+      await this.recordBookings(tx, eventId, live, booked);
       let next = 0;
       const ids: Array<number | null | Error> = requests.map((_, i) => (owned[i] ? booked[next++]! : keyTakenOver()));
       await recordOutcomes(
@@ -114,6 +117,33 @@ export class BookingsService {
       );
       return ids;
     });
+    this.outbox.committed();
+    return ids;
+  }
+
+  /** booking.created for each new booking, with the snapshot after it (read once, after all). */
+  private async recordBookings(tx: Tx, eventId: number, requests: BookRequest[], booked: Array<number | null>) {
+    const made = requests.flatMap((request, i) =>
+      booked[i] == null ? [] : [{ hold: request.hold, bookingId: booked[i] }],
+    );
+    if (made.length === 0 || !this.outbox.enabled) return;
+    const now = this.clock.now();
+    const { total, available, held, booked: bookedSeats } = (await this.store.snapshotIn(tx, eventId, now))!;
+    const snapshots = snapshotsBefore(
+      { total, available, held, booked: bookedSeats },
+      made.map((m) => m.hold.qty),
+      'held',
+      'booked',
+    );
+    const changes = made.map(({ hold, bookingId }, i): NewChange => ({
+      eventId,
+      type: 'booking.created',
+      holdId: hold.id,
+      bookingId,
+      qty: hold.qty,
+      snapshot: snapshots[i]!,
+    }));
+    await this.outbox.record(tx, changes, now);
   }
 
   /**
@@ -138,10 +168,16 @@ export class BookingsService {
     const cancelled = await this.store.transaction(async (tx) => {
       await this.store.lockEvent(tx, booking.eventId);
       if (!(await this.store.cancelBooking(tx, bookingId, now))) return null;
+      await this.outbox.recordOne(
+        tx,
+        { eventId: booking.eventId, type: 'booking.cancelled', holdId: booking.holdId, bookingId, qty: booking.qty },
+        now,
+      );
       const row: BookingRow = { ...booking, status: 'cancelled', cancelledAt: now };
       await recorder?.record(tx, row);
       return row;
     });
+    this.outbox.committed();
     // null: a concurrent cancel won; report the booking as it cancelled it.
     return cancelled ?? (await this.store.findBooking(bookingId))!;
   }

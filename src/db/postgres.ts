@@ -57,6 +57,11 @@ export interface PgDatabase extends SqlRunner {
   transaction<T>(fn: (tx: SqlRunner) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Runs a script of several statements (migrations). */
   exec(sql: string): Promise<void>;
+  /**
+   * Calls `onMessage` with the payload of each NOTIFY on `channel`, and with '' after each
+   * (re)connection, when notifications may have been missed; resolves to the function that stops.
+   */
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -122,6 +127,7 @@ function wrapPglite(db: PGlite, close: () => Promise<void>): PgDatabase {
     exec: async (sql) => {
       await db.exec(sql);
     },
+    listen: (channel, onMessage) => db.listen(channel, onMessage),
     close,
   };
 }
@@ -188,6 +194,9 @@ function statement(text: string, values: unknown[]): pg.QueryConfig {
   }
   return { name, text, values };
 }
+
+/** How soon a LISTEN connection that broke is opened again. */
+const LISTEN_RECONNECT_MS = 500;
 
 /** The message a commit gets when it was cancelled while waiting for a synchronous standby. */
 const SYNC_REP_CANCELLED = /canceling wait for synchronous replication/i;
@@ -376,6 +385,51 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     }
   };
 
+  /**
+   * LISTEN needs a connection of its own for as long as it listens, so not a pooled one. It
+   * follows the primary the pool is on, and reconnects after any error.
+   */
+  const listenOn = async (channel: string, onMessage: (payload: string) => void) => {
+    if (!/^[a-z_]+$/.test(channel)) throw new Error(`bad channel name ${channel}`);
+    let stopped = false;
+    let current: pg.Client | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    const again = () => {
+      if (stopped || retry !== undefined) return;
+      retry = setTimeout(() => {
+        retry = undefined;
+        void connect();
+      }, LISTEN_RECONNECT_MS);
+      retry.unref();
+    };
+    const connect = async () => {
+      const client = new pg.Client({
+        connectionString: target.urlFor(primary),
+        connectionTimeoutMillis: settings.connectTimeoutMs,
+        keepAlive: true,
+        application_name: 'box-office-listen',
+      });
+      client.on('error', () => {});
+      client.on('end', again);
+      client.on('notification', (message) => onMessage(message.payload ?? ''));
+      try {
+        await client.connect();
+        await client.query(`listen ${channel}`);
+        current = client;
+        onMessage('');
+      } catch {
+        client.end().catch(() => {});
+        again();
+      }
+    };
+    await connect();
+    return async () => {
+      stopped = true;
+      clearTimeout(retry);
+      await current?.end().catch(() => {});
+    };
+  };
+
   const db: PgDatabase = {
     engine: 'postgres',
     query: (sql, params) => autocommit(sql, params, false),
@@ -388,6 +442,7 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     exec: async (sql) => {
       await db.query(sql);
     },
+    listen: (channel, onMessage) => listenOn(channel, onMessage),
     close: async () => {
       breaker.stop();
       await pool.end();

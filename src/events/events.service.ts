@@ -3,6 +3,7 @@
 // the same statement, under the event's row lock.
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
+import { type Outbox, reclaimChanges } from '../changes/outbox.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
 import type { EventRow, Snapshot } from '../model.ts';
 import type { Store } from '../storage/store.ts';
@@ -22,17 +23,22 @@ export class EventsService {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
+    private readonly outbox: Outbox,
   ) {}
 
-  create(name: string, totalSeats: number, recorder?: Recorder<EventRow>): Promise<EventRow> {
+  async create(name: string, totalSeats: number, recorder?: Recorder<EventRow>): Promise<EventRow> {
     const now = this.clock.now();
     // Always a transaction, even alone: a commit whose outcome is lost is then reported as in
     // doubt (503 outcome_unknown), which a lone autocommitted insert could not be.
-    return this.store.transaction(async (tx) => {
+    const created = await this.store.transaction(async (tx) => {
       const event = await this.store.insertEvent(tx, name, totalSeats, now);
+      const snapshot = { total: totalSeats, available: totalSeats, held: 0, booked: 0 };
+      await this.outbox.record(tx, [{ eventId: event.id, type: 'event.created', snapshot }], now);
       await recorder?.record(tx, event);
       return event;
     });
+    this.outbox.committed();
+    return created;
   }
 
   async snapshot(eventId: number): Promise<Snapshot> {
@@ -50,7 +56,7 @@ export class EventsService {
 
   async update(eventId: number, changes: EventChanges, recorder?: Recorder<Snapshot>): Promise<Snapshot> {
     const now = this.clock.now();
-    return this.store.transaction(async (tx) => {
+    const updated = await this.store.transaction(async (tx) => {
       const books = await this.store.lockEventBooks(tx, eventId);
       if (books === null) throw notFound('event', eventId);
       // Lapsed holds no longer count against the new total: reclaim them first.
@@ -67,8 +73,13 @@ export class EventsService {
       const name = changes.name ?? books.name;
       await this.store.updateEvent(tx, eventId, name, total);
       const snapshot = { eventId, name, total, available: total - held - books.booked, held, booked: books.booked };
+      const { changes: expired } = reclaimChanges(books, reclaimed.holds);
+      const counters = { total, available: snapshot.available, held, booked: books.booked };
+      await this.outbox.record(tx, [...expired, { eventId, type: 'event.updated', snapshot: counters }], now);
       await recorder?.record(tx, snapshot);
       return snapshot;
     });
+    this.outbox.committed();
+    return updated;
   }
 }

@@ -4,6 +4,7 @@
 // sweeper can never interleave on one hold.
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
+import type { Outbox } from '../changes/outbox.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
 import type { HoldRow, HoldStatus } from '../model.ts';
 import type { Store } from '../storage/store.ts';
@@ -62,6 +63,7 @@ export class HoldLifecycleService {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly config: { maxHoldLifetimeSeconds: number },
+    private readonly outbox: Outbox,
   ) {}
 
   async get(holdId: number, paymentToken: string): Promise<HoldView> {
@@ -72,15 +74,18 @@ export class HoldLifecycleService {
   async release(holdId: number, paymentToken: string, recorder?: Recorder<HoldView>): Promise<HoldView> {
     const { eventId } = await this.authorized(holdId, paymentToken);
     const now = this.clock.now();
-    return this.store.transaction(async (tx) => {
+    const result = await this.store.transaction(async (tx) => {
       await this.store.lockEvent(tx, eventId);
       const hold = (await this.store.lockHold(tx, holdId))!;
       assertChangeable(hold, now);
       await this.store.endHold(tx, hold, 'released', now);
+      await this.outbox.recordOne(tx, { eventId, type: 'hold.released', holdId, qty: hold.qty }, now);
       const released = holdView({ ...hold, status: 'released', expiresAt: now }, now);
       await recorder?.record(tx, released);
       return released;
     });
+    this.outbox.committed();
+    return result;
   }
 
   /** Moves the deadline `seconds` later, within MAX_HOLD_LIFETIME_SECONDS of creation. */
@@ -92,16 +97,19 @@ export class HoldLifecycleService {
   ): Promise<HoldView> {
     const { eventId } = await this.authorized(holdId, paymentToken);
     const now = this.clock.now();
-    return this.store.transaction(async (tx) => {
+    const result = await this.store.transaction(async (tx) => {
       await this.store.lockEvent(tx, eventId);
       const hold = (await this.store.lockHold(tx, holdId))!;
       assertChangeable(hold, now);
       const expiresAt = extendedDeadline(hold, seconds, this.config.maxHoldLifetimeSeconds);
       await this.store.setHoldExpiry(tx, holdId, expiresAt);
+      await this.outbox.recordOne(tx, { eventId, type: 'hold.extended', holdId, qty: hold.qty }, now);
       const extended = holdView({ ...hold, expiresAt }, now);
       await recorder?.record(tx, extended);
       return extended;
     });
+    this.outbox.committed();
+    return result;
   }
 
   private async authorized(holdId: number, paymentToken: string): Promise<HoldRow> {

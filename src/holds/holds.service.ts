@@ -8,7 +8,9 @@ import { DomainError, notFound } from '../errors.ts';
 import { keyTakenOver } from '../idempotency/idempotency.service.ts';
 import { type Outcome, type Recorder, lockClaims, recordOutcomes } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
-import type { NewHold } from '../model.ts';
+import type { Counters, EventBooks, NewChange, NewHold } from '../model.ts';
+import { type Outbox, reclaimChanges } from '../changes/outbox.ts';
+import type { Reclaimed } from '../storage/holds.sql.ts';
 import type { Store } from '../storage/store.ts';
 import { KeyedBatcher } from './keyed-batcher.ts';
 import { newPaymentToken } from './payment-token.ts';
@@ -52,6 +54,7 @@ export class HoldsService {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly config: HoldsConfig,
+    private readonly outbox: Outbox,
     private readonly metrics?: Metrics,
   ) {
     this.batcher = new KeyedBatcher(
@@ -72,7 +75,7 @@ export class HoldsService {
     const fast = await this.grantFast(eventId, requests, now, expiresAt);
     if (fast !== null) return fast;
     const outcomes = await this.store.transaction(async (tx) => {
-      const event = await this.store.lockEvent(tx, eventId);
+      const event = await this.store.lockEventBooks(tx, eventId);
       if (event === null) return null;
       // A request whose key a retry took over is left out, so it cannot fail its batchmates.
       const owned = await lockClaims(
@@ -88,6 +91,7 @@ export class HoldsService {
       );
       const winners = live.filter((_, i) => granted[i]);
       const ids = winners.length > 0 ? await this.store.insertHolds(tx, eventId, winners, now, expiresAt) : [];
+      await this.outbox.record(tx, batchChanges(event, reclaimed.holds, winners, ids), now);
       const decided = decide(eventId, live, { available, granted, ids, expiresAt });
       await recordOutcomes(
         tx,
@@ -96,6 +100,7 @@ export class HoldsService {
       let next = 0;
       return requests.map((_, i) => (owned[i] ? decided[next++]! : keyTakenOver()));
     });
+    this.outbox.committed();
     this.metrics?.holdBatchSize.observe(requests.length);
     if (outcomes === null) return requests.map(() => notFound('event', eventId));
     const refused = outcomes.filter((outcome) => outcome instanceof DomainError).length;
@@ -117,8 +122,9 @@ export class HoldsService {
   ): Promise<GrantedHold[] | null> {
     if (this.store.grantAllFitting === undefined || requests.some((request) => request.recorder !== undefined))
       return null;
-    const ids = await this.store.grantAllFitting(eventId, requests, now, expiresAt);
+    const ids = await this.store.grantAllFitting(eventId, requests, now, expiresAt, this.outbox.enabled);
     if (ids === null) return null;
+    this.outbox.committed();
     this.metrics?.holdBatchSize.observe(requests.length);
     this.metrics?.holdsGranted.inc(requests.length);
     return requests.map((request, i) => ({
@@ -129,6 +135,26 @@ export class HoldsService {
       paymentToken: request.paymentToken,
     }));
   }
+}
+
+/**
+ * A batch's changes, each with the event's snapshot just after it: the lapsed holds it
+ * reclaimed, then the holds it granted, in order. After the reclaim no active hold of the event
+ * has lapsed, so the stored counters are the exact snapshot.
+ */
+function batchChanges(
+  event: EventBooks,
+  reclaimed: Reclaimed['holds'],
+  winners: NewHold[],
+  ids: number[],
+): NewChange[] {
+  const { changes, after } = reclaimChanges(event, reclaimed);
+  let counters: Counters = after;
+  winners.forEach((hold, i) => {
+    counters = { ...counters, available: counters.available - hold.qty, held: counters.held + hold.qty };
+    changes.push({ eventId: event.id, type: 'hold.granted', holdId: ids[i]!, qty: hold.qty, snapshot: counters });
+  });
+  return changes;
 }
 
 interface BatchDecision {

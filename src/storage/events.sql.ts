@@ -14,6 +14,11 @@ export interface EventStore {
   lockEventSkipLocked(tx: Tx, eventId: number): Promise<LockedEvent | null>;
   /** lockEvent that also returns the stored counters and name. */
   lockEventBooks(tx: Tx, eventId: number): Promise<EventBooks | null>;
+  /**
+   * The event's snapshot exact at `now`, read inside a transaction after its writes: what a
+   * change written in it carries.
+   */
+  snapshotIn(tx: Tx, eventId: number, now: Date): Promise<Snapshot | null>;
   /** Sets name and total_seats and recomputes available = total - held - booked (event locked). */
   updateEvent(tx: Tx, eventId: number, name: string, totalSeats: number): Promise<void>;
 }
@@ -69,6 +74,14 @@ export function eventStatements(db: SqlDatabase): EventStore {
 
     async snapshot(eventId, now) {
       const [row] = await db.rows<SnapshotRecord>(`select ${snapshotColumns(db)} from events e where e.id = $2`, [
+        now,
+        eventId,
+      ]);
+      return row === undefined ? null : toSnapshot(row);
+    },
+
+    async snapshotIn(tx, eventId, now) {
+      const [row] = await tx.rows<SnapshotRecord>(`select ${snapshotColumns(tx)} from events e where e.id = $2`, [
         now,
         eventId,
       ]);

@@ -17,9 +17,16 @@ export interface HoldStore {
    * reclaimed; ids in input order, or null when it does not apply and the caller must run the
    * full transaction (lock, reclaim, allocate, insert).
    */
-  grantAllFitting?(eventId: number, holds: NewHold[], now: Date, expiresAt: Date): Promise<number[] | null>;
+  grantAllFitting?(
+    eventId: number,
+    holds: NewHold[],
+    now: Date,
+    expiresAt: Date,
+    /** Write a hold.granted change per hold, in the same statement (the change feed). */
+    withChanges: boolean,
+  ): Promise<number[] | null>;
   /** Marks the event's lapsed holds 'expired' and moves their seats back (event locked). */
-  reclaimLapsedHolds(tx: Tx, eventId: number, now: Date): Promise<{ holds: number; seats: number }>;
+  reclaimLapsedHolds(tx: Tx, eventId: number, now: Date): Promise<Reclaimed>;
   /** Inserts granted holds and moves their seats from available to held; ids in input order (event locked). */
   insertHolds(tx: Tx, eventId: number, holds: NewHold[], now: Date, expiresAt: Date): Promise<number[]>;
   /** Ends an active hold now ('expired' or 'released'); false when it was not active (event locked). */
@@ -31,6 +38,12 @@ export interface HoldStore {
   setHoldExpiry(tx: Tx, holdId: number, expiresAt: Date): Promise<boolean>;
   /** Events that have lapsed, unreclaimed holds at `now`, oldest first. */
   eventsWithLapsedHolds(now: Date, limit: number): Promise<number[]>;
+}
+
+/** What a reclaim did: the holds it expired (id order) and the seats it moved back. */
+export interface Reclaimed {
+  holds: Array<{ id: number; qty: number }>;
+  seats: number;
 }
 
 interface HoldRecord {
@@ -119,24 +132,34 @@ async function grantAllFitting(
   holds: NewHold[],
   now: Date,
   expiresAt: Date,
+  withChanges: boolean,
 ): Promise<number[] | null> {
   const hashes = holds.map((hold) => hold.paymentTokenHash.toString('hex'));
   const seats = holds.reduce((sum, hold) => sum + hold.qty, 0);
+  // The changes carry the snapshot after each hold: the event's counters after the whole
+  // batch, plus the seats of the holds granted after it (higher ids).
   const rows = await db.writeRows<{ id: number; hash: string }>(
     `with event as (
        update events set available = available - $6, held = held + $6
         where id = $1 and available >= $6
           and not exists (select 1 from holds
                            where event_id = $1 and status = 'active' and expires_at <= $4)
-       returning id
+       returning id, total_seats, available, held, booked
      ), granted as (
        insert into holds (event_id, qty, payment_token_hash, created_at, expires_at)
        select event.id, t.qty, decode(t.hash, 'hex'), $4, $5
          from event, unnest($2::int[], $3::text[]) as t (qty, hash)
-       returning id, encode(payment_token_hash, 'hex') as hash
+       returning id, qty, encode(payment_token_hash, 'hex') as hash
+     ), logged as (
+       insert into changes (event_id, type, hold_id, qty, total, available, held, booked, created_at)
+       select $1, 'hold.granted', g.id, g.qty, e.total_seats, e.available + g.later, e.held - g.later, e.booked, $4
+         from event e,
+              (select id, qty, coalesce(sum(qty) over (order by id rows between 1 following and unbounded following), 0) as later
+                 from granted) g
+        where $7::boolean
      )
      select id, hash from granted`,
-    [eventId, holds.map((hold) => hold.qty), hashes, now, expiresAt, seats],
+    [eventId, holds.map((hold) => hold.qty), hashes, now, expiresAt, seats, withChanges],
   );
   if (rows.length === 0) return null;
   const idByHash = new Map(rows.map((row) => [row.hash, row.id]));
@@ -147,21 +170,20 @@ type DialectHolds = Pick<HoldStore, 'reclaimLapsedHolds' | 'insertHolds' | 'endH
 
 const postgresHolds: DialectHolds = {
   async reclaimLapsedHolds(tx, eventId, now) {
-    const [moved] = await tx.rows<{ holds: number; seats: number }>(
+    const rows = await tx.rows<{ id: number; qty: number }>(
       `with lapsed as (
          update holds set status = 'expired'
           where event_id = $1 and status = 'active' and expires_at <= $2
-         returning qty
+         returning id, qty
        ), moved as (
-         select count(*)::int as holds, coalesce(sum(qty), 0)::int as seats from lapsed
+         update events set held = held - s.seats, available = available + s.seats
+           from (select coalesce(sum(qty), 0)::int as seats from lapsed) s
+          where events.id = $1 and s.seats > 0
        )
-       update events set held = held - moved.seats, available = available + moved.seats
-         from moved
-        where events.id = $1 and moved.seats > 0
-       returning moved.holds, moved.seats`,
+       select id, qty from lapsed order by id`,
       [eventId, now],
     );
-    return moved ?? { holds: 0, seats: 0 };
+    return { holds: rows, seats: rows.reduce((sum, row) => sum + row.qty, 0) };
   },
 
   async insertHolds(tx, eventId, holds, now, expiresAt) {
@@ -206,30 +228,25 @@ const postgresHolds: DialectHolds = {
 
 const mysqlHolds: DialectHolds = {
   async reclaimLapsedHolds(tx, eventId, now) {
-    // Count first, under the event lock: usually nothing has lapsed and this is the only
-    // statement. The same predicate then marks exactly the rows counted.
-    // Both statements force the per-event index. Left to itself the optimizer may range over
+    // Read first, under the event lock: usually nothing has lapsed and this is the only
+    // statement. The same rows are then marked by id.
+    // The read forces the per-event index. Left to itself the optimizer may range over
     // holds_by_status_expiry instead, whose range covers every event's lapsed holds, and the
     // locking scan then waits on rows another event's transaction has locked: two events
     // reclaiming at once deadlock. On the per-event index a scan touches only this event.
-    const [lapsed] = (await tx.rows<{ holds: number; seats: number }>(
-      `select count(*) as holds, coalesce(sum(qty), 0) as seats
+    const holds = await tx.rows<{ id: number; qty: number }>(
+      `select id, qty
          from holds force index (holds_by_event_status_expiry)
         where event_id = $1 and status = 'active' and expires_at <= $2
+        order by id
         for update`,
       [eventId, now],
-    )) as [{ holds: number; seats: number }];
-    if (lapsed.holds === 0) return { holds: 0, seats: 0 };
-    await tx.run(
-      `update holds force index (holds_by_event_status_expiry) set status = 'expired'
-        where event_id = $1 and status = 'active' and expires_at <= $2`,
-      [eventId, now],
     );
-    await tx.run('update events set held = held - $2, available = available + $2 where id = $1', [
-      eventId,
-      lapsed.seats,
-    ]);
-    return lapsed;
+    if (holds.length === 0) return { holds, seats: 0 };
+    const seats = holds.reduce((sum, hold) => sum + hold.qty, 0);
+    await tx.run("update holds set status = 'expired' where id in ($1)", [holds.map((hold) => hold.id)]);
+    await tx.run('update events set held = held - $2, available = available + $2 where id = $1', [eventId, seats]);
+    return { holds, seats };
   },
 
   async insertHolds(tx, eventId, holds, now, expiresAt) {

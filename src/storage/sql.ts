@@ -34,6 +34,10 @@ declare const txBrand: unique symbol;
 export type Tx = Sql & { readonly [txBrand]: true };
 
 export interface SqlDatabase extends Sql, Autocommit {
+  /** PostgreSQL (and PGlite): LISTEN; undefined on MySQL, which has nothing like it. */
+  listen?(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
+  /** PostgreSQL (and PGlite): NOTIFY, delivered to every listener once this commits. */
+  notify?(channel: string, payload: string): Promise<void>;
   readonly backend: 'pglite' | 'postgres' | 'mysql';
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;
@@ -57,6 +61,10 @@ export function postgresSql(db: PgDatabase): SqlDatabase {
   return {
     ...over(db),
     writeRows: async <R>(statement: string, params: unknown[] = []) => (await db.write<R>(statement, params)).rows,
+    listen: (channel, onMessage) => db.listen(channel, onMessage),
+    notify: async (channel, payload) => {
+      await db.query('select pg_notify($1, $2)', [channel, payload]);
+    },
     backend: db.engine,
     transaction: (fn) => db.transaction((tx) => fn(over(tx) as Tx)),
     migrate: () => migratePostgres(db),

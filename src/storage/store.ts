@@ -7,15 +7,17 @@
 // Never call a function without a `Tx` while a transaction is open on the same store: PGlite has
 // one connection, and the call would wait for the transaction forever.
 import { type BookingStore, bookingStatements } from './bookings.sql.ts';
+import { type ChangeStore, changeStatements } from './changes.sql.ts';
 import { type EventStore, eventStatements } from './events.sql.ts';
 import { type HoldStore, holdStatements } from './holds.sql.ts';
 import { type IdempotencyStore, idempotencyStatements } from './idempotency.sql.ts';
 import type { SqlDatabase, Tx } from './sql.ts';
+import { type WebhookStore, webhookStatements } from './webhooks.sql.ts';
 
 export type { Tx } from './sql.ts';
-export type { BookingStore, EventStore, HoldStore, IdempotencyStore };
+export type { BookingStore, ChangeStore, EventStore, HoldStore, IdempotencyStore, WebhookStore };
 
-export interface Store extends EventStore, HoldStore, BookingStore, IdempotencyStore {
+export interface Store extends EventStore, HoldStore, BookingStore, IdempotencyStore, ChangeStore, WebhookStore {
   readonly backend: SqlDatabase['backend'];
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;
@@ -42,5 +44,7 @@ export function createStore(db: SqlDatabase): Store {
     ...holdStatements(db),
     ...bookingStatements(db),
     ...idempotencyStatements(db),
+    ...changeStatements(db),
+    ...webhookStatements(db),
   };
 }

@@ -4,6 +4,8 @@
 // purges Idempotency-Keys past IDEMPOTENCY_KEY_TTL_SECONDS.
 import type { Clock } from '../clock.ts';
 import type { Metrics } from '../metrics.ts';
+import { type Outbox, snapshotsBefore } from '../changes/outbox.ts';
+import type { NewChange } from '../model.ts';
 import type { Store } from '../storage/store.ts';
 
 /** Events handled per query; a pass repeats until fewer come back. */
@@ -12,7 +14,7 @@ const SWEEP_EVENTS_PER_QUERY = 100;
 const SWEEP_MAX_QUERIES_PER_PASS = 100;
 
 /** One expiry pass; returns how many holds this pass marked expired. */
-export async function sweepOnce(store: Store, clock: Clock): Promise<number> {
+export async function sweepOnce(store: Store, clock: Clock, outbox: Outbox): Promise<number> {
   const now = clock.now();
   let expired = 0;
   for (let query = 0; query < SWEEP_MAX_QUERIES_PER_PASS; query++) {
@@ -24,9 +26,28 @@ export async function sweepOnce(store: Store, clock: Clock): Promise<number> {
         // and hold batches reclaim lapsed holds themselves. Never two sweepers on one hold.
         if ((await store.lockEventSkipLocked(tx, eventId)) === null) return 0;
         progressed = true;
-        return (await store.reclaimLapsedHolds(tx, eventId, now)).holds;
+        const { holds } = await store.reclaimLapsedHolds(tx, eventId, now);
+        if (holds.length > 0 && outbox.enabled) {
+          const { total, available, held, booked } = (await store.snapshotIn(tx, eventId, now))!;
+          const snapshots = snapshotsBefore(
+            { total, available, held, booked },
+            holds.map((hold) => -hold.qty),
+            'available',
+            'held',
+          );
+          const changes = holds.map((hold, i): NewChange => ({
+            eventId,
+            type: 'hold.expired',
+            holdId: hold.id,
+            qty: hold.qty,
+            snapshot: snapshots[i]!,
+          }));
+          await outbox.record(tx, changes, now);
+        }
+        return holds.length;
       });
     }
+    outbox.committed();
     if (eventIds.length < SWEEP_EVENTS_PER_QUERY || !progressed) break;
   }
   return expired;
@@ -48,9 +69,24 @@ export async function purgeExpiredKeys(store: Store, clock: Clock): Promise<numb
   return purged;
 }
 
+/** Deletes changes older than the retention, in bounded statements; returns how many. */
+export async function purgeOldChanges(store: Store, clock: Clock, retentionSeconds: number): Promise<number> {
+  const before = new Date(clock.now().getTime() - retentionSeconds * 1000);
+  let purged = 0;
+  for (let statement = 0; statement < PURGE_MAX_STATEMENTS_PER_PASS; statement++) {
+    const deleted = await store.purgeChanges(before, PURGE_KEYS_PER_STATEMENT);
+    purged += deleted;
+    if (deleted < PURGE_KEYS_PER_STATEMENT) break;
+  }
+  return purged;
+}
+
 export interface SweeperOptions {
   store: Store;
   clock: Clock;
+  outbox: Outbox;
+  /** Changes older than this are purged from the log. */
+  changeRetentionSeconds: number;
   sweepIntervalSeconds: number;
   metrics?: Metrics;
   onError: (error: unknown) => void;
@@ -87,10 +123,11 @@ export class Sweeper {
 
   private async pass(): Promise<void> {
     try {
-      const expired = await sweepOnce(this.options.store, this.options.clock);
+      const expired = await sweepOnce(this.options.store, this.options.clock, this.options.outbox);
       this.options.metrics?.holdsSwept.inc(expired);
       this.options.onSwept?.(expired);
       await purgeExpiredKeys(this.options.store, this.options.clock);
+      await purgeOldChanges(this.options.store, this.options.clock, this.options.changeRetentionSeconds);
     } catch (error) {
       this.options.onError(error);
     }

@@ -1,0 +1,28 @@
+// A change as clients see it, in the log (GET /changes, GET /events/:id/changes), in webhook
+// bodies and on the stream: one shape everywhere. Positions travel as strings, so that a log
+// longer than 2^53 changes is still read exactly.
+import type { Change } from '../model.ts';
+
+export interface ChangeBody {
+  position: string;
+  type: Change['type'];
+  event_id: number;
+  hold_id: number | null;
+  booking_id: number | null;
+  qty: number | null;
+  at: string;
+  snapshot: { total: number; available: number; held: number; booked: number };
+}
+
+export function renderChange(change: Change): ChangeBody {
+  return {
+    position: String(change.position),
+    type: change.type,
+    event_id: change.eventId,
+    hold_id: change.holdId,
+    booking_id: change.bookingId,
+    qty: change.qty,
+    at: change.at.toISOString(),
+    snapshot: { ...change.snapshot },
+  };
+}
