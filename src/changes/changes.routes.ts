@@ -108,10 +108,10 @@ export function changeRoutes(app: App, changes: ChangesService, requireAdmin: Ad
     async (request) => pageOf(request.query, Number(request.params.id)),
   );
 
-  const streams = new Set<ServerResponse>();
+  const broadcasts = new Broadcasts(changes);
   // Open streams never end by themselves: end them, or closing the server would wait forever.
   app.addHook('preClose', (done) => {
-    for (const stream of streams) stream.end();
+    broadcasts.endAll();
     done();
   });
 
@@ -128,8 +128,16 @@ export function changeRoutes(app: App, changes: ChangesService, requireAdmin: Ad
     },
     async (request, reply) => {
       const eventId = Number(request.params.id);
-      const snapshot = await changes.snapshot(eventId);
-      await stream(request, reply, changes, streams, eventId, [snapshot], request.query);
+      await changes.snapshot(eventId); // a 404 now, before the stream starts
+      await stream(
+        request,
+        reply,
+        changes,
+        broadcasts,
+        eventId,
+        async () => [await changes.snapshot(eventId)],
+        request.query,
+      );
     },
   );
 
@@ -144,43 +152,151 @@ export function changeRoutes(app: App, changes: ChangesService, requireAdmin: Ad
       },
     },
     async (request, reply) => {
-      await stream(request, reply, changes, streams, 'all', await changes.snapshots(), request.query);
+      await stream(request, reply, changes, broadcasts, 'all', () => changes.snapshots(), request.query);
     },
   );
 }
 
-interface Availability {
-  event_id: number;
-  name: string;
-  total: number;
-  available: number;
-  held: number;
-  booked: number;
-  position: string;
+const availabilityMessage = (change: Change, name: string): string => {
+  const { total, available, held, booked } = change.snapshot;
+  const data = { event_id: change.eventId, name, total, available, held, booked, position: String(change.position) };
+  return `event: availability\nid: ${change.position}\ndata: ${JSON.stringify(data)}\n\n`;
+};
+const changeMessage = (change: Change): string =>
+  `event: change\nid: ${change.position}\ndata: ${JSON.stringify(renderChange(change))}\n\n`;
+
+/** One open stream. */
+interface Subscriber {
+  res: ServerResponse;
+  withChanges: boolean;
+  /** The highest position sent, so nothing goes out twice or backwards. */
+  sent: number;
+  /** While it replays the log after Last-Event-ID, live changes wait here. */
+  buffered: Change[] | null;
+}
+
+function write(sub: Subscriber, text: string): void {
+  sub.res.write(text);
+  if (sub.res.writableLength > STREAM_MAX_BUFFERED_BYTES) sub.res.end();
+}
+
+function sendChanges(sub: Subscriber, list: Change[], texts?: Map<number, string>): void {
+  for (const change of list) {
+    if (change.position <= sub.sent) continue;
+    sub.sent = change.position;
+    if (sub.withChanges) write(sub, texts?.get(change.position) ?? changeMessage(change));
+  }
+}
+
+/**
+ * Every stream of one scope (an event, or all events) shares one subscription to the feed:
+ * each change is serialized once and each event's availability coalesced once, however many
+ * streams are open, so that thousands of them cost the hot path next to nothing.
+ */
+class Broadcast {
+  readonly subscribers = new Set<Subscriber>();
+  readonly names = new Map<number, string>();
+  private readonly pending = new Map<number, Change>();
+  private timer: NodeJS.Timeout | undefined;
+  private lastFlush = 0;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    changes: ChangesService,
+    scope: number | 'all',
+    private readonly learnName: (eventId: number) => Promise<string>,
+  ) {
+    this.unsubscribe = changes.feed.subscribe(scope, (list) => this.onChanges(list));
+  }
+
+  close(): void {
+    this.unsubscribe();
+    clearTimeout(this.timer);
+  }
+
+  private onChanges(list: Change[]): void {
+    const wantChanges = [...this.subscribers].some((sub) => sub.withChanges && sub.buffered === null);
+    const texts = wantChanges ? new Map(list.map((change) => [change.position, changeMessage(change)])) : undefined;
+    for (const sub of this.subscribers) {
+      if (sub.buffered !== null) sub.buffered.push(...list);
+      else sendChanges(sub, list, texts);
+    }
+    for (const change of list) {
+      this.pending.set(change.eventId, change);
+      if (!this.names.has(change.eventId)) {
+        this.names.set(change.eventId, '');
+        void this.learnName(change.eventId).then((name) => this.names.set(change.eventId, name));
+      }
+    }
+    if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.flush(), Math.max(0, STREAM_COALESCE_MS - (Date.now() - this.lastFlush)));
+    }
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    this.lastFlush = Date.now();
+    for (const change of this.pending.values()) {
+      const text = availabilityMessage(change, this.names.get(change.eventId) ?? '');
+      for (const sub of this.subscribers) if (sub.buffered === null) write(sub, text);
+    }
+    this.pending.clear();
+  }
+}
+
+class Broadcasts {
+  private readonly byScope = new Map<number | 'all', Broadcast>();
+
+  constructor(private readonly changes: ChangesService) {}
+
+  join(scope: number | 'all', sub: Subscriber): () => void {
+    let broadcast = this.byScope.get(scope);
+    if (broadcast === undefined) {
+      broadcast = new Broadcast(
+        this.changes,
+        scope,
+        async (eventId) => (await this.changes.snapshot(eventId).catch(() => null))?.name ?? '',
+      );
+      this.byScope.set(scope, broadcast);
+    }
+    broadcast.subscribers.add(sub);
+    const joined = broadcast;
+    return () => {
+      joined.subscribers.delete(sub);
+      if (joined.subscribers.size === 0) {
+        joined.close();
+        this.byScope.delete(scope);
+      }
+    };
+  }
+
+  /** Names of events, from snapshots, for the availability messages of a scope. */
+  learn(scope: number | 'all', snapshots: Snapshot[]): void {
+    const broadcast = this.byScope.get(scope);
+    for (const snapshot of snapshots) broadcast?.names.set(snapshot.eventId, snapshot.name);
+  }
+
+  nameOf(scope: number | 'all', eventId: number): string {
+    return this.byScope.get(scope)?.names.get(eventId) ?? '';
+  }
+
+  endAll(): void {
+    for (const broadcast of this.byScope.values()) for (const sub of broadcast.subscribers) sub.res.end();
+  }
 }
 
 async function stream(
   request: FastifyRequest,
   reply: FastifyReply,
   changes: ChangesService,
-  streams: Set<ServerResponse>,
+  broadcasts: Broadcasts,
   scope: number | 'all',
-  initial: Snapshot[],
+  /** What the stream starts with; read after it has joined, so no change falls in between. */
+  loadInitial: () => Promise<Snapshot[]>,
   query: { include?: string; after?: string },
 ): Promise<void> {
   const lastEventId = request.headers['last-event-id'];
   const resumeText = typeof lastEventId === 'string' && /^[0-9]{1,18}$/.test(lastEventId) ? lastEventId : query.after;
-  const withChanges = query.include === 'changes';
-  const names = new Map(initial.map((snapshot) => [snapshot.eventId, snapshot.name]));
-  const feed = changes.feed;
-  // Subscribe before reading anything, so that nothing numbered meanwhile is missed.
-  const live: Change[] = [];
-  let replaying = true;
-  const unsubscribe = feed.subscribe(scope, (list) => {
-    if (replaying) live.push(...list);
-    else deliver(list);
-  });
-
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -189,85 +305,42 @@ async function stream(
     'x-accel-buffering': 'no',
     'x-request-id': request.id,
   });
-  streams.add(res);
+  const sub: Subscriber = { res, withChanges: query.include === 'changes', sent: 0, buffered: [] };
+  // Joined before anything is read, so that nothing numbered meanwhile is missed.
+  const leave = broadcasts.join(scope, sub);
+  const heartbeat = setInterval(() => write(sub, ': hb\n\n'), STREAM_HEARTBEAT_MS);
+  res.on('close', () => {
+    leave();
+    clearInterval(heartbeat);
+  });
 
-  let sent = 0; // the highest position sent, so nothing goes out twice or backwards
-  const write = (text: string) => {
-    res.write(text);
-    if (res.writableLength > STREAM_MAX_BUFFERED_BYTES) res.end();
-  };
-  const availability = (data: Availability) =>
-    write(`event: availability\nid: ${data.position}\ndata: ${JSON.stringify(data)}\n\n`);
-
-  const position = Math.max(feed.position, await changes.lastPosition().catch(() => feed.position));
-  for (const snapshot of initial) {
-    const { eventId, name, total, available, held, booked } = snapshot;
-    availability({ event_id: eventId, name, total, available, held, booked, position: String(position) });
+  const position = Math.max(changes.feed.position, await changes.lastPosition().catch(() => changes.feed.position));
+  const initial = await loadInitial().catch(() => []);
+  broadcasts.learn(scope, initial);
+  for (const { eventId, name, total, available, held, booked } of initial) {
+    const data = { event_id: eventId, name, total, available, held, booked, position: String(position) };
+    write(sub, `event: availability\nid: ${position}\ndata: ${JSON.stringify(data)}\n\n`);
   }
-
-  // Coalesced availability: the newest snapshot per event, sent at most every STREAM_COALESCE_MS.
-  const pending = new Map<number, Change>();
-  let lastFlush = Date.now();
-  let flushTimer: NodeJS.Timeout | undefined;
-  const flush = () => {
-    flushTimer = undefined;
-    lastFlush = Date.now();
-    for (const change of pending.values()) {
-      const { total, available, held, booked } = change.snapshot;
-      const name = names.get(change.eventId) ?? '';
-      availability({
-        event_id: change.eventId,
-        name,
-        total,
-        available,
-        held,
-        booked,
-        position: String(change.position),
-      });
-    }
-    pending.clear();
-  };
-  const deliver = (list: Change[]) => {
-    for (const change of list) {
-      if (change.position <= sent) continue;
-      sent = change.position;
-      if (withChanges)
-        write(`event: change\nid: ${change.position}\ndata: ${JSON.stringify(renderChange(change))}\n\n`);
-      pending.set(change.eventId, change);
-      if (change.type === 'event.created' && !names.has(change.eventId)) void learnName(change.eventId);
-    }
-    if (pending.size > 0 && flushTimer === undefined) {
-      flushTimer = setTimeout(flush, Math.max(0, STREAM_COALESCE_MS - (Date.now() - lastFlush)));
-    }
-  };
-  const learnName = async (eventId: number) => {
-    names.set(eventId, (await changes.snapshot(eventId).catch(() => null))?.name ?? '');
-  };
-
   // Gapless resume of the changes after Last-Event-ID, from the log, before the live ones.
-  if (withChanges && resumeText !== undefined) {
+  if (sub.withChanges && resumeText !== undefined) {
     let after = Number(resumeText);
     for (let page = 0; page < 100; page++) {
       const { changes: list, next } = await changes
         .page(after, 1000, scope === 'all' ? undefined : scope)
         .catch(() => ({ changes: [], next: after }));
-      deliver(list);
+      sendChanges(sub, list);
       if (list.length < 1000) break;
       after = next;
     }
   } else {
-    sent = position;
+    sub.sent = position;
   }
-  replaying = false;
-  deliver(live.splice(0));
-
-  const heartbeat = setInterval(() => write(': hb\n\n'), STREAM_HEARTBEAT_MS);
-  const close = () => {
-    unsubscribe();
-    clearInterval(heartbeat);
-    clearTimeout(flushTimer);
-    streams.delete(res);
-  };
-  res.on('close', close);
-  feed.pullSoon();
+  const buffered = (sub.buffered ?? []).filter((change) => change.position > sub.sent);
+  sub.buffered = null;
+  sendChanges(sub, buffered);
+  // Availability moved while the stream was starting: say where it is now.
+  const latest = new Map(buffered.map((change) => [change.eventId, change]));
+  for (const change of latest.values())
+    write(sub, availabilityMessage(change, broadcasts.nameOf(scope, change.eventId)));
+  changes.feed.pullSoon();
 }
