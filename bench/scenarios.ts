@@ -5,7 +5,14 @@
 //             one GET /events/:id snapshot
 // Every acknowledged response is counted per event, so afterwards the books can be checked
 // exactly against GET /events/:id and (on servers the bench started) against SUMs over rows.
-import { type LoadResult, httpRequest, runLoad } from './load.ts';
+import {
+  type ArrivalProcess,
+  type LoadResult,
+  type OpenLoopResult,
+  httpRequest,
+  runLoad,
+  runOpenLoop,
+} from './load.ts';
 import type { Scenario } from './options.ts';
 
 export interface Target {
@@ -26,10 +33,26 @@ export interface HotEvent {
 
 export interface LoadShape {
   scenario: Scenario;
+  /** Closed loop: this many connections, one request in flight on each. */
   connections: number;
+  /** Open loop instead: a fixed arrival rate (connections above then only prepare bookings). */
+  open?: OpenArrivals;
   durationMs: number;
   graceMs: number;
   qty: number;
+}
+
+export interface OpenArrivals {
+  ratePerSecond: number;
+  arrivals: ArrivalProcess;
+  initialConnections: number;
+  maxConnections: number;
+}
+
+/** Called around the measured load only (not the bookings' preparation, not the books check). */
+export interface MeasureHooks {
+  started?(): Promise<void> | void;
+  finished?(load: LoadResult): Promise<void> | void;
 }
 
 interface Tally {
@@ -41,6 +64,8 @@ interface Tally {
 
 export interface ScenarioOutcome {
   load: LoadResult;
+  /** The same object as `load`, for an open-loop run. */
+  openLoop: OpenLoopResult | null;
   holds: number;
   refused: number;
   bookings: number;
@@ -87,7 +112,12 @@ export async function createEvent(target: Target, name: string, totalSeats: numb
 type Kind = 'hold' | 'book' | 'snapshot';
 
 /** Drives one scenario at the events and checks the books. */
-export async function runScenario(target: Target, events: HotEvent[], shape: LoadShape): Promise<ScenarioOutcome> {
+export async function runScenario(
+  target: Target,
+  events: HotEvent[],
+  shape: LoadShape,
+  hooks: MeasureHooks = {},
+): Promise<ScenarioOutcome> {
   const hostHeader = `${target.host}:${target.port}`;
   const tallies = events.map((): Tally => ({ holds: 0, holdSeats: 0, bookings: 0, bookedSeats: 0 }));
   const kinds = new WeakMap<Buffer, { kind: Kind; event: number }>();
@@ -150,12 +180,16 @@ export async function runScenario(target: Target, events: HotEvent[], shape: Loa
     graceMs: shape.graceMs,
     onResponse,
     kindOf: (request: Buffer) => kinds.get(request)!.kind,
+    // Every connection is accepted (and has answered once) before the clock starts.
+    prime: httpRequest('GET', '/healthz', hostHeader),
   };
 
   let seq = 0;
   if (shape.scenario === 'bookings') {
     // Grant the holds to book first, more than the run can book, unmeasured.
-    const wanted = Math.max(20_000, Math.ceil(shape.durationMs * 3));
+    const openNeeds =
+      shape.open === undefined ? 0 : Math.ceil(((shape.open.ratePerSecond * shape.durationMs) / 1000) * 1.2);
+    const wanted = Math.max(20_000, Math.ceil(shape.durationMs * 3), openNeeds);
     const prepared = await runLoad({
       ...base,
       durationMs: 600_000,
@@ -175,12 +209,27 @@ export async function runScenario(target: Target, events: HotEvent[], shape: Loa
     },
   };
   const holdsBefore = sum(tallies.map((t) => t.holds));
-  const load = await runLoad({ ...base, durationMs: shape.durationMs, next: next[shape.scenario] });
+  await hooks.started?.();
+  let load: LoadResult;
+  let openLoop: OpenLoopResult | null = null;
+  if (shape.open === undefined) {
+    load = await runLoad({ ...base, durationMs: shape.durationMs, next: next[shape.scenario] });
+  } else {
+    const { connections: _closed, ...rest } = base;
+    load = openLoop = await runOpenLoop({
+      ...rest,
+      ...shape.open,
+      durationMs: shape.durationMs,
+      next: next[shape.scenario],
+    });
+  }
+  await hooks.finished?.(load);
   const seconds = load.elapsedMs / 1000;
   const holds = sum(tallies.map((t) => t.holds)) - holdsBefore;
   const bookings = sum(tallies.map((t) => t.bookings));
   return {
     load,
+    openLoop,
     holds,
     refused,
     bookings,

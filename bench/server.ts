@@ -120,6 +120,8 @@ app.get('/__bench/stats', async () => {
 
 const sweeper = new Sweeper({
   store,
+  outbox: app.changeFeed.outbox,
+  changeRetentionSeconds: config.changeRetentionSeconds,
   clock: systemClock,
   sweepIntervalSeconds: config.sweepIntervalSeconds,
   metrics,

@@ -4,13 +4,15 @@
 // Per target: the median and the range over repeats, latency, peak server RSS, the books, and
 // the median of same-run ratios against the other targets.
 import { readFileSync } from 'node:fs';
-import type { Measurement, SummaryRow } from './report.ts';
+import type { Measurement, OpenLoopRow, SummaryRow } from './report.ts';
 
 interface Results {
   options: { backend: string; scenario: string; durationSeconds: number; repeat: number; preloadMix: string };
   environment: { database: string; code: { commit: string } };
   measurements: Measurement[];
   summary: SummaryRow[];
+  /** Absent in results from before --open-loop. */
+  openLoopSummary?: OpenLoopRow[];
 }
 
 const n = (value: number, digits = 0) =>
@@ -36,7 +38,7 @@ function table(results: Results): string {
   ];
   for (const row of results.summary) {
     const mine = results.measurements.filter(
-      (m) => m.conns === row.conns && m.preload === row.preload && m.target === row.target,
+      (m) => m.mode !== 'open' && m.conns === row.conns && m.preload === row.preload && m.target === row.target,
     );
     const values = mine.map((m) => headline(m, scenario));
     const ratios = Object.entries(row.ratios)
@@ -61,6 +63,20 @@ function table(results: Results): string {
       `| ${row.conns} | ${n(row.preload)} | ${row.target} | ${n(median)} | ${n(Math.min(...values))}–${n(Math.max(...values))} | ` +
         `${n(row.p50Ms, 1)} | ${n(row.p99Ms, 1)} | ${row.rssPeakMb === null ? '-' : n(row.rssPeakMb)} | ${books} | ${ratios} |`,
     );
+  }
+  const open = results.openLoopSummary ?? [];
+  if (open.length > 0) {
+    lines.push(
+      '',
+      '| conns | stored | target | rate | offered/s | achieved/s | p50 ms | p99 ms | p99.9 ms | max ms | failed | books |',
+      '|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    );
+    for (const row of open) {
+      lines.push(
+        `| ${row.conns} | ${n(row.preload)} | ${row.target} | ${row.rate} | ${n(row.offeredRate)} | ${n(row.achievedRate)} | ` +
+          `${n(row.p50Ms, 1)} | ${n(row.p99Ms, 1)} | ${n(row.p999Ms, 1)} | ${n(row.maxMs, 1)} | ${n(row.failed)} | ${row.booksOk ? 'ok' : 'FAIL'} |`,
+      );
+    }
   }
   return lines.join('\n');
 }

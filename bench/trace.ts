@@ -20,6 +20,19 @@ export interface TransactionStats {
    * BEGIN, COMMIT (the WAL flush) and the event loop between statements.
    */
   gapMsTotal: number;
+  /** Statements sent inside transactions (round trips, not counting BEGIN and COMMIT). */
+  statementsInTransactions: number;
+  /** Transaction durations, from asking for a connection to the answer to COMMIT (a batch's time in the database). */
+  transactionMsP50: number;
+  transactionMsP99: number;
+  /**
+   * Autocommitted writes (`writeRows`: one statement that is its own transaction, such as the
+   * service's fast grant of a whole hold batch): how many, and their durations.
+   */
+  autocommitWrites: number;
+  autocommitWriteMsTotal: number;
+  autocommitWriteMsP50: number;
+  autocommitWriteMsP99: number;
   /** Per statement (its first words), time from sending it to its answer. */
   statements: Record<string, StatementStats>;
 }
@@ -31,17 +44,31 @@ const empty = (): TransactionStats => ({
   transactionMsTotal: 0,
   transactionMsMax: 0,
   gapMsTotal: 0,
+  statementsInTransactions: 0,
+  transactionMsP50: 0,
+  transactionMsP99: 0,
+  autocommitWrites: 0,
+  autocommitWriteMsTotal: 0,
+  autocommitWriteMsP50: 0,
+  autocommitWriteMsP99: 0,
   statements: {},
 });
+
+function percentile(sorted: number[], q: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
 
 type Statement = Sql['rows'] | Sql['run'];
 
 /**
- * Replaces `db.transaction`, `db.rows` and `db.run` with timed versions, in place: the store
- * calls them through `store.sql`, so the service's batches and the baselines are timed alike.
+ * Replaces `db.transaction`, `db.rows`, `db.run` (and `db.writeRows` when there is one) with
+ * timed versions, in place: the store calls them through `store.sql`, so the service's batches
+ * and the baselines are timed alike.
  */
 export function traceTransactions(db: SqlDatabase): { stats(): TransactionStats; reset(): void } {
   let stats = empty();
+  let durations: number[] = [];
+  let writeDurations: number[] = [];
   const record = (sql: string, ms: number) => {
     const entry = (stats.statements[label(sql)] ??= { count: 0, msTotal: 0 });
     entry.count++;
@@ -55,7 +82,10 @@ export function traceTransactions(db: SqlDatabase): { stats(): TransactionStats;
         return await method(sql, params);
       } finally {
         const ms = performance.now() - sent;
-        if (spent !== undefined) spent.ms += ms;
+        if (spent !== undefined) {
+          spent.ms += ms;
+          stats.statementsInTransactions++;
+        }
         record(sql, ms);
       }
     }) as F;
@@ -82,15 +112,45 @@ export function traceTransactions(db: SqlDatabase): { stats(): TransactionStats;
       stats.transactionMsTotal += ms;
       stats.transactionMsMax = Math.max(stats.transactionMsMax, ms);
       stats.gapMsTotal += ms - spent.ms;
+      durations.push(ms);
     }
   };
   // Statements outside transactions (autocommitted: snapshots, the sweeper's scan) are timed too.
   db.rows = timed(db.rows.bind(db));
   db.run = timed(db.run.bind(db));
+  // An autocommitted write is a whole transaction in one round trip; looked up by name so that
+  // a store without it (older or newer shapes of src/storage/sql.ts) is traced all the same.
+  const handle = db as unknown as Record<string, unknown>;
+  if (typeof handle.writeRows === 'function') {
+    const writeRows = timed((handle.writeRows as Sql['rows']).bind(db));
+    handle.writeRows = async (sql: string, params?: unknown[]) => {
+      const started = performance.now();
+      try {
+        return await writeRows(sql, params);
+      } finally {
+        const ms = performance.now() - started;
+        stats.autocommitWrites++;
+        stats.autocommitWriteMsTotal += ms;
+        writeDurations.push(ms);
+      }
+    };
+  }
   return {
-    stats: () => structuredClone(stats),
+    stats: () => {
+      const sorted = [...durations].sort((a, b) => a - b);
+      const writes = [...writeDurations].sort((a, b) => a - b);
+      return {
+        ...structuredClone(stats),
+        transactionMsP50: percentile(sorted, 0.5),
+        transactionMsP99: percentile(sorted, 0.99),
+        autocommitWriteMsP50: percentile(writes, 0.5),
+        autocommitWriteMsP99: percentile(writes, 0.99),
+      };
+    },
     reset: () => {
       stats = empty();
+      durations = [];
+      writeDurations = [];
     },
   };
 }
