@@ -41,6 +41,8 @@ import { registerIdempotency } from './idempotency/idempotency.http.ts';
 import { IdempotencyService } from './idempotency/idempotency.service.ts';
 import { type Metrics, createMetrics } from './metrics.ts';
 import type { Store } from './storage/store.ts';
+import { webhookRoutes } from './webhooks/webhooks.routes.ts';
+import { WebhooksService } from './webhooks/webhooks.service.ts';
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -153,6 +155,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   bookingRoutes(app, new BookingsService(store, clock, config, outbox, metrics), requireAdmin, config);
   adminRoutes(app, new AdminService(store, clock, outbox, config, metrics), requireAdmin);
   changeRoutes(app, new ChangesService(store, clock, feed), requireAdmin);
+  webhookRoutes(app, new WebhooksService(store, clock, config), requireAdmin);
   probeRoutes(app, store, metrics);
   return app;
 }

@@ -11,11 +11,12 @@ import { type Metrics, createMetrics } from './metrics.ts';
 import { openStore } from './storage/open.ts';
 import type { Store } from './storage/store.ts';
 import { Sweeper, purgeExpiredKeys, sweepOnce } from './worker/sweeper.ts';
+import { WebhookWorker } from './webhooks/delivery.ts';
 
 const USAGE = `usage: box-office <command>
 
-  serve     run the HTTP API (and the in-process expiry sweeper); the default
-  worker    run only the expiry sweeper, every SWEEP_INTERVAL_SECONDS
+  serve     run the HTTP API (and the in-process expiry sweeper and webhook deliveries); the default
+  worker    run only the expiry sweeper, every SWEEP_INTERVAL_SECONDS, and webhook deliveries
   migrate   apply database migrations and exit
   sweep     run one expiry pass and exit
 
@@ -110,10 +111,15 @@ async function serve(config: Config, log: Logger): Promise<void> {
   }
   if (config.sweeperInServe) sweeper.start();
   else log.info('SWEEPER_IN_SERVE=false: run `box-office worker` to expire holds in the background');
+  const webhooks = config.webhooksInServe
+    ? new WebhookWorker({ store, clock: systemClock, config, metrics, log })
+    : undefined;
+  webhooks?.start();
   onShutdown(log, config.shutdownTimeoutSeconds, async () => {
     // Stop taking requests and let in-flight ones (and their hold batches) finish first.
     await app.close();
     await sweeper.stop();
+    await webhooks?.stop();
     await store.close();
   });
 }
@@ -133,9 +139,12 @@ async function worker(config: Config, log: Logger): Promise<void> {
     onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
   });
   sweeper.start();
+  const webhooks = new WebhookWorker({ store, clock: systemClock, config, log });
+  webhooks.start();
   log.info({ sweepIntervalSeconds: config.sweepIntervalSeconds }, 'expiry worker started');
   onShutdown(log, config.shutdownTimeoutSeconds, async () => {
     await sweeper.stop();
+    await webhooks.stop();
     await feed.stop();
     await store.close();
   });

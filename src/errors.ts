@@ -5,6 +5,7 @@
 export const ERROR_STATUS = {
   validation_failed: 400,
   malformed_json: 400,
+  webhook_url_refused: 400,
   unauthorized: 401,
   invalid_payment_token: 403,
   not_found: 404,
@@ -33,6 +34,7 @@ export type ErrorCode = keyof typeof ERROR_STATUS;
 export const ERROR_TITLES: Record<ErrorCode, string> = {
   validation_failed: 'Request failed validation',
   malformed_json: 'Request body is not valid JSON',
+  webhook_url_refused: 'Webhook URL refused',
   unauthorized: 'Missing or invalid admin credentials',
   invalid_payment_token: 'Payment token does not match this hold',
   not_found: 'Not found',

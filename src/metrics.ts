@@ -15,6 +15,8 @@ export interface Metrics {
   databaseFaults: Counter<'kind'>;
   /** 1 while rate limits are counted in Redis; 0 while Redis is unreachable and they are skipped. */
   rateLimitStoreUp: Gauge;
+  /** Webhook delivery attempts by outcome: succeeded, retrying (failed, tried again later), failed (given up). */
+  webhookDeliveries: Counter<'outcome'>;
 }
 
 export function createMetrics(): Metrics {
@@ -66,6 +68,12 @@ export function createMetrics(): Metrics {
       name: 'database_faults_total',
       help: 'Database errors by kind: down (breaker tripped), lost (one connection broke), busy (timeout, lock wait)',
       labelNames: ['kind'],
+      registers: [registry],
+    }),
+    webhookDeliveries: new Counter({
+      name: 'webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome: succeeded (2xx), retrying (failed, tried again later), failed (given up)',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
   };

@@ -1,0 +1,100 @@
+// One HTTP attempt at a delivery, Standard Webhooks style: POST the change's JSON with
+// webhook-id (stable across retries), webhook-timestamp and webhook-signature. Each attempt has
+// its own deadline; connections resolve their host through the SSRF guard; redirects are not
+// followed (undici's request never does).
+import { Agent, request } from 'undici';
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import { guardedLookup, refusalOf } from './safe-url.ts';
+import { sign } from './signature.ts';
+import type { ClaimedDelivery } from './webhooks.model.ts';
+
+export type SenderConfig = Pick<
+  Config,
+  'webhookAttemptTimeoutMs' | 'webhookConcurrencyPerEndpoint' | 'webhookAllowPrivateUrls'
+>;
+
+export interface AttemptOutcome {
+  statusCode: number | null;
+  /** Null for a 2xx answer. */
+  error: string | null;
+}
+
+/** Response bodies are read (and dropped) up to this, so the connection can be reused. */
+const RESPONSE_BODY_LIMIT_BYTES = 64 * 1024;
+
+export class WebhookSender {
+  private readonly agent: Agent;
+  private readonly aborts = new Set<AbortController>();
+
+  constructor(
+    private readonly config: SenderConfig,
+    private readonly clock: Clock,
+  ) {
+    this.agent = new Agent({
+      // Every connection resolves its host here, so a name rebound to a private address after
+      // it was registered is still refused.
+      connect: { lookup: guardedLookup(config.webhookAllowPrivateUrls), timeout: config.webhookAttemptTimeoutMs },
+      connections: config.webhookConcurrencyPerEndpoint,
+      headersTimeout: config.webhookAttemptTimeoutMs,
+      bodyTimeout: config.webhookAttemptTimeoutMs,
+    });
+  }
+
+  /** One attempt; never throws. */
+  async send(delivery: ClaimedDelivery): Promise<AttemptOutcome> {
+    const { webhookAttemptTimeoutMs, webhookAllowPrivateUrls } = this.config;
+    let url: URL;
+    try {
+      url = new URL(delivery.url);
+    } catch {
+      return { statusCode: null, error: 'the URL is not a valid absolute URL' };
+    }
+    // An address literal never goes through the lookup: check it here.
+    const refusal = refusalOf(url, webhookAllowPrivateUrls);
+    if (refusal !== null) return { statusCode: null, error: refusal };
+    const id = `msg_${delivery.id}`;
+    const timestamp = Math.floor(this.clock.now().getTime() / 1000);
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new Error(`no answer within ${webhookAttemptTimeoutMs} ms`)),
+      webhookAttemptTimeoutMs,
+    );
+    this.aborts.add(controller);
+    try {
+      const response = await request(url, {
+        method: 'POST',
+        dispatcher: this.agent,
+        signal: controller.signal,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'box-office-webhooks',
+          'webhook-id': id,
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': sign(delivery.secret, id, timestamp, delivery.payload),
+        },
+        body: delivery.payload,
+      });
+      await response.body.dump({ limit: RESPONSE_BODY_LIMIT_BYTES }).catch(() => {});
+      const ok = response.statusCode >= 200 && response.statusCode < 300;
+      return { statusCode: response.statusCode, error: ok ? null : `the endpoint answered ${response.statusCode}` };
+    } catch (error) {
+      return { statusCode: null, error: describe(controller.signal.aborted ? controller.signal.reason : error) };
+    } finally {
+      clearTimeout(timer);
+      this.aborts.delete(controller);
+    }
+  }
+
+  /** Cuts every attempt in flight short (each answers with this reason), and closes connections. */
+  async close(reason: string): Promise<void> {
+    for (const controller of this.aborts) controller.abort(new Error(reason));
+    await this.agent.close();
+  }
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === undefined || error.message.includes(code) ? error.message : `${code}: ${error.message}`;
+}

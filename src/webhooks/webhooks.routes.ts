@@ -1,0 +1,338 @@
+// Staff routes for webhooks: register, list, read, edit, delete, rotate the secret, and the
+// deliveries of one, with a way to send one again. The secret is in the answer of POST
+// /webhooks and of rotate-secret only.
+import { Type } from '@sinclair/typebox';
+import type { AdminGuard, App } from '../app.ts';
+import { DomainError } from '../errors.ts';
+import { BODY_ERRORS, IdParams, Timestamp, problems } from '../http/schemas.ts';
+import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
+import type { Rendered } from '../idempotency/recorder.ts';
+import { CHANGE_TYPES } from '../model.ts';
+import type { DeliveryRow, WebhookRow } from './webhooks.model.ts';
+import type { WebhooksService } from './webhooks.service.ts';
+
+const PAGE_SIZE_DEFAULT = 20;
+
+const Url = Type.String({ minLength: 1, maxLength: 2048, description: 'http:// or https:// URL of the endpoint' });
+const EventTypes = Type.Array(Type.String({ enum: [...CHANGE_TYPES] }), {
+  maxItems: CHANGE_TYPES.length * 2,
+  description: 'The change types to deliver; empty or omitted means every type',
+});
+const PositionText = Type.String({ pattern: '^[0-9]+$', description: 'A position in the change log, as text' });
+
+const CreateWebhookBody = Type.Object(
+  { url: Url, event_types: Type.Optional(EventTypes) },
+  { additionalProperties: false },
+);
+
+const UpdateWebhookBody = Type.Object(
+  {
+    url: Type.Optional(Url),
+    event_types: Type.Optional(EventTypes),
+    status: Type.Optional(
+      Type.String({
+        enum: ['active', 'paused'],
+        description: 'paused holds deliveries back; active resumes them, and revives a failed endpoint',
+      }),
+    ),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+const webhookFields = {
+  webhook_id: Type.Integer(),
+  url: Type.String(),
+  event_types: Type.Array(Type.String()),
+  status: Type.String({
+    enum: ['active', 'paused', 'failed'],
+    description: `failed: WEBHOOK_MAX_CONSECUTIVE_FAILURES deliveries failed in a row; nothing more is sent until it is set active`,
+  }),
+  consecutive_failures: Type.Integer(),
+  last_position: PositionText,
+  created_at: Timestamp,
+  updated_at: Timestamp,
+};
+const Webhook = Type.Object(webhookFields);
+const WebhookWithSecret = Type.Object({
+  ...webhookFields,
+  secret: Type.String({
+    description: 'whsec_ and the base64 of the signing key. Shown only now: keep it to verify webhook-signature',
+  }),
+});
+
+const Delivery = Type.Object({
+  delivery_id: Type.Integer(),
+  webhook_id: Type.Integer(),
+  position: PositionText,
+  event_id: Type.Integer(),
+  type: Type.String(),
+  status: Type.String({ enum: ['pending', 'succeeded', 'failed'] }),
+  attempts: Type.Integer(),
+  last_status_code: Type.Union([Type.Integer(), Type.Null()]),
+  last_latency_ms: Type.Union([Type.Integer(), Type.Null()]),
+  last_error: Type.Union([Type.String(), Type.Null()]),
+  next_attempt_at: Type.Union([Timestamp, Type.Null()], { description: 'When it is tried next; null unless pending' }),
+  created_at: Timestamp,
+  delivered_at: Type.Union([Timestamp, Type.Null()]),
+});
+
+const DeliveryQuery = Type.Object(
+  {
+    status: Type.Optional(Type.String({ enum: ['pending', 'succeeded', 'failed'] })),
+    // Query strings are text and are not coerced, so numbers are checked by pattern.
+    limit: Type.Optional(
+      Type.String({
+        pattern: '^([1-9]|[1-9][0-9]|100)$',
+        description: `a whole number from 1 to 100 (default ${PAGE_SIZE_DEFAULT})`,
+      }),
+    ),
+    cursor: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$', description: 'the next_cursor of a previous page' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const DeliveryPage = Type.Object({
+  deliveries: Type.Array(Delivery),
+  next_cursor: Type.Union([Type.String(), Type.Null()], {
+    description: 'Pass as ?cursor= for the next page; null on the last',
+  }),
+});
+
+const DeliveryParams = Type.Object(
+  {
+    id: IdParams.properties.id,
+    delivery: Type.String({ pattern: '^[1-9][0-9]{0,14}$', description: 'a positive integer' }),
+  },
+  { additionalProperties: false },
+);
+
+const webhookBody = (webhook: WebhookRow) => ({
+  webhook_id: webhook.id,
+  url: webhook.url,
+  event_types: webhook.eventTypes,
+  status: webhook.status,
+  consecutive_failures: webhook.consecutiveFailures,
+  last_position: String(webhook.lastPosition),
+  created_at: webhook.createdAt.toISOString(),
+  updated_at: webhook.updatedAt.toISOString(),
+});
+const withSecret = (status: number) => (webhook: WebhookRow) => ({
+  status,
+  body: { ...webhookBody(webhook), secret: webhook.secret },
+});
+const edited = (webhook: WebhookRow): Rendered => ({ status: 200, body: webhookBody(webhook) });
+
+const deliveryBody = (delivery: DeliveryRow) => ({
+  delivery_id: delivery.id,
+  webhook_id: delivery.webhookId,
+  position: String(delivery.position),
+  event_id: delivery.eventId,
+  type: delivery.type,
+  status: delivery.status,
+  attempts: delivery.attempts,
+  last_status_code: delivery.lastStatusCode,
+  last_latency_ms: delivery.lastLatencyMs,
+  last_error: delivery.lastError,
+  next_attempt_at: delivery.status === 'pending' ? delivery.nextAttemptAt.toISOString() : null,
+  created_at: delivery.createdAt.toISOString(),
+  delivered_at: delivery.deliveredAt?.toISOString() ?? null,
+});
+const retried = (delivery: DeliveryRow): Rendered => ({ status: 200, body: deliveryBody(delivery) });
+
+// The cursor is opaque to clients, so its encoding can change without breaking them.
+const encodeCursor = (beforeId: number): string => Buffer.from(`d:${beforeId}`).toString('base64url');
+function decodeCursor(cursor: string | undefined): number {
+  if (cursor === undefined) return Number.MAX_SAFE_INTEGER;
+  const match = /^d:([1-9][0-9]{0,14})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (match === null) {
+    throw new DomainError('validation_failed', 'request querystring is invalid', {
+      errors: [{ path: 'querystring/cursor', message: 'is not a cursor this service issued' }],
+    });
+  }
+  return Number(match[1]);
+}
+
+export function webhookRoutes(app: App, webhooks: WebhooksService, requireAdmin: AdminGuard): void {
+  const admin = { onRequest: requireAdmin };
+  const doc = { tags: ['webhooks'], security: [{ adminBearer: [] }] };
+
+  app.post(
+    '/webhooks',
+    {
+      ...admin,
+      schema: {
+        ...doc,
+        summary: 'Register a webhook endpoint',
+        description:
+          'The endpoint receives every change made from now on (of the types asked for), signed with the ' +
+          'Standard Webhooks scheme, at least once and in order per event. The secret is in this answer only. ' +
+          'A URL that is not http(s), or that resolves to a private, loopback or link-local address, is refused ' +
+          '(400 webhook_url_refused) unless WEBHOOK_ALLOW_PRIVATE_URLS is set.',
+        body: CreateWebhookBody,
+        response: { 201: WebhookWithSecret, ...problems(...BODY_ERRORS, 'unauthorized', 'webhook_url_refused') },
+      },
+    },
+    async (request, reply) => {
+      const { url, event_types } = request.body;
+      const render = withSecret(201);
+      const webhook = await webhooks.create(
+        url,
+        (event_types ?? []) as WebhookRow['eventTypes'],
+        recorderFor(request, render),
+      );
+      return sendRendered(reply, render(webhook));
+    },
+  );
+
+  app.get(
+    '/webhooks',
+    {
+      ...admin,
+      schema: {
+        ...doc,
+        summary: 'Every webhook endpoint, without secrets',
+        response: { 200: Type.Object({ webhooks: Type.Array(Webhook) }), ...problems('unauthorized') },
+      },
+    },
+    async () => ({ webhooks: (await webhooks.list()).map(webhookBody) }),
+  );
+
+  app.get(
+    '/webhooks/:id',
+    {
+      ...admin,
+      schema: {
+        ...doc,
+        summary: 'One webhook endpoint, without its secret',
+        params: IdParams,
+        response: { 200: Webhook, ...problems('validation_failed', 'unauthorized', 'not_found') },
+      },
+    },
+    async (request) => webhookBody(await webhooks.get(Number(request.params.id))),
+  );
+
+  app.patch(
+    '/webhooks/:id',
+    {
+      ...admin,
+      schema: {
+        ...doc,
+        summary: 'Change the URL or event types, pause or resume',
+        description:
+          'A paused endpoint gets nothing until it is set active again; it then receives what happened meanwhile ' +
+          '(while the change log keeps it). Setting a failed endpoint active resets its failure count.',
+        params: IdParams,
+        body: UpdateWebhookBody,
+        response: {
+          200: Webhook,
+          ...problems(...BODY_ERRORS, 'unauthorized', 'not_found', 'webhook_url_refused'),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { url, event_types, status } = request.body;
+      const webhook = await webhooks.update(
+        Number(request.params.id),
+        {
+          ...(url === undefined ? {} : { url }),
+          ...(event_types === undefined ? {} : { eventTypes: event_types as WebhookRow['eventTypes'] }),
+          ...(status === undefined ? {} : { status: status as 'active' | 'paused' }),
+        },
+        recorderFor(request, edited),
+      );
+      return sendRendered(reply, edited(webhook));
+    },
+  );
+
+  app.delete(
+    '/webhooks/:id',
+    {
+      ...admin,
+      schema: {
+        ...doc,
+        summary: 'Delete a webhook endpoint and its deliveries',
+        description: 'Deleting it again answers 404.',
+        params: IdParams,
+        response: {
+          204: { description: 'Deleted', type: 'null' },
+          ...problems('validation_failed', 'unauthorized', 'not_found'),
+        },
+      },
+    },
+    async (request, reply) => {
+      await webhooks.remove(Number(request.params.id));
+      return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    '/webhooks/:id/rotate-secret',
+    {
+      ...admin,
+      schema: {
+        ...doc,
+        summary: 'Replace the signing secret',
+        description: 'The new secret is in this answer only, and signs every attempt from now on.',
+        params: IdParams,
+        response: { 200: WebhookWithSecret, ...problems('validation_failed', 'unauthorized', 'not_found') },
+      },
+    },
+    async (request, reply) => {
+      const render = withSecret(200);
+      const webhook = await webhooks.rotateSecret(Number(request.params.id), recorderFor(request, render));
+      return sendRendered(reply, render(webhook));
+    },
+  );
+
+  app.get(
+    '/webhooks/:id/deliveries',
+    {
+      ...admin,
+      schema: {
+        ...doc,
+        summary: "A webhook's deliveries, newest first, a page at a time",
+        params: IdParams,
+        querystring: DeliveryQuery,
+        response: { 200: DeliveryPage, ...problems('validation_failed', 'unauthorized', 'not_found') },
+      },
+    },
+    async (request) => {
+      const { status, limit, cursor } = request.query;
+      const page = await webhooks.deliveries(Number(request.params.id), {
+        ...(status === undefined ? {} : { status: status as DeliveryRow['status'] }),
+        beforeId: decodeCursor(cursor),
+        limit: Number(limit ?? PAGE_SIZE_DEFAULT),
+      });
+      return {
+        deliveries: page.deliveries.map(deliveryBody),
+        next_cursor: page.nextBeforeId === null ? null : encodeCursor(page.nextBeforeId),
+      };
+    },
+  );
+
+  app.post(
+    '/webhooks/:id/deliveries/:delivery/retry',
+    {
+      ...admin,
+      schema: {
+        ...doc,
+        summary: 'Send a delivery again',
+        description:
+          'Makes it pending and due now, whatever its status. If it fails again it is retried until ' +
+          'WEBHOOK_RETRY_SECONDS after it was first created.',
+        params: DeliveryParams,
+        response: { 200: Delivery, ...problems('validation_failed', 'unauthorized', 'not_found') },
+      },
+    },
+    async (request, reply) => {
+      const delivery = await webhooks.retryDelivery(
+        Number(request.params.id),
+        Number(request.params.delivery),
+        recorderFor(request, retried),
+      );
+      return sendRendered(reply, retried(delivery));
+    },
+  );
+}
