@@ -52,6 +52,10 @@ try {
     ...(options.self ? [{ label: options.selfLabel, dir: '.', self: true }] : []),
     ...options.trees,
   ]);
+  for (const label of Object.keys(options.treeEnv)) {
+    if (!trees.some((tree) => tree.label === label))
+      throw new Error(`--tree-env ${label}: no tree is labelled ${label} (${trees.map((t) => t.label).join(', ')})`);
+  }
 } catch (error) {
   console.error(`bench: ${(error as Error).message}\n\n${USAGE}`);
   process.exit(2);
@@ -269,6 +273,19 @@ async function hotEvents(
   const seats = options.seats ?? ROOMY_SEATS;
   const events: HotEvent[] = [];
   let preloadSeconds: number | null = null;
+  if (options.eventId !== undefined) {
+    // An existing event (e.g. one bench/streams.ts listens to): what it holds now is "before".
+    const { status, json } = await api<{ total: number; held: number; booked: number }>(
+      target,
+      'GET',
+      `/events/${options.eventId}`,
+    );
+    if (status !== 200) throw new Error(`GET /events/${options.eventId} answered ${status}`);
+    return {
+      events: [{ id: options.eventId, total: json.total, heldBefore: json.held, bookedBefore: json.booked }],
+      preloadSeconds: null,
+    };
+  }
   for (let k = 0; k < options.events; k++) {
     const id = await createEvent(target, `bench hot event ${k + 1}`, seats);
     const event: HotEvent = { id, total: seats, heldBefore: 0, bookedBefore: 0 };
@@ -403,6 +420,7 @@ async function measureServer(
     };
     if (options.poolSize !== undefined) env.DATABASE_POOL_SIZE = String(options.poolSize);
     if (options.batchMax !== undefined) env.HOLD_BATCH_MAX = String(options.batchMax);
+    Object.assign(env, options.treeEnv[tree.label] ?? {});
     const nodeArgs = options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     let child: Child;
     if (tree.mode === 'bench') {
@@ -493,7 +511,10 @@ async function main(): Promise<void> {
     for (const tree of trees)
       progress(
         `  tree ${tree.label}: ${tree.dir} (${tree.mode === 'bench' ? 'bench/server.ts' : 'compiled bin/box-office.js serve'}; ` +
-          `commit ${tree.commit.slice(0, 12)}${tree.srcDirty ? ', src/ modified' : ''})`,
+          `commit ${tree.commit.slice(0, 12)}${tree.srcDirty ? ', src/ modified' : ''}` +
+          `${Object.entries(options.treeEnv[tree.label] ?? {})
+            .map(([key, value]) => `; ${key}=${value}`)
+            .join('')})`,
       );
   }
   const skipped = new Set<string>();

@@ -55,6 +55,10 @@ export interface Options {
   trees: TreeSpec[];
   self: boolean;
   selfLabel: string;
+  /** Extra server environment per tree label (--tree-env LABEL:KEY=VALUE). */
+  treeEnv: Record<string, Record<string, string>>;
+  /** With --url: measure this existing event instead of creating one per measurement. */
+  eventId: number | undefined;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -121,7 +125,15 @@ A/B in one run (each round measures every tree, the order rotating from round to
   --compare [LABEL=]DIR            the same, but DIR is the reference: listed (and compared
                                    against) first, before this checkout
   --no-self                        measure only the --tree/--compare checkouts
-  --self-label LABEL               this checkout's label (default this)`;
+  --self-label LABEL               this checkout's label (default this)
+  --tree-env LABEL:KEY=VALUE       extra environment for that tree's servers (repeatable), e.g.
+                                   the same DIR twice, --tree on=DIR --tree off=DIR
+                                   --tree-env off:CHANGE_FEED=false
+
+  --event-id ID                    with --url: drive this existing event (its seats held and
+                                   booked before the run are counted in the books check)
+                                   instead of creating one per measurement, e.g. the event
+                                   bench/streams.ts listens to`;
 
 function list(raw: string, name: string): number[] {
   const values = raw.split(',').map((part) => Number(part.trim()));
@@ -182,6 +194,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
       compare: { type: 'string', multiple: true },
       'no-self': { type: 'boolean' },
       'self-label': { type: 'string' },
+      'tree-env': { type: 'string', multiple: true },
+      'event-id': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -233,6 +247,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     throw new Error('--tree and --compare start servers; they do not go with --url');
   if (!self && compare.length + trees.length === 0) throw new Error('--no-self needs --tree or --compare');
   if (values['server-pid'] !== undefined && url === undefined) throw new Error('--server-pid goes with --url');
+  if (values['event-id'] !== undefined && url === undefined) throw new Error('--event-id goes with --url');
+  const treeEnv: Record<string, Record<string, string>> = {};
+  for (const raw of values['tree-env'] ?? []) {
+    const match = /^([^:]+):([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(raw);
+    if (match === null) throw new Error(`--tree-env takes LABEL:KEY=VALUE, got ${raw}`);
+    (treeEnv[match[1]!] ??= {})[match[2]!] = match[3]!;
+  }
   return {
     backend,
     url,
@@ -269,6 +290,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     trees,
     self,
     selfLabel: values['self-label'] ?? 'this',
+    treeEnv,
+    eventId: intOption(values['event-id'], '--event-id'),
   };
 }
 
