@@ -23,6 +23,7 @@ import { AdminService } from './admin/admin.service.ts';
 import { bookingRoutes } from './bookings/bookings.routes.ts';
 import { BookingsService } from './bookings/bookings.service.ts';
 import { type Clock, systemClock } from './clock.ts';
+import { consoleRoutes } from './console/console.routes.ts';
 import type { Config } from './config.ts';
 import { DatabaseUnavailable, DomainError, ERROR_STATUS, type ErrorCode } from './errors.ts';
 import { eventRoutes } from './events/events.routes.ts';
@@ -36,6 +37,8 @@ import { registerRateLimits } from './http/rate-limit.ts';
 import { describeValidation } from './http/validation.ts';
 import { registerIdempotency } from './idempotency/idempotency.http.ts';
 import { IdempotencyService } from './idempotency/idempotency.service.ts';
+import { listingRoutes } from './listings/listings.routes.ts';
+import { ListingsService } from './listings/listings.service.ts';
 import { type Metrics, createMetrics } from './metrics.ts';
 import type { Store } from './storage/store.ts';
 
@@ -132,6 +135,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   bookingRoutes(app, new BookingsService(store, clock, config, metrics), requireAdmin, config);
   adminRoutes(app, new AdminService(store, clock, metrics), requireAdmin);
   probeRoutes(app, store, metrics);
+  listingRoutes(app, new ListingsService(store, clock), requireAdmin);
+  await consoleRoutes(app, requireAdmin, config);
   return app;
 }
 

@@ -10,12 +10,13 @@ import { type BookingStore, bookingStatements } from './bookings.sql.ts';
 import { type EventStore, eventStatements } from './events.sql.ts';
 import { type HoldStore, holdStatements } from './holds.sql.ts';
 import { type IdempotencyStore, idempotencyStatements } from './idempotency.sql.ts';
+import { type ListingStore, listingStatements } from './listings.sql.ts';
 import type { SqlDatabase, Tx } from './sql.ts';
 
 export type { Tx } from './sql.ts';
-export type { BookingStore, EventStore, HoldStore, IdempotencyStore };
+export type { BookingStore, EventStore, HoldStore, IdempotencyStore, ListingStore };
 
-export interface Store extends EventStore, HoldStore, BookingStore, IdempotencyStore {
+export interface Store extends EventStore, HoldStore, BookingStore, IdempotencyStore, ListingStore {
   readonly backend: SqlDatabase['backend'];
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;
@@ -42,5 +43,6 @@ export function createStore(db: SqlDatabase): Store {
     ...holdStatements(db),
     ...bookingStatements(db),
     ...idempotencyStatements(db),
+    ...listingStatements(db),
   };
 }
