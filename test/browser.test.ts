@@ -177,7 +177,7 @@ describe('the console and the buyer in Chromium', { skip: chromiumMissing }, () 
         .and(list.locator(figures))
         .waitFor({ timeout: Math.max(1, LIVE_WITHIN_MS - (Date.now() - answered)) });
     };
-    const granted = await holdSeats(s, eventId, 2).then((hold) => hold);
+    const granted = await holdSeats(s, eventId, 2);
     await bar(page).and(page.locator('[data-held="2"]')).waitFor({ timeout: LIVE_WITHIN_MS });
     let bookingId = 0;
     await within(async () => (bookingId = await bookHold(s, granted)), '[data-held="0"][data-booked="2"]');

@@ -81,7 +81,10 @@ export async function serve(env: Record<string, string> = {}): Promise<Served> {
 export async function hasStream(base: string, eventId: number): Promise<boolean> {
   const abort = new AbortController();
   try {
-    const res = await fetch(`${base}/events/${eventId}/stream`, { signal: abort.signal });
+    const res = await fetch(`${base}/events/${eventId}/stream`, {
+      headers: { accept: 'text/event-stream' },
+      signal: abort.signal,
+    });
     return res.status === 200;
   } finally {
     abort.abort();

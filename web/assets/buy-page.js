@@ -3,18 +3,21 @@
 // kept in this tab's sessionStorage so that a reload does not lose the seats, and is sent only
 // in the X-Payment-Token header (or the booking body) to this origin.
 import { ApiError, api } from './api.js';
-import { announce, byId, clockTime, count, h, minutesSeconds, replace } from './dom.js';
+import { countdown } from './countdown.js';
+import { announce, byId, clockTime, count, h, replace } from './dom.js';
 import { follow, modeText } from './live.js';
 import { problemView } from './problems.js';
 
 const HOLD_KEY = 'box-office.hold';
 const EXTEND_SECONDS = 60;
-const ANNOUNCE_AT_SECONDS = [60, 30, 10];
 
 const select = /** @type {HTMLSelectElement} */ (byId('event'));
 const qty = /** @type {HTMLInputElement} */ (byId('qty'));
-const countdown = byId('countdown');
-const progress = /** @type {HTMLProgressElement} */ (byId('time-left'));
+const timeLeft = countdown({
+  timer: byId('countdown'),
+  progress: /** @type {HTMLProgressElement} */ (byId('time-left')),
+  onLapse: () => void checkHold(),
+});
 const outcome = byId('outcome');
 const actionProblem = byId('hold-action-problem');
 const actions = /** @type {HTMLButtonElement[]} */ (['book', 'extend', 'release'].map((id) => byId(id)));
@@ -28,8 +31,6 @@ const actions = /** @type {HTMLButtonElement[]} */ (['book', 'extend', 'release'
 /** @type {HeldSeats | null} */
 let held = null;
 let checking = false;
-/** @type {Set<number>} */
-let announced = new Set();
 /** @type {ReturnType<typeof follow> | null} */
 let live = null;
 /** @type {Map<number, any>} */
@@ -90,27 +91,13 @@ async function loadEvents() {
 function render() {
   byId('choose').hidden = held !== null;
   byId('hold').hidden = held === null;
-  if (held === null) return;
+  if (held === null) {
+    timeLeft.stop();
+    return;
+  }
   byId('hold-summary').textContent = `Hold #${held.hold_id}: ${count(held.qty, 'seat')} for ${held.event_name}.`;
   byId('deadline').textContent = `Book before ${clockTime(Date.parse(held.expires_at) - held.offsetMs)}.`;
-  tick();
-}
-
-function tick() {
-  if (held === null) return;
-  const deadline = Date.parse(held.expires_at);
-  const leftMs = deadline - (Date.now() + held.offsetMs);
-  countdown.textContent = minutesSeconds(leftMs);
-  countdown.classList.toggle('urgent', leftMs <= 10_000);
-  progress.value = Math.max(0, leftMs / (deadline - Date.parse(held.created_at)));
-  const seconds = Math.ceil(leftMs / 1000);
-  for (const mark of ANNOUNCE_AT_SECONDS) {
-    if (seconds <= mark && seconds > 0 && !announced.has(mark)) {
-      announced.add(mark);
-      announce(`${seconds} seconds left to book`);
-    }
-  }
-  if (leftMs <= 0) void checkHold();
+  timeLeft.set(held.created_at, held.expires_at, held.offsetMs);
 }
 
 /** Asks the server what became of the hold: the deadline passed, or the seats moved. */
@@ -131,7 +118,7 @@ async function checkHold() {
   } catch (error) {
     replace(actionProblem, problemView(error));
   } finally {
-    // Checked again at the next tick if the server still says active past the deadline.
+    // Asked again at the next tick if the server still says active past the deadline.
     setTimeout(() => (checking = false), 500);
   }
 }
@@ -243,7 +230,6 @@ byId('hold-form').addEventListener('submit', (submitted) => {
         // The hold was created between sending and receiving: the midpoint is the best guess.
         offsetMs: Date.parse(hold.created_at) - (sentAt + receivedAt) / 2,
       };
-      announced = new Set();
       save();
       render();
       announce(`${count(granted.qty, 'seat')} held until ${clockTime(Date.parse(granted.expires_at) - held.offsetMs)}`);
@@ -281,7 +267,6 @@ byId('extend').addEventListener(
         body: { seconds: EXTEND_SECONDS },
       });
       held.expires_at = hold.expires_at;
-      announced = new Set();
       save();
       render();
       announce(`Held until ${clockTime(Date.parse(hold.expires_at) - held.offsetMs)}`);
@@ -299,7 +284,6 @@ byId('release').addEventListener(
 );
 
 select.addEventListener('change', followEvent);
-setInterval(tick, 250);
 
 // A hold kept from before a reload (its clock offset still holds: same browser, same server).
 const stored = sessionStorage.getItem(HOLD_KEY);

@@ -22,6 +22,7 @@ export function listingTable({ prefix, path, key, cells, action }) {
   const newer = /** @type {HTMLButtonElement} */ (byId(`${prefix}-newer`));
   const older = /** @type {HTMLButtonElement} */ (byId(`${prefix}-older`));
   const problem = byId(`${prefix}-problem`);
+  const columns = rows.closest('table')?.querySelectorAll('th').length ?? 1;
   /** Cursors of the pages before this one; the first page has none. @type {Array<string | null>} */
   let cursors = [null];
   /** @type {string | null} */
@@ -46,7 +47,7 @@ export function listingTable({ prefix, path, key, cells, action }) {
           h(
             'tr',
             {},
-            h('td', { colspan: 8, class: 'muted' }, status.value === '' ? 'None yet.' : `None ${status.value}.`),
+            h('td', { colspan: columns, class: 'muted' }, status.value === '' ? 'None yet.' : `None ${status.value}.`),
           ),
         );
       }
