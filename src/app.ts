@@ -26,6 +26,7 @@ import { changeRoutes } from './changes/changes.routes.ts';
 import { ChangesService } from './changes/changes.service.ts';
 import { BookingsService } from './bookings/bookings.service.ts';
 import { type Clock, systemClock } from './clock.ts';
+import { consoleRoutes } from './console/console.routes.ts';
 import type { Config } from './config.ts';
 import { DatabaseUnavailable, DomainError, ERROR_STATUS, type ErrorCode } from './errors.ts';
 import { eventRoutes } from './events/events.routes.ts';
@@ -39,6 +40,8 @@ import { registerRateLimits } from './http/rate-limit.ts';
 import { describeValidation } from './http/validation.ts';
 import { registerIdempotency } from './idempotency/idempotency.http.ts';
 import { IdempotencyService } from './idempotency/idempotency.service.ts';
+import { listingRoutes } from './listings/listings.routes.ts';
+import { ListingsService } from './listings/listings.service.ts';
 import { type Metrics, createMetrics } from './metrics.ts';
 import type { Store } from './storage/store.ts';
 import { webhookRoutes } from './webhooks/webhooks.routes.ts';
@@ -157,6 +160,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   changeRoutes(app, new ChangesService(store, clock, feed), requireAdmin);
   webhookRoutes(app, new WebhooksService(store, clock, config), requireAdmin);
   probeRoutes(app, store, metrics);
+  listingRoutes(app, new ListingsService(store, clock), requireAdmin);
+  await consoleRoutes(app, requireAdmin, config);
   return app;
 }
 

@@ -85,6 +85,11 @@ describe('box-office command', () => {
       body: JSON.stringify({ event: { name: 'CLI', total_seats: 2 } }),
     });
     assert.equal(created.status, 201);
+    // The compiled service serves the console's pages and scripts from web/ too.
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<script type="module" src="\/assets\/events-page\.js">/);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/assets/events-page.js`)).status, 200);
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     child.kill('SIGTERM');
     assert.equal(await exited, 0);

@@ -13,7 +13,7 @@ export interface Migration {
 
 export function loadMigrations(dialect: 'postgres' | 'mysql'): Migration[] {
   const dir = fileURLToPath(new URL(`./migrations/${dialect}/`, import.meta.url));
-  return readdirSync(dir)
+  const migrations = readdirSync(dir)
     .filter((file) => /^\d+_.+\.sql$/.test(file))
     .sort()
     .map((file) => ({
@@ -21,6 +21,14 @@ export function loadMigrations(dialect: 'postgres' | 'mysql'): Migration[] {
       name: file,
       sql: readFileSync(`${dir}${file}`, 'utf8'),
     }));
+  // Two branches can each add the next number under different names, and git merges them
+  // without a conflict; one would then be skipped silently as "already applied".
+  migrations.forEach((migration, i) => {
+    if (migrations[i - 1]?.version === migration.version) {
+      throw new Error(`${migrations[i - 1]!.name} and ${migration.name} share version ${migration.version}`);
+    }
+  });
+  return migrations;
 }
 
 // Any constant works; it only has to be the same in every process migrating this database.

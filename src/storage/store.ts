@@ -11,13 +11,15 @@ import { type ChangeStore, changeStatements } from './changes.sql.ts';
 import { type EventStore, eventStatements } from './events.sql.ts';
 import { type HoldStore, holdStatements } from './holds.sql.ts';
 import { type IdempotencyStore, idempotencyStatements } from './idempotency.sql.ts';
+import { type ListingStore, listingStatements } from './listings.sql.ts';
 import type { SqlDatabase, Tx } from './sql.ts';
 import { type WebhookStore, webhookStatements } from './webhooks.sql.ts';
 
 export type { Tx } from './sql.ts';
-export type { BookingStore, ChangeStore, EventStore, HoldStore, IdempotencyStore, WebhookStore };
+export type { BookingStore, ChangeStore, EventStore, HoldStore, IdempotencyStore, ListingStore, WebhookStore };
 
-export interface Store extends EventStore, HoldStore, BookingStore, IdempotencyStore, ChangeStore, WebhookStore {
+export interface Store
+  extends EventStore, HoldStore, BookingStore, IdempotencyStore, ChangeStore, WebhookStore, ListingStore {
   readonly backend: SqlDatabase['backend'];
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;
@@ -46,5 +48,6 @@ export function createStore(db: SqlDatabase): Store {
     ...idempotencyStatements(db),
     ...changeStatements(db),
     ...webhookStatements(db),
+    ...listingStatements(db),
   };
 }

@@ -1,0 +1,122 @@
+// Listings: an event's holds and bookings a page at a time, for the operator console and the
+// bookings export. Read-only, outside any transaction, and never on the hot path: keyset pages
+// on (event_id, id) (migration 0003), so each page costs the same however deep it is.
+//
+// Statements are written once for both dialects. The filters and the direction are picked from
+// the fixed fragments below, never built from input, and a listing binds the same parameters
+// whichever fragments it picks: PostgreSQL refuses a parameter a statement does not use.
+import type { BookingRow, BookingStatus, HoldRow, HoldStatus } from '../model.ts';
+import type { SqlDatabase } from './sql.ts';
+
+/** A hold as listed: no token hash; 'expired' as soon as expires_at passes, as GET /holds/:id says. */
+export type ListedHold = Omit<HoldRow, 'paymentTokenHash' | 'bookingStatus'>;
+export type ListedBooking = Omit<BookingRow, 'paymentTokenHash'>;
+
+export type ListOrder = 'asc' | 'desc';
+
+export interface ListPage {
+  /** Rows with ids after (asc) or before (desc) this one; null starts at the first or last. */
+  afterId: number | null;
+  limit: number;
+  order: ListOrder;
+}
+
+export interface ListingStore {
+  /** The event's holds in id order, optionally of one status as of `now`. */
+  listHolds(eventId: number, status: HoldStatus | undefined, page: ListPage, now: Date): Promise<ListedHold[]>;
+  /** The event's bookings in id order, optionally of one status. */
+  listBookings(eventId: number, status: BookingStatus | undefined, page: ListPage): Promise<ListedBooking[]>;
+}
+
+// An active hold past its deadline is expired to its reader before the sweeper marks it; $4 is now.
+const HOLD_FILTERS: Record<HoldStatus | 'any', string> = {
+  any: '',
+  active: "and h.status = 'active' and h.expires_at > $4",
+  expired: "and (h.status = 'expired' or (h.status = 'active' and h.expires_at <= $4))",
+  booked: "and h.status = 'booked'",
+  released: "and h.status = 'released'",
+};
+
+const BOOKING_FILTERS: Record<BookingStatus | 'any', string> = {
+  any: '',
+  confirmed: "and b.status = 'confirmed'",
+  cancelled: "and b.status = 'cancelled'",
+};
+
+/** The keyset condition on `column` ($2) and the order that goes with it. */
+const keyset = (column: string, order: ListOrder) =>
+  order === 'asc'
+    ? { after: `${column} > $2`, orderBy: `order by ${column}` }
+    : { after: `${column} < $2`, orderBy: `order by ${column} desc` };
+
+/** $2: where the page starts; a descending listing with no cursor starts above every id. */
+const start = (page: ListPage) => page.afterId ?? (page.order === 'asc' ? 0 : Number.MAX_SAFE_INTEGER);
+
+interface HoldRecord {
+  id: number;
+  event_id: number;
+  qty: number;
+  status: HoldStatus;
+  created_at: Date;
+  expires_at: Date;
+  booking_id: number | null;
+}
+
+interface BookingRecord {
+  id: number;
+  event_id: number;
+  hold_id: number;
+  qty: number;
+  status: BookingStatus;
+  created_at: Date;
+  cancelled_at: Date | null;
+}
+
+export function listingStatements(db: SqlDatabase): ListingStore {
+  return {
+    async listHolds(eventId, status, page, now) {
+      const { after, orderBy } = keyset('h.id', page.order);
+      const rows = await db.rows<HoldRecord>(
+        `select h.id, h.event_id, h.qty,
+                case when h.status = 'active' and h.expires_at <= $4 then 'expired' else h.status end as status,
+                h.created_at, h.expires_at, b.id as booking_id
+           from holds h
+           left join bookings b on b.hold_id = h.id
+          where h.event_id = $1 and ${after} ${HOLD_FILTERS[status ?? 'any']}
+          ${orderBy}
+          limit $3`,
+        [eventId, start(page), page.limit, now],
+      );
+      return rows.map((row) => ({
+        id: row.id,
+        eventId: row.event_id,
+        qty: row.qty,
+        status: row.status,
+        createdAt: row.created_at,
+        expiresAt: row.expires_at,
+        bookingId: row.booking_id,
+      }));
+    },
+
+    async listBookings(eventId, status, page) {
+      const { after, orderBy } = keyset('b.id', page.order);
+      const rows = await db.rows<BookingRecord>(
+        `select b.id, b.event_id, b.hold_id, b.qty, b.status, b.created_at, b.cancelled_at
+           from bookings b
+          where b.event_id = $1 and ${after} ${BOOKING_FILTERS[status ?? 'any']}
+          ${orderBy}
+          limit $3`,
+        [eventId, start(page), page.limit],
+      );
+      return rows.map((row) => ({
+        id: row.id,
+        eventId: row.event_id,
+        holdId: row.hold_id,
+        qty: row.qty,
+        status: row.status,
+        createdAt: row.created_at,
+        cancelledAt: row.cancelled_at,
+      }));
+    },
+  };
+}

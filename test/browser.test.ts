@@ -1,0 +1,413 @@
+// The console and the buyer's page in a real browser (Debian's Chromium through playwright-core),
+// against the app on PGlite on a real port: what an operator and a buyer see and can do, with
+// the content security policy in force and nothing thrown in the page. Screenshots of the main
+// screens are saved as the tests go (npm run screenshots puts them in docs/screenshots/).
+//
+// The live-update tests need the change feed's stream (GET /events/:id/stream). Without it the
+// pages poll, and those tests are skipped with a message; everything else runs either way.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { installContractCheck, contractTest } from './contract.ts';
+import {
+  type Served,
+  chromiumMissing,
+  hasStream,
+  launchChromium,
+  screenshotPath,
+  serve,
+  watchPage,
+} from './browser.ts';
+
+installContractCheck();
+
+interface Granted {
+  hold_id: number;
+  payment_token: string;
+}
+
+const NO_STREAM = 'GET /events/:id/stream answers 404 on this server: the change feed has not landed yet';
+/** How soon a change made elsewhere must show on an open page when the stream is there. */
+const LIVE_WITHIN_MS = 1000;
+
+const createEvent = async (s: Served, name: string, totalSeats: number, headers: Record<string, string> = {}) =>
+  (await s.call<{ event_id: number }>('POST', '/events', { event: { name, total_seats: totalSeats } }, headers))
+    .event_id;
+const holdSeats = (s: Served, eventId: number, qty: number) =>
+  s.call<Granted>('POST', '/holds', { hold: { event_id: eventId, qty } });
+const bookHold = async (s: Served, { hold_id, payment_token }: Granted) =>
+  (await s.call<{ booking_id: number }>('POST', '/book', { booking: { hold_id, payment_token } })).booking_id;
+const snapshot = (s: Served, eventId: number) =>
+  s.call<{ available: number; held: number; booked: number }>('GET', `/events/${eventId}`);
+
+/** The figures an availability bar shows, as data attributes. */
+const bar = (page: Page, scope = '#event-bar') => page.locator(`${scope} .availability`);
+
+describe('the console and the buyer in Chromium', { skip: chromiumMissing }, () => {
+  let browser: Browser;
+  let s: Served;
+  let context: BrowserContext;
+  let problems: string[];
+
+  before(async () => {
+    browser = await launchChromium();
+    s = await serve();
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+  });
+
+  /** A fresh tab (its own sessionStorage) whose errors the test checks at the end. */
+  async function open(url: string): Promise<Page> {
+    context = await browser.newContext({ viewport: { width: 1200, height: 860 }, acceptDownloads: true });
+    const page = await context.newPage();
+    problems = watchPage(page);
+    await page.goto(`${s.base}${url}`);
+    return page;
+  }
+  const done = async () => {
+    await context.close();
+    assert.deepEqual(problems, []);
+  };
+
+  test('an operator creates an event, renames and resizes it, and sees a resize below the seats in use refused', async () => {
+    const page = await open('/');
+    await page.getByText('Admin actions are open').waitFor();
+    const create = page.getByRole('region', { name: 'Create an event' });
+    await create.getByLabel('Name').fill('Spring concert');
+    await create.getByLabel('Total seats').fill('100');
+    await create.getByRole('button', { name: 'Create event' }).click();
+    await create.getByRole('status').getByText('Created “Spring concert”').waitFor();
+    const row = page.locator('tr', { hasText: 'Spring concert' });
+    await row.locator('.availability[data-total="100"][data-available="100"]').waitFor();
+    const eventId = Number(await row.getAttribute('data-event-id'));
+
+    await holdSeats(s, eventId, 3);
+    await row.getByText('Edit').click();
+    await row.getByLabel('Total seats').fill('2');
+    await row.getByRole('button', { name: 'Save changes' }).click();
+    const refusal = row.getByRole('alert');
+    await refusal.getByText('Seats are held or booked').waitFor();
+    assert.match(await refusal.innerText(), /3 seats are held and 0 booked, so the event needs at least 3 seats/);
+    await page.screenshot({ path: screenshotPath('console-resize-refused.png') });
+
+    await row.getByLabel('Name', { exact: true }).fill('Spring concert (matinee)');
+    await row.getByLabel('Total seats').fill('50');
+    await row.getByRole('button', { name: 'Save changes' }).click();
+    await row.getByText('Saved: “Spring concert (matinee)”, 50 seats.').waitFor();
+    await row.locator('.availability[data-total="50"][data-available="47"][data-held="3"]').waitFor();
+    assert.equal(await row.getByRole('link').innerText(), 'Spring concert (matinee)');
+    await row.getByText('Edit').click();
+    await createEvent(s, 'Opera night', 40);
+    await page.locator('tr', { hasText: 'Opera night' }).waitFor(); // by the stream, or the next poll
+    await page.screenshot({ path: screenshotPath('console-events.png') });
+    await done();
+  });
+
+  test("an event's page shows holds and bookings; expiring a hold and cancelling a booking bring seats back", async () => {
+    const eventId = await createEvent(s, 'Jazz club', 10);
+    const first = await holdSeats(s, eventId, 2);
+    const second = await holdSeats(s, eventId, 3);
+    const bookingId = await bookHold(s, first);
+
+    const page = await open(`/console/events/${eventId}`);
+    await page.getByRole('heading', { name: `#${eventId} Jazz club` }).waitFor();
+    await bar(page).and(page.locator('[data-available="5"][data-held="3"][data-booked="2"]')).waitFor();
+    assert.equal(await page.locator('#count-available').innerText(), '5');
+    const holds = page.getByRole('region', { name: 'Holds', exact: true });
+    const bookings = page.getByRole('region', { name: 'Bookings', exact: true });
+    await holds.getByRole('cell', { name: `#${second.hold_id}`, exact: true }).waitFor();
+    await bookings
+      .getByRole('cell', { name: `#${bookingId}`, exact: true })
+      .first()
+      .waitFor();
+    const recent = page.locator('#recent');
+    await recent.getByText(`Hold #${second.hold_id}`).waitFor();
+    await recent.getByText(`Booking #${bookingId}`).waitFor();
+    await page.getByText(/Last 3 minutes: 2 holds and 1 booking/).waitFor();
+    await page.screenshot({ path: screenshotPath('console-event.png'), fullPage: true });
+
+    await holds.getByRole('button', { name: `Expire now: hold #${second.hold_id}` }).click();
+    await page.getByRole('status').getByText(`Hold #${second.hold_id} expired: 3 seats back on sale.`).waitFor();
+    await bar(page).and(page.locator('[data-available="8"][data-held="0"]')).waitFor();
+    await holds.getByLabel('Show').selectOption('expired');
+    await holds.getByRole('row', { name: new RegExp(`#${second.hold_id} 3 expired`) }).waitFor();
+
+    await bookings.getByRole('button', { name: `Cancel booking #${bookingId}` }).click();
+    await page.getByRole('status').getByText(`Booking #${bookingId} cancelled: 2 seats back on sale.`).waitFor();
+    await bar(page).and(page.locator('[data-available="10"][data-booked="0"]')).waitFor();
+    assert.deepEqual(await snapshot(s, eventId), {
+      event_id: eventId,
+      name: 'Jazz club',
+      total: 10,
+      available: 10,
+      held: 0,
+      booked: 0,
+    });
+    await bookings.getByRole('row', { name: new RegExp(`#${bookingId} #${first.hold_id} 2 cancelled`) }).waitFor();
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      bookings.getByRole('link', { name: 'Download every booking (CSV)' }).click(),
+    ]);
+    const csv = readFileSync(await download.path(), 'utf8');
+    assert.match(csv, /^booking_id,hold_id,event_id,qty,status,created_at,cancelled_at\r\n/);
+    assert.match(csv, new RegExp(`^${bookingId},${first.hold_id},${eventId},2,cancelled,`, 'm'));
+    await done();
+  });
+
+  test('a hold made elsewhere moves the open pages within a second; so do a booking, a cancellation and an expiry', async (t) => {
+    const eventId = await createEvent(s, 'Live check', 20);
+    if (!(await hasStream(s.base, eventId))) return t.skip(NO_STREAM);
+    const page = await open(`/console/events/${eventId}`);
+    await page.locator('#mode[data-mode="live"]').waitFor();
+    const list = await context.newPage();
+    await list.goto(`${s.base}/`);
+    await list.locator('#mode[data-mode="live"]').waitFor();
+    const listBar = list.locator(`tr[data-event-id="${eventId}"] .availability`);
+
+    /** Runs a change and checks both pages show `figures` within LIVE_WITHIN_MS of its answer. */
+    const within = async (change: () => Promise<unknown>, figures: string) => {
+      await change();
+      const answered = Date.now();
+      await bar(page).and(page.locator(figures)).waitFor({ timeout: LIVE_WITHIN_MS });
+      await listBar
+        .and(list.locator(figures))
+        .waitFor({ timeout: Math.max(1, LIVE_WITHIN_MS - (Date.now() - answered)) });
+    };
+    const granted = await holdSeats(s, eventId, 2);
+    await bar(page).and(page.locator('[data-held="2"]')).waitFor({ timeout: LIVE_WITHIN_MS });
+    let bookingId = 0;
+    await within(async () => (bookingId = await bookHold(s, granted)), '[data-held="0"][data-booked="2"]');
+    await within(() => s.call('POST', `/bookings/${bookingId}/cancel`), '[data-booked="0"][data-available="20"]');
+    const lapsing = await holdSeats(s, eventId, 4);
+    await bar(page).and(page.locator('[data-held="4"]')).waitFor({ timeout: LIVE_WITHIN_MS });
+    await within(
+      () => s.call('POST', `/admin/holds/${lapsing.hold_id}/expire`),
+      '[data-held="0"][data-available="20"]',
+    );
+
+    // A buyer on another page holds seats; the operator's bar moves.
+    const buyer = await context.newPage();
+    await buyer.goto(`${s.base}/buy?event=${eventId}`);
+    await buyer.getByRole('spinbutton', { name: 'Seats' }).fill('3');
+    await buyer.getByRole('button', { name: 'Hold seats' }).click();
+    await buyer.getByRole('heading', { name: 'Your seats are held' }).waitFor();
+    await bar(page).and(page.locator('[data-held="3"]')).waitFor({ timeout: LIVE_WITHIN_MS });
+    await page
+      .locator('#recent')
+      .getByText(/Hold #\d+ granted · 3 seats/)
+      .waitFor({ timeout: LIVE_WITHIN_MS });
+    await done();
+  });
+
+  test('a buyer holds seats, sees the time left, extends, and books', async () => {
+    const eventId = await createEvent(s, 'Blues evening', 20);
+    const page = await open(`/buy?event=${eventId}`);
+    await page.getByText('Blues evening: 20 of 20 seats available').waitFor();
+    assert.equal(await page.getByLabel('Event').inputValue(), String(eventId));
+    await page.getByRole('spinbutton', { name: 'Seats' }).fill('2');
+    await page.getByRole('button', { name: 'Hold seats' }).click();
+
+    const card = page.getByRole('region', { name: 'Your seats are held' });
+    await card.getByText(/^Hold #\d+: 2 seats for Blues evening\.$/).waitFor();
+    const timer = page.getByRole('timer');
+    assert.match(await timer.innerText(), /^(2:00|1:5\d)$/);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'book', 'focus moves to Book');
+    await page.getByText('Blues evening: 18 of 20 seats available').waitFor();
+    await page.screenshot({ path: screenshotPath('buy-held.png') });
+
+    await card.getByRole('button', { name: 'Keep them 60 s longer' }).click();
+    await page.waitForFunction(() => /^(3:00|2:5\d)$/.test(document.getElementById('countdown')?.textContent ?? ''));
+    await card.getByRole('button', { name: 'Book these seats' }).click();
+    const booked = page.locator('[data-outcome="booked"]');
+    await booked.getByRole('heading', { name: 'Booked!' }).waitFor();
+    assert.match(await booked.innerText(), /Booking #\d+: 2 seats for Blues evening\. Booked at \d\d:\d\d:\d\d\./);
+    await page.getByText('Blues evening: 18 of 20 seats available (0 held, 2 booked).').waitFor();
+    assert.equal((await snapshot(s, eventId)).booked, 2);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('box-office.hold')), null, 'the token is forgotten');
+    await page.screenshot({ path: screenshotPath('buy-booked.png') });
+    await done();
+  });
+
+  test('a buyer reads refusals in words: too few seats, too many asked for; and releases a hold', async () => {
+    const eventId = await createEvent(s, 'Small room', 5);
+    await holdSeats(s, eventId, 4);
+    const page = await open(`/buy?event=${eventId}`);
+    await page.getByText('Small room: 1 of 5 seats available').waitFor();
+    const seats = page.getByRole('spinbutton', { name: 'Seats' });
+    await seats.fill('3');
+    await page.getByRole('button', { name: 'Hold seats' }).click();
+    const alert = page.getByRole('alert');
+    await alert.getByText('Not enough seats available').waitFor();
+    assert.match(
+      await alert.innerText(),
+      /Only 1 of the 3 seats asked for are available\.\s+1 seat is left: ask for 1 or fewer\./,
+    );
+    await page.screenshot({ path: screenshotPath('buy-refused.png') });
+
+    await seats.fill('11');
+    await page.getByRole('button', { name: 'Hold seats' }).click();
+    await alert.getByText('Request failed validation').waitFor();
+    assert.match(await alert.innerText(), /hold › qty: must be at most 10/);
+
+    await seats.fill('1');
+    await page.getByRole('button', { name: 'Hold seats' }).click();
+    await page.getByText('Small room: 0 of 5 seats available').waitFor();
+    await page.getByRole('button', { name: 'Release them' }).click();
+    await page.getByRole('heading', { name: 'Seats released' }).waitFor();
+    await page.getByText(/You released hold #\d+\. Its 1 seat are back on sale\./).waitFor();
+    await page.getByText('Small room: 1 of 5 seats available').waitFor();
+    await done();
+  });
+
+  test('every control on every page has a name, and the console works from the keyboard', async () => {
+    const eventId = await createEvent(s, 'Keyboard check', 10);
+    for (const url of ['/', `/console/events/${eventId}`, `/buy?event=${eventId}`]) {
+      const page = await open(url);
+      await page.waitForLoadState('networkidle');
+      const unnamed = await page.evaluate(() =>
+        [...document.querySelectorAll('input, select, textarea, button, a[href], summary')]
+          .filter((element) => (element as HTMLElement).offsetParent !== null)
+          .filter((element) => {
+            const labelled =
+              ((element as HTMLInputElement).labels?.length ?? 0) > 0 ||
+              element.hasAttribute('aria-label') ||
+              element.hasAttribute('aria-labelledby');
+            return !labelled && (element.textContent ?? '').trim() === '';
+          })
+          .map((element) => element.outerHTML.slice(0, 80)),
+      );
+      assert.deepEqual(unnamed, [], url);
+      await done();
+    }
+
+    const page = await open('/');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to the events');
+    for (let presses = 0; presses < 12; presses++) {
+      if ((await page.evaluate(() => document.activeElement?.id)) === 'new-name') break;
+      await page.keyboard.press('Tab');
+    }
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'new-name', 'the create form is reachable');
+    await page.keyboard.type('Typed gala');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('30');
+    await page.keyboard.press('Enter');
+    const row = page.locator('tr', { hasText: 'Typed gala' });
+    await row.locator('.availability[data-total="30"]').waitFor();
+    await row.getByText('Edit').focus();
+    await page.keyboard.press('Enter');
+    await row.getByLabel('Name', { exact: true }).waitFor();
+    await done();
+  });
+});
+
+describe('a hold that runs out, in Chromium', { skip: chromiumMissing }, () => {
+  let browser: Browser;
+  let s: Served;
+  before(async () => {
+    browser = await launchChromium();
+    // Two seconds to book, and no hold may live past a minute: the buyer's extension by a
+    // minute is refused, and the buyer watches the hold expire.
+    s = await serve({ HOLD_TTL_SECONDS: '2', MAX_HOLD_LIFETIME_SECONDS: '60' });
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+  });
+
+  test('the buyer sees the countdown end, the seats return, and an extension past the limit refused', async () => {
+    const eventId = await createEvent(s, 'Flash sale', 10);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems = watchPage(page);
+    await page.goto(`${s.base}/buy?event=${eventId}`);
+    await page.getByText('Flash sale: 10 of 10 seats available').waitFor();
+    await page.getByRole('spinbutton', { name: 'Seats' }).fill('2');
+    await page.getByRole('button', { name: 'Hold seats' }).click();
+    await page.getByRole('heading', { name: 'Your seats are held' }).waitFor();
+    assert.match(await page.getByRole('timer').innerText(), /^0:0[12]$/);
+
+    await page.getByRole('button', { name: 'Keep them 60 s longer' }).click();
+    const refusal = page.getByRole('alert');
+    await refusal.getByText('Hold cannot live that long').waitFor();
+    assert.match(await refusal.innerText(), /This hold cannot last past \d\d:\d\d:\d\d\. Book before then\./);
+
+    const expired = page.locator('[data-outcome="expired"]');
+    await expired.getByRole('heading', { name: 'Your hold expired' }).waitFor({ timeout: 6000 });
+    assert.match(
+      await expired.innerText(),
+      /Your hold #\d+ ran out at \d\d:\d\d:\d\d\. Its 2 seats went back on sale\./,
+    );
+    await page.getByText('Flash sale: 10 of 10 seats available').waitFor();
+    await page.screenshot({ path: screenshotPath('buy-expired.png') });
+    assert.equal((await snapshot(s, eventId)).available, 10);
+    await context.close();
+    assert.deepEqual(problems, []);
+  });
+});
+
+describe('signing in to the console, in Chromium', { skip: chromiumMissing }, () => {
+  const token = 'console-admin-token-0123456789abcdef';
+  let browser: Browser;
+  let s: Served;
+  before(async () => {
+    browser = await launchChromium();
+    s = await serve({ ADMIN_TOKEN: token });
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+  });
+
+  test('read-only without the token; signed in, the token lives in the tab and goes out as a bearer header', async () => {
+    const eventId = await createEvent(s, 'Members only', 8, { authorization: `Bearer ${token}` });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems = watchPage(page);
+    const sent: string[] = [];
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname === '/admin/session') sent.push(request.headers().authorization ?? '');
+    });
+
+    await page.goto(`${s.base}/`);
+    await page.getByText(/^Read-only\. Sign in with the admin token/).waitFor();
+    await page.locator(`tr[data-event-id="${eventId}"] .availability[data-available="8"]`).waitFor();
+    assert.equal(await page.getByRole('region', { name: 'Create an event' }).isVisible(), false);
+    assert.equal(await page.locator('summary', { hasText: 'Edit' }).isVisible(), false);
+
+    const tokenField = page.getByLabel('Admin token');
+    await tokenField.fill('not-the-admin-token-at-all');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').getByText('Missing or invalid admin credentials').waitFor();
+    await tokenField.fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Signed in with the admin token.').waitFor();
+    await page.getByRole('region', { name: 'Create an event' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('box-office.admin-token')), token);
+    assert.equal(await page.evaluate(() => localStorage.length), 0);
+    assert.deepEqual(await context.cookies(), []);
+    assert.ok(sent.includes(`Bearer ${token}`), 'the token goes out as a bearer header');
+
+    // The same tab keeps it across pages; a new tab starts read-only.
+    await page.goto(`${s.base}/console/events/${eventId}`);
+    await page.getByRole('region', { name: 'Holds', exact: true }).waitFor();
+    const other = await (await browser.newContext()).newPage();
+    await other.goto(`${s.base}/console/events/${eventId}`);
+    await other.getByText('Sign in with the admin token to see every hold and booking').waitFor();
+    assert.equal(await other.getByRole('region', { name: 'Holds', exact: true }).isVisible(), false);
+    await other.context().close();
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByText(/^Read-only\./).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('box-office.admin-token')), null);
+    await context.close();
+    assert.deepEqual(problems, []);
+  });
+});
+
+contractTest();
