@@ -147,3 +147,18 @@ export interface Change {
   at: Date;
   snapshot: Counters;
 }
+
+/** A hold as staff list it: no token hash, no booking status. */
+export type ListedHold = Omit<HoldRow, 'paymentTokenHash' | 'bookingStatus'>;
+/** A booking as staff list it: no token hash. */
+export type ListedBooking = Omit<BookingRow, 'paymentTokenHash'>;
+
+export type ListOrder = 'asc' | 'desc';
+
+/** One page of a keyset listing. */
+export interface ListPage {
+  /** Rows with ids after (asc) or before (desc) this one; null starts at the first or last. */
+  afterId: number | null;
+  limit: number;
+  order: ListOrder;
+}

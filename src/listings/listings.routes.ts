@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox';
 import type { AdminGuard, App } from '../app.ts';
 import { CursorQuery, NextCursor, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import { IdParams, Timestamp, problems } from '../http/schemas.ts';
-import type { ListedBooking, ListedHold } from '../storage/listings.sql.ts';
+import type { ListedBooking, ListedHold } from '../model.ts';
 import type { ListingsService, PageRequest } from './listings.service.ts';
 
 const PAGE_SIZE_DEFAULT = 20;

@@ -4,7 +4,7 @@
 import type { Clock } from '../clock.ts';
 import { notFound } from '../errors.ts';
 import type { BookingStatus, HoldStatus } from '../model.ts';
-import type { ListOrder, ListedBooking, ListedHold } from '../storage/listings.sql.ts';
+import type { ListOrder, ListedBooking, ListedHold } from '../model.ts';
 import type { Store } from '../storage/store.ts';
 
 export interface PageRequest {

@@ -1,25 +1,12 @@
 // Listings: an event's holds and bookings a page at a time, for the operator console and the
 // bookings export. Read-only, outside any transaction, and never on the hot path: keyset pages
-// on (event_id, id) (migration 0003), so each page costs the same however deep it is.
+// on (event_id, id) (migration 0005), so each page costs the same however deep it is.
 //
 // Statements are written once for both dialects. The filters and the direction are picked from
 // the fixed fragments below, never built from input, and a listing binds the same parameters
 // whichever fragments it picks: PostgreSQL refuses a parameter a statement does not use.
-import type { BookingRow, BookingStatus, HoldRow, HoldStatus } from '../model.ts';
+import type { BookingStatus, HoldStatus, ListOrder, ListPage, ListedBooking, ListedHold } from '../model.ts';
 import type { SqlDatabase } from './sql.ts';
-
-/** A hold as listed: no token hash; 'expired' as soon as expires_at passes, as GET /holds/:id says. */
-export type ListedHold = Omit<HoldRow, 'paymentTokenHash' | 'bookingStatus'>;
-export type ListedBooking = Omit<BookingRow, 'paymentTokenHash'>;
-
-export type ListOrder = 'asc' | 'desc';
-
-export interface ListPage {
-  /** Rows with ids after (asc) or before (desc) this one; null starts at the first or last. */
-  afterId: number | null;
-  limit: number;
-  order: ListOrder;
-}
 
 export interface ListingStore {
   /** The event's holds in id order, optionally of one status as of `now`. */
