@@ -270,7 +270,7 @@ describe(
         const waiting = async () => {
           const [rows] = await admin.query(
             `select id from information_schema.processlist
-            where db = ? and info like 'select id, available from events%'`,
+            where db = ? and info like 'select %from events where id = % for update'`,
             [name],
           );
           return rows as Array<{ id: number }>;

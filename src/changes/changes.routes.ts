@@ -223,24 +223,31 @@ class Broadcast {
     }
     for (const change of list) {
       this.pending.set(change.eventId, change);
-      if (!this.names.has(change.eventId)) {
-        this.names.set(change.eventId, '');
-        void this.learnName(change.eventId).then((name) => this.names.set(change.eventId, name));
-      }
+      if (change.type === 'event.updated') this.names.delete(change.eventId); // perhaps renamed
     }
     if (this.timer === undefined) {
-      this.timer = setTimeout(() => this.flush(), Math.max(0, STREAM_COALESCE_MS - (Date.now() - this.lastFlush)));
+      this.timer = setTimeout(() => void this.flush(), Math.max(0, STREAM_COALESCE_MS - (Date.now() - this.lastFlush)));
     }
   }
 
-  private flush(): void {
-    this.timer = undefined;
+  private async flush(): Promise<void> {
     this.lastFlush = Date.now();
-    for (const change of this.pending.values()) {
+    const changes = [...this.pending.values()];
+    this.pending.clear();
+    // An event created after the stream opened: its name is read once, before its first message.
+    await Promise.all(
+      changes
+        .filter((change) => !this.names.has(change.eventId))
+        .map(async (change) => this.names.set(change.eventId, await this.learnName(change.eventId))),
+    );
+    this.timer = undefined;
+    for (const change of changes) {
+      const latest = this.pending.get(change.eventId);
+      if (latest !== undefined && latest.position > change.position) continue; // newer one queued meanwhile
       const text = availabilityMessage(change, this.names.get(change.eventId) ?? '');
       for (const sub of this.subscribers) if (sub.buffered === null) write(sub, text);
     }
-    this.pending.clear();
+    if (this.pending.size > 0) this.timer = setTimeout(() => void this.flush(), STREAM_COALESCE_MS);
   }
 }
 
