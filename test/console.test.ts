@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { consoleAssets } from '../src/console/console.routes.ts';
+import { consoleAssets, encoded } from '../src/console/console.routes.ts';
 import { SECURITY_HEADERS, contractHarness, contractTest, installContractCheck, isProblem } from './contract.ts';
 import { type Harness, backends } from './helpers.ts';
 
@@ -117,8 +117,8 @@ describe('the console as served', () => {
     const files = await consoleAssets();
     for (const [url, file] of Object.entries(PAGES)) {
       const modules = moduleGraph(files.get(file)!.identity.toString(), files);
-      const brotli = modules.reduce((sum, path) => sum + files.get(path)!.br.length, 0);
-      const gzip = modules.reduce((sum, path) => sum + files.get(path)!.gzip.length, 0);
+      const brotli = modules.reduce((sum, path) => sum + encoded(files.get(path)!, 'br').length, 0);
+      const gzip = modules.reduce((sum, path) => sum + encoded(files.get(path)!, 'gzip').length, 0);
       t.diagnostic(`${url}: ${modules.length} modules, ${gzip} bytes gzip, ${brotli} bytes brotli`);
       assert.ok(gzip <= JS_BUDGET_BYTES, `${url}: ${gzip} bytes of gzipped JavaScript`);
     }

@@ -2,7 +2,8 @@
 // modules from web/, served by this app so that they get the same security headers (the global
 // onRequest hook) and speak to the API on the same origin, as the content security policy asks.
 // There is no build step: the files are read once, at the first app built in the process, and
-// kept in memory with their gzip and brotli forms, so a page costs one compression per process.
+// kept in memory with their gzip and brotli forms, so a page costs one compression per process
+// (on its first request).
 import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
@@ -28,8 +29,17 @@ interface Asset {
   /** A strong validator of the file's content, one per encoding sent. */
   digest: string;
   identity: Buffer;
-  gzip: Buffer;
-  br: Buffer;
+  /** Compressed forms, made on first request: not at start, which they would slow by ~0.2 s. */
+  gzip?: Buffer;
+  br?: Buffer;
+}
+
+export function encoded(asset: Asset, encoding: Encoding): Buffer {
+  if (encoding === 'gzip') return (asset.gzip ??= gzipSync(asset.identity, { level: 9 }));
+  if (encoding === 'br') {
+    return (asset.br ??= brotliCompressSync(asset.identity, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }));
+  }
+  return asset.identity;
 }
 
 type Encoding = 'br' | 'gzip' | 'identity';
@@ -56,8 +66,6 @@ export function consoleAssets(): Promise<Map<string, Asset>> {
         mediaType,
         digest: createHash('sha256').update(identity).digest('base64url').slice(0, 22),
         identity,
-        gzip: gzipSync(identity, { level: 9 }),
-        br: brotliCompressSync(identity, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }),
       });
     }
     return assets;
@@ -87,7 +95,7 @@ function send(request: FastifyRequest, reply: FastifyReply, asset: Asset) {
   reply.header('cache-control', 'no-cache').header('etag', etag).header('vary', 'accept-encoding');
   if (request.headers['if-none-match'] === etag) return reply.code(304).send();
   if (encoding !== 'identity') reply.header('content-encoding', encoding);
-  return reply.type(asset.mediaType).send(asset[encoding]);
+  return reply.type(asset.mediaType).send(encoded(asset, encoding));
 }
 
 export async function consoleRoutes(app: App, requireAdmin: AdminGuard, config: Pick<Config, 'adminToken'>) {
