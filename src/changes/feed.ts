@@ -14,6 +14,8 @@ import { Outbox } from './outbox.ts';
 
 /** How often a process looks for changes it was not told about. */
 export const SEQUENCE_TICK_MS = 250;
+/** At most one numbering run this often; a stream or webhook waits at most this much more. */
+export const SEQUENCE_MIN_INTERVAL_MS = 50;
 const POLL_WITH_NOTIFY_MS = 1000;
 const POLL_WITHOUT_NOTIFY_MS = 250;
 /** Changes numbered, or read, per statement. */
@@ -31,6 +33,8 @@ export class ChangeFeed {
   private seen = 0;
   private sequencing: Promise<void> | undefined;
   private sequenceAgain = false;
+  private lastSequenceAt = 0;
+  private sequenceTimer: NodeJS.Timeout | undefined;
   private pulling: Promise<void> | undefined;
   private pullAgain = false;
   private readonly listeners = new Map<number | 'all', Set<ChangeListener>>();
@@ -63,6 +67,8 @@ export class ChangeFeed {
     this.started = false;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
+    clearTimeout(this.sequenceTimer);
+    this.sequenceTimer = undefined;
     await this.stopListening?.();
     await Promise.allSettled([this.sequencing, this.pulling]);
   }
@@ -83,13 +89,26 @@ export class ChangeFeed {
     };
   }
 
-  /** Numbers new changes now (or right after the run in progress). */
+  /**
+   * Numbers new changes soon: at once if no run started in the last SEQUENCE_MIN_INTERVAL_MS,
+   * else when that interval is over (or right after the run in progress). Under a flash sale
+   * one run then numbers several batches' changes, instead of a transaction per batch.
+   */
   sequenceSoon(): void {
     if (!this.started) return;
     if (this.sequencing !== undefined) {
       this.sequenceAgain = true;
       return;
     }
+    const wait = SEQUENCE_MIN_INTERVAL_MS - (Date.now() - this.lastSequenceAt);
+    if (wait > 0) {
+      this.sequenceTimer ??= setTimeout(() => {
+        this.sequenceTimer = undefined;
+        this.sequenceSoon();
+      }, wait);
+      return;
+    }
+    this.lastSequenceAt = Date.now();
     this.sequencing = this.sequence().finally(() => {
       this.sequencing = undefined;
       if (this.sequenceAgain) {
