@@ -52,7 +52,7 @@ try {
     ...(options.self ? [{ label: options.selfLabel, dir: '.', self: true }] : []),
     ...options.trees,
   ]);
-  for (const label of Object.keys(options.treeEnv)) {
+  for (const label of [...Object.keys(options.treeEnv), ...Object.keys(options.treeBackend)]) {
     if (!trees.some((tree) => tree.label === label))
       throw new Error(`--tree-env ${label}: no tree is labelled ${label} (${trees.map((t) => t.label).join(', ')})`);
   }
@@ -507,11 +507,17 @@ async function main(): Promise<void> {
   progress(
     `  database CPU: ${database?.description ?? 'not measured (PGlite runs in the server; or not on this machine)'}`,
   );
+  // Trees served on another backend than --backend (--tree-backend): PGlite, in the server.
+  const treeProviders = new Map<string, DatabaseProvider>();
+  for (const [label, backend] of Object.entries(options.treeBackend)) {
+    treeProviders.set(label, await openProvider(backend, undefined));
+  }
   if (options.url === undefined) {
     for (const tree of trees)
       progress(
         `  tree ${tree.label}: ${tree.dir} (${tree.mode === 'bench' ? 'bench/server.ts' : 'compiled bin/box-office.js serve'}; ` +
           `commit ${tree.commit.slice(0, 12)}${tree.srcDirty ? ', src/ modified' : ''}` +
+          `${treeProviders.has(tree.label) ? `; on ${treeProviders.get(tree.label)!.description}` : ''}` +
           `${Object.entries(options.treeEnv[tree.label] ?? {})
             .map(([key, value]) => `; ${key}=${value}`)
             .join('')})`,
@@ -550,7 +556,18 @@ async function main(): Promise<void> {
                   skipped.add(`${tree.label}/${strategy}`);
                   continue;
                 }
-                await measureServer(provider!, database, tree, strategy, conns, preload, repeat, ceilingRate, record);
+                const own = treeProviders.get(tree.label);
+                await measureServer(
+                  own ?? provider!,
+                  own === undefined ? database : null,
+                  tree,
+                  strategy,
+                  conns,
+                  preload,
+                  repeat,
+                  ceilingRate,
+                  record,
+                );
               }
             }
           }
@@ -559,6 +576,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await provider?.close();
+    for (const own of treeProviders.values()) await own.close();
   }
   const results = {
     generatedAt: new Date().toISOString(),

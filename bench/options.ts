@@ -57,6 +57,8 @@ export interface Options {
   selfLabel: string;
   /** Extra server environment per tree label (--tree-env LABEL:KEY=VALUE). */
   treeEnv: Record<string, Record<string, string>>;
+  /** A tree served on another database than --backend (--tree-backend LABEL:pglite). */
+  treeBackend: Record<string, Backend>;
   /** With --url: measure this existing event instead of creating one per measurement. */
   eventId: number | undefined;
 }
@@ -129,6 +131,9 @@ A/B in one run (each round measures every tree, the order rotating from round to
   --tree-env LABEL:KEY=VALUE       extra environment for that tree's servers (repeatable), e.g.
                                    the same DIR twice, --tree on=DIR --tree off=DIR
                                    --tree-env off:CHANGE_FEED=false
+  --tree-backend LABEL:pglite      serve that tree on PGlite (a fresh DATA_DIR per server)
+                                   while the others use --backend: both in the same rounds,
+                                   against the same ceiling
 
   --event-id ID                    with --url: drive this existing event (its seats held and
                                    booked before the run are counted in the books check)
@@ -195,6 +200,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
       'no-self': { type: 'boolean' },
       'self-label': { type: 'string' },
       'tree-env': { type: 'string', multiple: true },
+      'tree-backend': { type: 'string', multiple: true },
       'event-id': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -254,6 +260,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     if (match === null) throw new Error(`--tree-env takes LABEL:KEY=VALUE, got ${raw}`);
     (treeEnv[match[1]!] ??= {})[match[2]!] = match[3]!;
   }
+  const treeBackend: Record<string, Backend> = {};
+  for (const raw of values['tree-backend'] ?? []) {
+    const match = /^([^:]+):(.*)$/.exec(raw);
+    if (match === null) throw new Error(`--tree-backend takes LABEL:pglite, got ${raw}`);
+    const chosen = oneOf(match[2]!, ['pglite', backend] as const, '--tree-backend');
+    if (chosen !== backend) treeBackend[match[1]!] = chosen;
+  }
   return {
     backend,
     url,
@@ -291,6 +304,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     self,
     selfLabel: values['self-label'] ?? 'this',
     treeEnv,
+    treeBackend,
     eventId: intOption(values['event-id'], '--event-id'),
   };
 }

@@ -243,6 +243,18 @@ export async function runScenario(
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
+/** Waits (up to 2 minutes) until two reads of the event 1 s apart agree. */
+async function settled(target: Target, eventId: number): Promise<void> {
+  let last = '';
+  for (let tries = 0; tries < 120; tries++) {
+    const { json } = await api<Snapshot>(target, 'GET', `/events/${eventId}`);
+    const now = `${json.available}/${json.held}/${json.booked}`;
+    if (now === last) return;
+    last = now;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
 interface Snapshot {
   total: number;
   available: number;
@@ -266,6 +278,9 @@ async function checkBooks(
   const exact = unknown === 0;
   for (const [i, event] of events.entries()) {
     const tally = tallies[i]!;
+    // Requests the generator gave up on may still be queued in the server and commit later: the
+    // snapshot and the recount below are two reads, so wait for the event to stop moving first.
+    if (!exact) await settled(target, event.id);
     const { status, json: snap } = await api<Snapshot>(target, 'GET', `/events/${event.id}`);
     if (status !== 200) {
       problems.push(`event ${event.id}: GET answered ${status}`);

@@ -3,23 +3,28 @@
 # of one commit (or of the working tree as it is now, uncommitted changes included), with
 # node_modules (a link to this checkout's when package-lock.json is the same, else its own
 # `npm ci`) and its own dist/ (`npm run build`). Prints the directory.
-#   bench/tree.sh [--compiled] [COMMIT | --working] [DIR]
+#   bench/tree.sh [--compiled] [--current-trace] [COMMIT | --working] [DIR]
 #     COMMIT     default HEAD (the unchanged tree, to measure edits against)
 #     --working  the working tree now, tracked and untracked files (freezes a candidate that
 #                others keep editing)
 #     --compiled leave out the tree's bench/, so the bench runs its compiled
 #                `bin/box-office.js serve` (the service alone, without the bench-only routes)
+#     --current-trace  replace the tree's bench/trace.ts with this checkout's, so an older
+#                commit's server is traced like the newest (autocommitted writes such as the
+#                fast grant counted as round trips; statements per transaction, p50/p99)
 #     DIR        default /tmp/box-office-tree-<commit>; replaced if it was made by this script
 # Example: base=$(bench/tree.sh HEAD) && npm run bench -- --compare base="$base" --strategy batched
 set -euo pipefail
 compiled=0
+current_trace=0
 working=0
 args=()
 for arg in "$@"; do
   case $arg in
     --compiled) compiled=1 ;;
     --working) working=1 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --current-trace) current_trace=1 ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) args+=("$arg") ;;
   esac
 done
@@ -45,6 +50,10 @@ else
 fi
 echo "$marker" > "$dir/.bench-commit"
 [ "$compiled" = 1 ] && rm -rf "$dir/bench"
+if [ "$current_trace" = 1 ] && [ -f "$dir/bench/trace.ts" ]; then
+  cp "$repo/bench/trace.ts" "$dir/bench/trace.ts"
+  echo "$marker (bench/trace.ts from $(git -C "$repo" rev-parse --short HEAD)'s checkout)" > "$dir/.bench-commit"
+fi
 if cmp -s "$repo/package-lock.json" "$dir/package-lock.json"; then
   ln -s "$repo/node_modules" "$dir/node_modules"
   built() { (cd "$dir" && npm run build >&2); }
