@@ -136,7 +136,10 @@ const SERVER_SETTINGS = [
   'shared_buffers = 32MB',
 ];
 
+/** PG_AUTOCTL names the binary and nothing else is searched (CI points it away to prove the skip). */
 function findPgAutoctl(): string | undefined {
+  const named = process.env.PG_AUTOCTL;
+  if (named !== undefined) return existsSync(named) ? named : undefined;
   const dirs = [PG_BIN, ...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/bin'];
   for (const dir of dirs) {
     const candidate = join(dir, 'pg_autoctl');

@@ -1,4 +1,4 @@
-// buildApp wires config, storage and clock into services and routes. It never listens: main.ts
+// buildApp wires config, storage and clock into services and routes. It never listens: cli.ts
 // does, and tests call app.inject() or listen on port 0 themselves.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -19,7 +19,7 @@ export interface Config {
   readonly databaseConnectTimeoutMs: number;
   /** Waiting for a free pooled connection. */
   readonly databaseAcquireTimeoutMs: number;
-  /** One statement; a frozen server is given up on this plus 500 ms later. */
+  /** One statement; a frozen server is given up on this plus 250 ms later (CLIENT_DEADLINE_GRACE_MS). */
   readonly databaseStatementTimeoutMs: number;
   /** A transaction open with no statement running, ended by the server. */
   readonly databaseIdleInTransactionTimeoutMs: number;

@@ -120,9 +120,13 @@ export function installContractCheck(): void {
   });
 }
 
-/** A test that fails if any response so far broke its documented contract. */
-export function contractTest(): void {
-  test('every response matched its OpenAPI schema and carried the security headers', () => {
+/**
+ * A test that fails if any response so far broke its documented contract. Pass the reason when
+ * every suite of the file was skipped (a missing Chromium, no MySQL): there is nothing to check,
+ * and an empty check must not pass silently either.
+ */
+export function contractTest(skip: string | false = false): void {
+  test('every response matched its OpenAPI schema and carried the security headers', { skip }, () => {
     assert.ok(checked.count > 0, 'no response was checked');
     assert.deepEqual(checked.violations, []);
   });
