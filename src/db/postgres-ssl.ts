@@ -42,7 +42,9 @@ export function takeSslParams(params: URLSearchParams, env: NodeJS.ProcessEnv = 
   }
   const mode = params.get('sslmode') ?? env.PGSSLMODE ?? 'prefer';
   if (!(SSL_MODES as readonly string[]).includes(mode))
-    throw new Error(`DATABASE_URL sslmode=${mode} is not one of ${SSL_MODES.join(', ')}`);
+    throw new Error(
+      `${params.has('sslmode') ? 'DATABASE_URL sslmode' : 'PGSSLMODE'}=${mode} is not one of ${SSL_MODES.join(', ')}`,
+    );
   const read = (name: (typeof FILES)[number]): string | undefined => {
     const path = params.get(name);
     if (path === null || (name === 'sslrootcert' && path === 'system')) return undefined;
