@@ -26,7 +26,7 @@
 //    add fsync=off (throwaway data, much less I/O on a small machine) and
 //    dynamic_shared_memory_type=mmap (segments live in PGDATA, so a SIGKILLed postmaster leaves
 //    nothing behind in /dev/shm). Standbys inherit both through pg_basebackup.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import {
   appendFileSync,
   chownSync,
@@ -46,10 +46,15 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import pg from 'pg';
 
 export interface FailoverCluster {
-  /** libpq multi-host URI with a user, e.g. postgres://postgres@127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/postgres?target_session_attrs=read-write */
+  /**
+   * The formation's URI, verbatim as `pg_autoctl show uri --formation default` prints it, e.g.
+   * postgres://127.0.0.1:p2,127.0.0.1:p1,127.0.0.1:p3/postgres?target_session_attrs=read-write&sslmode=prefer
+   * (no user: libpq, and node-postgres, take PGUSER; the nodes' superuser is postgres).
+   */
   uri: string;
   /** the data nodes, in creation order */
   nodes: Array<{ name: string; host: string; port: number; dataDir: string }>;
@@ -350,7 +355,7 @@ interface MonitorRow {
 }
 
 class Cluster implements FailoverCluster {
-  readonly uri: string;
+  uri = '';
   readonly nodes: FailoverCluster['nodes'];
   private readonly monitor: Member;
   private readonly members: Member[];
@@ -371,7 +376,6 @@ class Cluster implements FailoverCluster {
     this.monitor = member('monitor', ports[0]!);
     this.members = ports.slice(1).map((port, i) => member(`node${i + 1}`, port));
     this.nodes = this.members.map((m) => ({ name: m.name, host: HOST, port: m.port, dataDir: m.dataDir }));
-    this.uri = `postgres://postgres@${this.members.map((m) => `${HOST}:${m.port}`).join(',')}/postgres?target_session_attrs=read-write`;
     const sock = join(root, 'sock');
     this.env = {
       PATH: `${PG_BIN}:/usr/local/bin:/usr/bin:/bin`,
@@ -470,6 +474,13 @@ class Cluster implements FailoverCluster {
       });
     });
     if (result !== '') throw new Error(`${m.name}: \`${[bin, ...args].join(' ')}\` ${result}`);
+  }
+
+  /** Run a command as the postgres user and return what it printed on stdout, trimmed. */
+  private async output(m: Member, bin: string, args: string[], timeoutMs = 10_000): Promise<string> {
+    const [cmd, argv] = this.asPostgres(bin, args);
+    const { stdout } = await promisify(execFile)(cmd, argv, { cwd: m.home, env: this.env, timeout: timeoutMs });
+    return stdout.trim();
   }
 
   /** Start a long-running pg_autoctl (create --run, or run) for m. */
@@ -765,6 +776,7 @@ class Cluster implements FailoverCluster {
         await this.run(m, this.autoctl, ['config', 'set', '--pgdata', m.dataDir, k, v], left());
     }
     await this.writablePrimary(Math.max(left(), 1000));
+    this.uri = await this.output(mon, this.autoctl, ['show', 'uri', '--pgdata', mon.dataDir, '--formation', FORMATION]);
   }
 
   logTails(lines = 30): string {

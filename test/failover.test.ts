@@ -37,6 +37,10 @@ describe('failover on pg_auto_failover', { skip }, () => {
 
   before(async () => {
     cluster = await startFailoverCluster({ standbys: 2 });
+    // The URI exactly as `pg_autoctl show uri --formation default` prints it: sslmode=prefer on
+    // servers made with --no-ssl, and no user, so PGUSER names it, as for libpq.
+    assert.match(cluster.uri, /^postgres:\/\/[^/]+,[^/]+\/postgres\?target_session_attrs=read-write&sslmode=prefer$/);
+    process.env.PGUSER = 'postgres';
     store = await openPostgresStore(cluster.uri, { poolSize: 10 });
     await store.migrate();
     app = await buildApp({ config: testConfig(), store, clock: systemClock });
@@ -51,7 +55,7 @@ describe('failover on pg_auto_failover', { skip }, () => {
 
   const primaryUrl = async () => {
     const { port } = await cluster.primary();
-    return cluster.uri.replace(/@[^/]+\//, `@127.0.0.1:${port}/`).replace(/\?.*$/, '');
+    return `postgres://postgres@127.0.0.1:${port}/postgres`;
   };
 
   /** Runs a storm through `fault`, then checks everything a user relies on; returns the figures. */

@@ -1,7 +1,9 @@
 // DATABASE_URL for PostgreSQL, in libpq's multi-host form as `pg_autoctl show uri` prints it:
 //   postgres://user@h1:p1,h2:p2,h3:p3/db?target_session_attrs=read-write
 // node-postgres takes one host, so we split the list here and find the primary ourselves
-// (postgres.ts); every other part of the URL is passed to node-postgres unchanged, per host.
+// (postgres.ts). The ssl parameters (sslmode …) are translated here (postgres-ssl.ts): node-postgres
+// would read them its own way. Every other part of the URL is passed on unchanged, per host.
+import { type PgSsl, SslChoice, type SslMode, takeSslParams } from './postgres-ssl.ts';
 
 export interface PgHost {
   host: string;
@@ -16,14 +18,27 @@ export interface PgTarget {
    * standby is never what it wants.
    */
   requirePrimary: boolean;
-  /** A single-host URL for node-postgres. */
-  urlFor(host: PgHost): string;
+  sslmode: SslMode;
+  /** allow and prefer: which of TLS and plain a host takes is learnt by connecting (open). */
+  learnsSsl: boolean;
+  /** node-postgres settings for one host: a single-host URL without ssl parameters, and `ssl`. */
+  configFor(host: PgHost): PgConfig;
+  /**
+   * Opens a connection with configFor's settings, and for allow and prefer the other way when
+   * the server refuses that one; configFor(host) then gives what worked.
+   */
+  open<T>(host: PgHost, open: (config: PgConfig) => Promise<T>): Promise<T>;
+}
+
+export interface PgConfig {
+  connectionString: string;
+  ssl: PgSsl;
 }
 
 const DEFAULT_PORT = 5432;
 const WRITABLE_ATTRS = new Set(['any', 'read-write', 'primary']);
 
-export function parsePostgresUrl(url: string): PgTarget {
+export function parsePostgresUrl(url: string, env: NodeJS.ProcessEnv = process.env): PgTarget {
   const match = /^(postgres(?:ql)?):\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/.exec(url);
   if (match === null) throw new Error('DATABASE_URL is not a postgres:// URL');
   const [, scheme, authority = '', path = '/', query = ''] = match;
@@ -39,11 +54,20 @@ export function parsePostgresUrl(url: string): PgTarget {
     );
   }
   params.delete('target_session_attrs');
+  const sslPlan = takeSslParams(params, env);
+  const ssl = new SslChoice(sslPlan);
   const rest = params.size > 0 ? `?${params.toString()}` : '';
+  const config = (host: PgHost, chosen: PgSsl): PgConfig => ({
+    connectionString: `${scheme}://${userinfo}${formatHost(host)}${path}${rest}`,
+    ssl: chosen,
+  });
   return {
     hosts,
     requirePrimary: attrs !== 'any' || hosts.length > 1,
-    urlFor: (host) => `${scheme}://${userinfo}${formatHost(host)}${path}${rest}`,
+    sslmode: sslPlan.mode,
+    learnsSsl: ssl.learns,
+    configFor: (host) => config(host, ssl.for(formatHost(host))),
+    open: (host, open) => ssl.open(formatHost(host), (chosen) => open(config(host, chosen))),
   };
 }
 

@@ -211,7 +211,7 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
 
   const newPool = (host: PgHost): pg.Pool => {
     const created = new pg.Pool({
-      connectionString: target.urlFor(host),
+      ...target.configFor(host),
       max: settings.poolSize,
       connectionTimeoutMillis: settings.connectTimeoutMs,
       statement_timeout: settings.statementTimeoutMs,
@@ -242,19 +242,40 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     return created;
   };
 
-  /** The first host that answers, and accepts writes when the URL asks for a primary. */
-  const findPrimary = async (): Promise<PgHost> => {
-    if (target.hosts.length === 1 && !target.requirePrimary) return target.hosts[0]!;
-    const refusals: string[] = [];
-    for (const host of target.hosts) {
+  /** A client connected to host, with the URL's sslmode (TLS or plain, whichever works for allow and prefer). */
+  const connectTo = (host: PgHost): Promise<pg.Client> =>
+    target.open(host, async (config) => {
       const client = new pg.Client({
-        connectionString: target.urlFor(host),
+        ...config,
         connectionTimeoutMillis: settings.connectTimeoutMs,
         query_timeout: settings.statementTimeoutMs + CLIENT_DEADLINE_GRACE_MS,
       });
       client.on('error', () => {});
       try {
         await client.connect();
+        return client;
+      } catch (error) {
+        client.end().catch(() => {});
+        throw error;
+      }
+    });
+
+  /** The first host that answers, and accepts writes when the URL asks for a primary. */
+  const findPrimary = async (): Promise<PgHost> => {
+    if (target.hosts.length === 1 && !target.requirePrimary) {
+      // sslmode allow or prefer: learn whether this server takes TLS, for the pool to use.
+      if (target.learnsSsl)
+        await connectTo(target.hosts[0]!).then(
+          (client) => client.end().catch(() => {}),
+          () => {},
+        );
+      return target.hosts[0]!;
+    }
+    const refusals: string[] = [];
+    for (const host of target.hosts) {
+      let client: pg.Client | undefined;
+      try {
+        client = await connectTo(host);
         // What libpq checks for target_session_attrs=read-write (transaction_read_only, which
         // a hot standby reports as on), plus the recovery flag that 'primary' checks.
         const { rows } = await client.query<{ standby: boolean; read_only: string }>(
@@ -265,7 +286,7 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
       } catch (error) {
         refusals.push(`${describeHost(host)}: ${describe(error)}`);
       } finally {
-        client.end().catch(() => {});
+        client?.end().catch(() => {});
       }
     }
     throw new DatabaseUnavailable(`no writable PostgreSQL server: ${refusals.join('; ')}`);
@@ -404,7 +425,7 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     };
     const connect = async () => {
       const client = new pg.Client({
-        connectionString: target.urlFor(primary),
+        ...target.configFor(primary),
         connectionTimeoutMillis: settings.connectTimeoutMs,
         keepAlive: true,
         application_name: 'box-office-listen',
