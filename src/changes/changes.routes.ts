@@ -315,7 +315,7 @@ async function stream(
     'x-request-id': request.id,
   });
   const sub: Subscriber = { res, withChanges: query.include === 'changes', sent: 0, buffered: [] };
-  // Joined before anything is read, so that nothing numbered meanwhile is missed.
+  // Joined before anything is read, so that nothing published meanwhile is missed.
   const leave = broadcasts.join(scope, sub);
   const heartbeat = setInterval(() => write(sub, ': hb\n\n'), STREAM_HEARTBEAT_MS);
   res.on('close', () => {
