@@ -5,26 +5,14 @@ import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { type App, buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
-import type { Store } from '../src/storage/store.ts';
 import { contractHarness, contractTest, installContractCheck } from './contract.ts';
-import { type Harness, backends, book, createEvent, hold, snapshot, testConfig } from './helpers.ts';
+import { type Harness, allPublished, backends, book, createEvent, hold, snapshot, testConfig } from './helpers.ts';
 
 installContractCheck();
 
 type H = Harness & { close: () => Promise<void> };
 const agent = new Agent({ connections: 16 });
 after(() => agent.close());
-
-/** Waits until every committed change is numbered (by this call or by the app's own sequencer). */
-async function sequenced(store: Store): Promise<void> {
-  for (let tries = 0; tries < 500; tries++) {
-    await store.sequenceChanges(1000);
-    const [row] = await store.sql.rows<{ n: number }>('select count(*) as n from changes where position is null');
-    if (Number(row!.n) === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error('changes were not numbered');
-}
 
 async function log(app: App, eventId: number, after = '0', limit = 100) {
   const res = await app.inject({ method: 'GET', url: `/events/${eventId}/changes?after=${after}&limit=${limit}` });
@@ -78,7 +66,7 @@ for (const backend of backends()) {
           .statusCode,
         200,
       );
-      await sequenced(h.store);
+      await allPublished(h.store);
 
       const { changes } = await log(h.app, eventId);
       const seen = changes.map((c) => [c.type, c.hold_id ?? c.booking_id ?? null, c.snapshot]);
@@ -114,7 +102,7 @@ for (const backend of backends()) {
       const results = await Promise.all(Array.from({ length: 80 }, () => hold(h.app, eventId, 1)));
       const granted = results.filter((r) => r.statusCode === 201).map((r) => r.json().hold_id as number);
       assert.equal(granted.length, 50);
-      await sequenced(h.store);
+      await allPublished(h.store);
       const read: Array<Record<string, unknown>> = [];
       let cursor = '0';
       for (let page = 0; page < 20; page++) {
@@ -135,7 +123,7 @@ for (const backend of backends()) {
 
     test('a batch that fails writes no change, and its effect is gone with it', async () => {
       const eventId = await createEvent(h.app, 5);
-      await sequenced(h.store);
+      await allPublished(h.store);
       const before = (await log(h.app, eventId)).changes.length;
       const original = h.store.recordChanges;
       h.store.recordChanges = async (...args) => {
@@ -154,7 +142,7 @@ for (const backend of backends()) {
       } finally {
         h.store.recordChanges = original;
       }
-      await sequenced(h.store);
+      await allPublished(h.store);
       assert.equal((await log(h.app, eventId)).changes.length, before, 'no change without its effect');
       assert.deepEqual((await snapshot(h.app, eventId)).held, 0, 'no effect without its change');
     });
@@ -164,7 +152,7 @@ for (const backend of backends()) {
       try {
         assert.equal((await guarded.app.inject({ method: 'GET', url: '/changes' })).statusCode, 401);
         const one = await createEventAs(guarded.app, 'a-token-for-the-change-log');
-        await sequenced(guarded.store);
+        await allPublished(guarded.store);
         const res = await guarded.app.inject({
           method: 'GET',
           url: '/changes?after=0',
@@ -220,7 +208,7 @@ for (const backend of backends()) {
       const resumed = await openStream(`${base}/events/${eventId}/stream?include=changes`, { 'last-event-id': lastId });
       try {
         const all = await (async () => {
-          await sequenced(h.store);
+          await allPublished(h.store);
           return (await log(h.app, eventId, String(start), 1000)).changes.map((c) => Number(c.position));
         })();
         await resumed.until('change', () => first.count('change') + resumed.count('change') >= all.length, 2000);

@@ -194,3 +194,22 @@ export async function books(store: Store, eventId: number, now: Date) {
     snap.booked === rows.booked;
   return { ...snap, recount: rows, balanced };
 }
+
+/**
+ * Waits until every committed change is published (by this call or by the app's own feed): none
+ * left unnumbered (MySQL) or above the watermark (PostgreSQL).
+ */
+export async function allPublished(store: Store, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await store.publishChanges();
+    const published = await store.lastPosition();
+    const [left] = await store.sql.rows<{ n: number }>(
+      'select count(*) as n from changes where position is null or position > $1',
+      [published],
+    );
+    if (Number(left!.n) === 0) return;
+    if (Date.now() > deadline) throw new Error('changes were never published');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

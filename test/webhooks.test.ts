@@ -18,7 +18,7 @@ import { WebhookWorker, type WebhookWorkerOptions, retryDelayMs } from '../src/w
 import { isPrivateAddress } from '../src/webhooks/safe-url.ts';
 import { sign, verify } from '../src/webhooks/signature.ts';
 import { contractHarness, contractTest, installContractCheck, isProblem } from './contract.ts';
-import { type Harness, backends } from './helpers.ts';
+import { type Harness, allPublished, backends } from './helpers.ts';
 
 installContractCheck();
 
@@ -123,16 +123,7 @@ async function writeChanges(store: Store, changes: Array<{ eventId: number; type
     snapshot: { total: 100, available: 99 - i, held: 1 + i, booked: 0 },
   }));
   await store.transaction((tx) => store.recordChanges(tx, rows, new Date()));
-  // The app's own sequencer may be numbering them right now (ours then returns at once): wait
-  // until none is left unnumbered.
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    await store.sequenceChanges(1000);
-    const [left] = await store.sql.rows<{ n: number }>('select count(*) as n from changes where position is null');
-    if (Number(left!.n) === 0) return;
-    if (Date.now() > deadline) throw new Error('changes were never numbered');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await allPublished(store);
 }
 
 /** The log's changes after a webhook's start, as the bodies it should receive. */

@@ -20,7 +20,9 @@ const PAGE_SIZE_DEFAULT = 100;
 const Position = Type.String({ pattern: '^[0-9]{1,18}$', description: 'a change position' });
 
 const ChangeSchema = Type.Object({
-  position: Type.String({ description: 'Global, gapless, increasing' }),
+  position: Type.String({
+    description: 'Global and increasing; a number may be skipped (a change rolled back), never a change',
+  }),
   type: Type.String({ enum: [...CHANGE_TYPES] }),
   event_id: Type.Integer(),
   hold_id: Type.Union([Type.Integer(), Type.Null()]),
@@ -313,7 +315,7 @@ async function stream(
     'x-request-id': request.id,
   });
   const sub: Subscriber = { res, withChanges: query.include === 'changes', sent: 0, buffered: [] };
-  // Joined before anything is read, so that nothing numbered meanwhile is missed.
+  // Joined before anything is read, so that nothing published meanwhile is missed.
   const leave = broadcasts.join(scope, sub);
   const heartbeat = setInterval(() => write(sub, ': hb\n\n'), STREAM_HEARTBEAT_MS);
   res.on('close', () => {

@@ -38,7 +38,7 @@ export class ChangesService {
     return this.store.listSnapshots(0, ALL_EVENTS_SNAPSHOT_LIMIT, this.clock.now());
   }
 
-  /** The highest position the log has numbered. */
+  /** The log's publication watermark. */
   lastPosition(): Promise<number> {
     return this.store.lastPosition();
   }

@@ -1,24 +1,19 @@
-// The change feed inside one process: the sequencer that numbers committed changes, and the hub
-// that hands new changes to this process's streams.
+// The change feed inside one process: it moves the log's publication watermark
+// (storage/changes.sql.ts) and hands newly published changes to this process's streams.
 //
-// Sequencing runs right after a local commit that wrote changes (the outbox tells us), and on a
-// tick for changes written by other processes (or by one that died before numbering its own).
-// Only one sequencer runs at a time across processes (its counter row is locked, skip locked).
-//
-// Streams learn of new positions from (a) this process's sequencer, (b) another process's, over
-// PostgreSQL's LISTEN/NOTIFY (PGlite: the same, in process), and (c) a poll of the log, which is
-// how MySQL learns at all and how PostgreSQL catches a notification lost while reconnecting.
+// The watermark moves right after a local commit that wrote changes (the outbox tells us), when
+// another process says it published (PostgreSQL's LISTEN/NOTIFY; PGlite: the same, in process),
+// and on a tick, which is how MySQL learns of other processes' changes at all and how
+// PostgreSQL catches a notification lost while reconnecting.
 import type { Change } from '../model.ts';
 import type { Store } from '../storage/store.ts';
 import { Outbox } from './outbox.ts';
 
 /** How often a process looks for changes it was not told about. */
-export const SEQUENCE_TICK_MS = 250;
-/** At most one numbering run this often; a stream or webhook waits at most this much more. */
-export const SEQUENCE_MIN_INTERVAL_MS = 50;
-const POLL_WITH_NOTIFY_MS = 1000;
-const POLL_WITHOUT_NOTIFY_MS = 250;
-/** Changes numbered, or read, per statement. */
+export const PUBLISH_TICK_MS = 250;
+/** At most one advance of the watermark this often; a stream or webhook waits at most this much more. */
+export const PUBLISH_MIN_INTERVAL_MS = 50;
+/** Changes read per statement. */
 const PAGE = 1000;
 
 export type ChangeListener = (changes: Change[]) => void;
@@ -31,10 +26,10 @@ export class ChangeFeed {
   readonly outbox: Outbox;
   /** Highest position handed to this process's listeners. */
   private seen = 0;
-  private sequencing: Promise<void> | undefined;
-  private sequenceAgain = false;
-  private lastSequenceAt = 0;
-  private sequenceTimer: NodeJS.Timeout | undefined;
+  private publishing: Promise<void> | undefined;
+  private publishAgain = false;
+  private lastPublishAt = 0;
+  private publishTimer: NodeJS.Timeout | undefined;
   private pulling: Promise<void> | undefined;
   private pullAgain = false;
   private readonly listeners = new Map<number | 'all', Set<ChangeListener>>();
@@ -47,19 +42,15 @@ export class ChangeFeed {
     enabled: boolean,
     private readonly log: FeedLog,
   ) {
-    this.outbox = new Outbox(store, enabled, () => this.sequenceSoon());
+    this.outbox = new Outbox(store, enabled, () => this.publishSoon());
   }
 
   async start(): Promise<void> {
     if (this.started || !this.outbox.enabled) return;
     this.started = true;
     this.seen = await this.store.lastPosition();
-    this.stopListening = await this.store.sql.listen?.('box_office_changes', () => this.pullSoon());
-    const poll = this.stopListening === undefined ? POLL_WITHOUT_NOTIFY_MS : POLL_WITH_NOTIFY_MS;
-    this.timers.push(
-      setInterval(() => this.sequenceSoon(), SEQUENCE_TICK_MS),
-      setInterval(() => this.listeners.size > 0 && this.pullSoon(), poll),
-    );
+    this.stopListening = await this.store.sql.listen?.('box_office_changes', () => this.publishSoon());
+    this.timers.push(setInterval(() => this.publishSoon(), PUBLISH_TICK_MS));
     for (const timer of this.timers) timer.unref();
   }
 
@@ -67,10 +58,10 @@ export class ChangeFeed {
     this.started = false;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
-    clearTimeout(this.sequenceTimer);
-    this.sequenceTimer = undefined;
+    clearTimeout(this.publishTimer);
+    this.publishTimer = undefined;
     await this.stopListening?.();
-    await Promise.allSettled([this.sequencing, this.pulling]);
+    await Promise.allSettled([this.publishing, this.pulling]);
   }
 
   /** The highest position this process has seen. */
@@ -90,48 +81,45 @@ export class ChangeFeed {
   }
 
   /**
-   * Numbers new changes soon: at once if no run started in the last SEQUENCE_MIN_INTERVAL_MS,
-   * else when that interval is over (or right after the run in progress). Under a flash sale
-   * one run then numbers several batches' changes, instead of a transaction per batch.
+   * Moves the watermark soon: at once if no advance started in the last PUBLISH_MIN_INTERVAL_MS,
+   * else when that interval is over (or right after the advance in progress). Under a flash sale
+   * one advance then covers several batches' changes.
    */
-  sequenceSoon(): void {
+  publishSoon(): void {
     if (!this.started) return;
-    if (this.sequencing !== undefined) {
-      this.sequenceAgain = true;
+    if (this.publishing !== undefined) {
+      this.publishAgain = true;
       return;
     }
-    const wait = SEQUENCE_MIN_INTERVAL_MS - (Date.now() - this.lastSequenceAt);
+    const wait = PUBLISH_MIN_INTERVAL_MS - (Date.now() - this.lastPublishAt);
     if (wait > 0) {
-      this.sequenceTimer ??= setTimeout(() => {
-        this.sequenceTimer = undefined;
-        this.sequenceSoon();
+      this.publishTimer ??= setTimeout(() => {
+        this.publishTimer = undefined;
+        this.publishSoon();
       }, wait);
       return;
     }
-    this.lastSequenceAt = Date.now();
-    this.sequencing = this.sequence().finally(() => {
-      this.sequencing = undefined;
-      if (this.sequenceAgain) {
-        this.sequenceAgain = false;
-        this.sequenceSoon();
+    this.lastPublishAt = Date.now();
+    this.publishing = this.publish().finally(() => {
+      this.publishing = undefined;
+      if (this.publishAgain) {
+        this.publishAgain = false;
+        this.publishSoon();
       }
     });
   }
 
-  private async sequence(): Promise<void> {
+  private async publish(): Promise<void> {
     try {
-      let last: number | null = null;
-      for (let page = 0; page < 100; page++) {
-        const numbered = await this.store.sequenceChanges(PAGE);
-        if (numbered === null) break;
-        last = numbered;
-      }
-      if (last === null) return;
-      await this.store.sql.notify?.('box_office_changes', String(last));
+      const published = await this.store.publishChanges();
+      if (published === null) return;
+      // The other processes move their own watermarks when told; they reach this one or wait
+      // for their transactions in progress to end.
+      await this.store.sql.notify?.('box_office_changes', String(published));
       this.pullSoon();
     } catch (error) {
       // The database is down or busy: the next commit or tick tries again.
-      this.log.warn({ err: error }, 'could not number changes');
+      this.log.warn({ err: error }, 'could not publish changes');
     }
   }
 

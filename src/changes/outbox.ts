@@ -1,6 +1,6 @@
 // Writing changes: every service that changes an event hands its changes to the outbox inside
 // its own transaction (one statement for any number), and tells it once that transaction has
-// committed, so that the sequencer numbers them without waiting for its next tick.
+// committed, so that the feed publishes them without waiting for its next tick.
 import type { Counters, EventBooks, NewChange } from '../model.ts';
 import type { Store, Tx } from '../storage/store.ts';
 

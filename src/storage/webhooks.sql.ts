@@ -149,10 +149,9 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
 
   return {
     async insertWebhook(tx, webhook) {
-      const params = [webhook.url, encodeTypes(webhook.eventTypes), webhook.secret, webhook.now];
-      // The cursor is read in the same statement: the webhook receives every change after it.
+      const params = [webhook.url, encodeTypes(webhook.eventTypes), webhook.secret, webhook.now, webhook.startAfter];
       const insert = `insert into webhooks (url, event_types, secret, status, consecutive_failures, last_position, created_at, updated_at)
-                      values ($1, $2, $3, 'active', 0, (select last_position from change_sequence where id = 1), $4, $4)`;
+                      values ($1, $2, $3, 'active', 0, $5, $4, $4)`;
       if (postgres) {
         const [row] = await tx.rows<WebhookRecord>(`${insert} returning ${WEBHOOK_COLUMNS}`, params);
         return toWebhook(row!);

@@ -34,6 +34,8 @@ export interface NewWebhook {
   eventTypes: ChangeType[];
   secret: string;
   now: Date;
+  /** Where its cursor starts: the log's published position when it was registered. */
+  startAfter: number;
 }
 
 export interface DeliveryRow {

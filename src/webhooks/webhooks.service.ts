@@ -44,8 +44,11 @@ export class WebhooksService {
   async create(url: string, eventTypes: ChangeType[], recorder?: Recorder<WebhookRow>): Promise<WebhookRow> {
     await checkWebhookUrl(url, this.config.webhookAllowPrivateUrls);
     const now = this.clock.now();
+    // Read before the transaction: on PGlite nothing else may run while it is open.
+    const startAfter = await this.store.lastPosition();
     return this.store.transaction(async (tx) => {
       const webhook = await this.store.insertWebhook(tx, {
+        startAfter,
         url,
         eventTypes: unique(eventTypes),
         secret: newSecret(),
