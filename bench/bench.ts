@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort } from '../scripts/throwaway-postgres.ts';
+import { freePort } from '../test/support/throwaway-postgres.ts';
 import type { Strategy } from './baselines.ts';
 import { type CpuSplit, type DatabaseCpuProbe, cpuWindow } from './cpu.ts';
 import { type DatabaseProvider, openProvider } from './databases.ts';

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
+import { startThrowawayPostgres } from '../test/support/throwaway-postgres.ts';
 import { type DatabaseCpuProbe, postmasterProbe, processProbe } from './cpu.ts';
 import { commandOf, parentOf } from './processes.ts';
 

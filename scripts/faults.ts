@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Agent, request } from 'undici';
-import { freePort, startThrowawayPostgres, type ThrowawayPostgres } from './throwaway-postgres.ts';
+import { freePort, startThrowawayPostgres, type ThrowawayPostgres } from '../test/support/throwaway-postgres.ts';
 
 const USAGE = `usage: npm run faults -- [options]
 

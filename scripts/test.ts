@@ -4,7 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { startThrowawayPostgres } from './throwaway-postgres.ts';
+import { startThrowawayPostgres } from '../test/support/throwaway-postgres.ts';
 
 const files =
   process.argv.slice(2).length > 0

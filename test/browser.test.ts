@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { installContractCheck, contractTest } from './contract.ts';
+import { installContractCheck, contractTest } from './support/contract.ts';
 import {
   type Served,
   chromiumMissing,
@@ -18,7 +18,7 @@ import {
   screenshotPath,
   serve,
   watchPage,
-} from './browser.ts';
+} from './support/browser.ts';
 
 installContractCheck();
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Change, NewChange } from '../src/model.ts';
 import type { Store } from '../src/storage/store.ts';
-import { allPublished, backends } from './helpers.ts';
+import { allPublished, backends } from './support/helpers.ts';
 
 /** Writers in the storm, transactions per writer, and events they share. */
 const WRITERS = 8;

@@ -10,8 +10,8 @@ import pg from 'pg';
 import { type App, buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
 import { openMysqlStore, openPostgresStore } from '../src/storage/open.ts';
-import { type ThrowawayPostgres, startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
-import { books, testConfig } from './helpers.ts';
+import { type ThrowawayPostgres, startThrowawayPostgres } from './support/throwaway-postgres.ts';
+import { books, testConfig } from './support/helpers.ts';
 import {
   MAX_RECOVERY_MS,
   MAX_TIME_TO_503_MS,
@@ -27,8 +27,8 @@ import {
   storm,
   timeToFirstHold,
   until,
-} from './load.ts';
-import { contractTest, installContractCheck } from './contract.ts';
+} from './support/load.ts';
+import { contractTest, installContractCheck } from './support/contract.ts';
 
 installContractCheck();
 

@@ -1,5 +1,5 @@
 // Failover on a real pg_auto_failover cluster (a monitor, a primary and two synchronous
-// standbys, from Debian's packages; scripts/pg-auto-failover.ts): the service runs on the
+// standbys, from Debian's packages; test/support/pg-auto-failover.ts): the service runs on the
 // libpq multi-host URI that `pg_autoctl show uri` prints, under a booking storm, while the
 // primary is hard-killed (postmaster, children and keeper) and then switched over on purpose.
 // After each: the service resumed by itself, no restart; every acknowledged booking is on the
@@ -12,9 +12,9 @@ import { type App, buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
 import { openPostgresStore } from '../src/storage/open.ts';
 import type { Store } from '../src/storage/store.ts';
-import { type FailoverCluster, pgAutoFailoverAvailable, startFailoverCluster } from '../scripts/pg-auto-failover.ts';
-import { testConfig } from './helpers.ts';
-import { type Reply, assertBooksHold, assertOnly503s, closeAgent, createEvent, storm, until } from './load.ts';
+import { type FailoverCluster, pgAutoFailoverAvailable, startFailoverCluster } from './support/pg-auto-failover.ts';
+import { testConfig } from './support/helpers.ts';
+import { type Reply, assertBooksHold, assertOnly503s, closeAgent, createEvent, storm, until } from './support/load.ts';
 
 const skip =
   process.env.TEST_FAILOVER === '0'

@@ -13,8 +13,8 @@ import {
   contractViolation,
   installContractCheck,
   isProblem,
-} from './contract.ts';
-import { type Harness, backends, books, createEvent, hold } from './helpers.ts';
+} from './support/contract.ts';
+import { type Harness, backends, books, createEvent, hold } from './support/helpers.ts';
 
 installContractCheck();
 

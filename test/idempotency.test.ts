@@ -5,8 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import type { App } from '../src/app.ts';
 import type { IdempotencyCompletion } from '../src/model.ts';
 import type { Store } from '../src/storage/store.ts';
-import { contractHarness, contractTest, installContractCheck, isProblem } from './contract.ts';
-import { type Harness, backends, books, createEvent } from './helpers.ts';
+import { contractHarness, contractTest, installContractCheck, isProblem } from './support/contract.ts';
+import { type Harness, backends, books, createEvent } from './support/helpers.ts';
 
 installContractCheck();
 

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { App } from '../src/app.ts';
-import { contractHarness, contractTest, installContractCheck, isProblem } from './contract.ts';
-import { type Harness, backends, book, books, createEvent, hold, snapshot } from './helpers.ts';
+import { contractHarness, contractTest, installContractCheck, isProblem } from './support/contract.ts';
+import { type Harness, backends, book, books, createEvent, hold, snapshot } from './support/helpers.ts';
 
 installContractCheck();
 

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { App } from '../src/app.ts';
 import { ListingsService } from '../src/listings/listings.service.ts';
-import { contractHarness, contractTest, installContractCheck, isProblem } from './contract.ts';
-import { type Harness, backends, book, createEvent, hold } from './helpers.ts';
+import { contractHarness, contractTest, installContractCheck, isProblem } from './support/contract.ts';
+import { type Harness, backends, book, createEvent, hold } from './support/helpers.ts';
 
 installContractCheck();
 

@@ -13,7 +13,7 @@ import { type App, buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
 import { openMysqlStore } from '../src/storage/open.ts';
 import type { Store } from '../src/storage/store.ts';
-import { books, testConfig } from './helpers.ts';
+import { books, testConfig } from './support/helpers.ts';
 import {
   MAX_RECOVERY_MS,
   MAX_TIME_TO_503_MS,
@@ -26,8 +26,8 @@ import {
   storm,
   timeToFirstHold,
   until,
-} from './load.ts';
-import { contractTest, installContractCheck } from './contract.ts';
+} from './support/load.ts';
+import { contractTest, installContractCheck } from './support/contract.ts';
 import { type ThrowawayMariadb, startThrowawayMariadb, whyMariadbUnavailable } from './support/throwaway-mariadb.ts';
 
 /** Bookings acknowledged before a fault is injected, so that there is something to lose. */

@@ -16,7 +16,7 @@ import { openMysqlStore } from '../src/storage/open.ts';
 import type { Store } from '../src/storage/store.ts';
 import { Outbox } from '../src/changes/outbox.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
-import { type Harness, backends, book, books, createEvent, harness, hold, testConfig } from './helpers.ts';
+import { type Harness, backends, book, books, createEvent, harness, hold, testConfig } from './support/helpers.ts';
 
 const HOLD_TTL_SECONDS = 120;
 /** ER_CHECK_CONSTRAINT_VIOLATED on MySQL 8, ER_CONSTRAINT_FAILED on MariaDB. */

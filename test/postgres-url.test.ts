@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { type ThrowawayPostgres, startThrowawayPostgres } from '../scripts/throwaway-postgres.ts';
+import { type ThrowawayPostgres, startThrowawayPostgres } from './support/throwaway-postgres.ts';
 import { openPostgres } from '../src/db/postgres.ts';
 import { type PgSsl, SslChoice, takeSslParams } from '../src/db/postgres-ssl.ts';
 import { parsePostgresUrl } from '../src/db/postgres-url.ts';

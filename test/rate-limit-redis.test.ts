@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { type Harness, backends, createEvent, harness } from './helpers.ts';
-import { freePort } from '../scripts/throwaway-postgres.ts';
+import { type Harness, backends, createEvent, harness } from './support/helpers.ts';
+import { freePort } from './support/throwaway-postgres.ts';
 
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 

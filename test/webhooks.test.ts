@@ -17,8 +17,8 @@ import type { Store } from '../src/storage/store.ts';
 import { WebhookWorker, type WebhookWorkerOptions, retryDelayMs } from '../src/webhooks/delivery.ts';
 import { isPrivateAddress } from '../src/webhooks/safe-url.ts';
 import { sign, verify } from '../src/webhooks/signature.ts';
-import { contractHarness, contractTest, installContractCheck, isProblem } from './contract.ts';
-import { type Harness, allPublished, backends } from './helpers.ts';
+import { contractHarness, contractTest, installContractCheck, isProblem } from './support/contract.ts';
+import { type Harness, allPublished, backends } from './support/helpers.ts';
 
 installContractCheck();
 

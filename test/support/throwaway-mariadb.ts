@@ -11,7 +11,7 @@ import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { type ThrowawayState, freePort } from '../../scripts/throwaway-postgres.ts';
+import { type ThrowawayState, freePort } from './throwaway-postgres.ts';
 
 /** Initialising a data directory takes ~3 s here; a slow shared machine may need much more. */
 const INSTALL_TIMEOUT_MS = 120_000;

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { type Harness, backends, books, createEvent, harness, hold } from './helpers.ts';
-import { contractTest, installContractCheck } from './contract.ts';
+import { type Harness, backends, books, createEvent, harness, hold } from './support/helpers.ts';
+import { contractTest, installContractCheck } from './support/contract.ts';
 
 // Every response below is checked against the OpenAPI document.
 installContractCheck();

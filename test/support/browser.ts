@@ -6,9 +6,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, type Page, chromium } from 'playwright-core';
-import { type App, buildApp } from '../src/app.ts';
-import { systemClock } from '../src/clock.ts';
-import type { Store } from '../src/storage/store.ts';
+import { type App, buildApp } from '../../src/app.ts';
+import { systemClock } from '../../src/clock.ts';
+import type { Store } from '../../src/storage/store.ts';
 import { backends, testConfig } from './helpers.ts';
 
 /** Debian's Chromium; CHROMIUM_PATH points elsewhere (CI points it away to prove the skip). */

@@ -10,8 +10,8 @@ import { subscribe } from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { Problem } from '../src/http/schemas.ts';
-import type { Store } from '../src/storage/store.ts';
+import { Problem } from '../../src/http/schemas.ts';
+import type { Store } from '../../src/storage/store.ts';
 import { type Backend, type Harness, harness } from './helpers.ts';
 
 // ajv 8 is Fastify's own dependency (the top-level `ajv` is eslint's ajv 6); load that copy.

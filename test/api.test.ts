@@ -1,8 +1,8 @@
 // The design's API, endpoint by endpoint, with every error it can return, on each backend.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type Harness, backends, book, createEvent, harness, hold, snapshot } from './helpers.ts';
-import { contractTest, installContractCheck, isProblem } from './contract.ts';
+import { type Harness, backends, book, createEvent, harness, hold, snapshot } from './support/helpers.ts';
+import { contractTest, installContractCheck, isProblem } from './support/contract.ts';
 
 // Every response below is checked against the OpenAPI document.
 installContractCheck();

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { Agent, request } from 'undici';
-import type { Store } from '../src/storage/store.ts';
+import type { Store } from '../../src/storage/store.ts';
 import { books } from './helpers.ts';
 
 /** What the issue asks of an outage: a 503 within this, and service back within that. */

@@ -8,7 +8,7 @@
 //   await cluster.waitForWritablePrimary(60_000);      // a standby was promoted
 //   await cluster.stop();
 //
-// Run directly (`npx tsx scripts/pg-auto-failover.ts [--standbys N]`) it starts a cluster, prints
+// Run directly (`npx tsx test/support/pg-auto-failover.ts [--standbys N]`) it starts a cluster, prints
 // its URI and nodes as JSON, and keeps it up until Ctrl-C.
 //
 // Why it is built the way it is:
@@ -135,7 +135,7 @@ const KEEPER_SETTINGS: Record<string, string> = {
 
 /** Added to postgresql.conf of the monitor and the first node; standbys copy it. */
 const SERVER_SETTINGS = [
-  '# added by scripts/pg-auto-failover.ts: a throwaway test cluster',
+  '# added by test/support/pg-auto-failover.ts: a throwaway test cluster',
   'fsync = off',
   'dynamic_shared_memory_type = mmap',
   'shared_buffers = 32MB',
