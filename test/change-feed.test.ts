@@ -6,7 +6,16 @@ import { Agent, request } from 'undici';
 import { type App, buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
 import { contractHarness, contractTest, installContractCheck } from './support/contract.ts';
-import { type Harness, allPublished, backends, book, createEvent, hold, snapshot, testConfig } from './support/helpers.ts';
+import {
+  type Harness,
+  allPublished,
+  backends,
+  book,
+  createEvent,
+  hold,
+  snapshot,
+  testConfig,
+} from './support/helpers.ts';
 
 installContractCheck();
 

@@ -8,7 +8,17 @@ import { type App, buildApp } from '../src/app.ts';
 import type { Store } from '../src/storage/store.ts';
 import { Outbox } from '../src/changes/outbox.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
-import { type Harness, backends, book, books, createEvent, harness, hold, snapshot, testConfig } from './support/helpers.ts';
+import {
+  type Harness,
+  backends,
+  book,
+  books,
+  createEvent,
+  harness,
+  hold,
+  snapshot,
+  testConfig,
+} from './support/helpers.ts';
 import { contractTest, installContractCheck } from './support/contract.ts';
 
 // Every response below is checked against the OpenAPI document.

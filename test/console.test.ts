@@ -6,7 +6,13 @@ import assert from 'node:assert/strict';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { consoleAssets, encoded } from '../src/console/console.routes.ts';
-import { SECURITY_HEADERS, contractHarness, contractTest, installContractCheck, isProblem } from './support/contract.ts';
+import {
+  SECURITY_HEADERS,
+  contractHarness,
+  contractTest,
+  installContractCheck,
+  isProblem,
+} from './support/contract.ts';
 import { type Harness, backends } from './support/helpers.ts';
 
 installContractCheck();
