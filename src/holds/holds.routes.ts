@@ -54,9 +54,14 @@ const ok = (hold: HoldView): Rendered => ({ status: 200, body: holdBody(hold) })
 /** Errors of every route that names a hold and proves ownership with its token. */
 const HOLD_ERRORS = ['validation_failed', 'invalid_payment_token', 'not_found'] as const;
 
-type HoldsConfig = Pick<Config, 'maxSeatsPerHold' | 'maxHoldLifetimeSeconds' | 'rateLimitHoldsPerMinute'>;
+type HoldRoutesConfig = Pick<Config, 'maxSeatsPerHold' | 'maxHoldLifetimeSeconds' | 'rateLimitHoldsPerMinute'>;
 
-export function holdRoutes(app: App, holds: HoldsService, lifecycle: HoldLifecycleService, config: HoldsConfig): void {
+export function holdRoutes(
+  app: App,
+  holds: HoldsService,
+  lifecycle: HoldLifecycleService,
+  config: HoldRoutesConfig,
+): void {
   const CreateHoldBody = Type.Object(
     {
       hold: Type.Object(

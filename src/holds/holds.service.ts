@@ -15,7 +15,7 @@ import type { Store } from '../storage/store.ts';
 import { KeyedBatcher } from './keyed-batcher.ts';
 import { newPaymentToken } from './payment-token.ts';
 
-export interface HoldsConfig {
+export interface HoldGrantConfig {
   holdTtlSeconds: number;
   holdBatchMax: number;
   holdQueueMax: number;
@@ -53,7 +53,7 @@ export class HoldsService {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-    private readonly config: HoldsConfig,
+    private readonly config: HoldGrantConfig,
     private readonly outbox: Outbox,
     private readonly metrics?: Metrics,
   ) {

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { Problem } from '../../src/http/schemas.ts';
 import type { Store } from '../../src/storage/store.ts';
-import { type Backend, type Harness, harness } from './helpers.ts';
+import { type TestBackend, type Harness, harness } from './helpers.ts';
 
 // ajv 8 is Fastify's own dependency (the top-level `ajv` is eslint's ajv 6); load that copy.
 const requireFromFastify = createRequire(createRequire(import.meta.url).resolve('@fastify/ajv-compiler'));
@@ -155,7 +155,7 @@ export interface ContractHarnessOptions {
 
 /** helpers.harness(), with a wrapped store when asked. */
 export async function contractHarness(
-  backend: Backend,
+  backend: TestBackend,
   options: ContractHarnessOptions = {},
 ): Promise<Harness & { close: () => Promise<void> }> {
   installContractCheck();

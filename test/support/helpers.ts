@@ -11,7 +11,7 @@ import { recount } from '../../src/storage/audit.sql.ts';
 import { openMysqlStore, openPgliteStore, openPostgresStore } from '../../src/storage/open.ts';
 import type { Store } from '../../src/storage/store.ts';
 
-export interface Backend {
+export interface TestBackend {
   name: 'pglite' | 'postgres' | 'mysql';
   /** Opens a migrated store on a database no other suite uses. */
   open(): Promise<{ store: Store; url: string | undefined; drop: () => Promise<void> }>;
@@ -21,7 +21,7 @@ export interface Backend {
 
 const uniqueName = () => `bo_test_${randomBytes(6).toString('hex')}`;
 
-const pgliteBackend: Backend = {
+const pgliteBackend: TestBackend = {
   name: 'pglite',
   async open() {
     const store = await openPgliteStore(undefined);
@@ -33,7 +33,7 @@ const pgliteBackend: Backend = {
   },
 };
 
-function postgresBackend(serverUrl: string): Backend {
+function postgresBackend(serverUrl: string): TestBackend {
   return {
     name: 'postgres',
     async open() {
@@ -62,8 +62,8 @@ function postgresBackend(serverUrl: string): Backend {
 }
 
 /** The backends this run covers: PGlite always, PostgreSQL and MySQL when their URLs are set. */
-export function backends(): Backend[] {
-  const list: Backend[] = [pgliteBackend];
+export function backends(): TestBackend[] {
+  const list: TestBackend[] = [pgliteBackend];
   if (process.env.TEST_DATABASE_URL) list.push(postgresBackend(process.env.TEST_DATABASE_URL));
   if (process.env.TEST_MYSQL_URL) list.push(mysqlBackend(process.env.TEST_MYSQL_URL));
   if (process.env.TEST_BACKENDS) {
@@ -73,7 +73,7 @@ export function backends(): Backend[] {
   return list;
 }
 
-function mysqlBackend(serverUrl: string): Backend {
+function mysqlBackend(serverUrl: string): TestBackend {
   const open = (url: string) => openMysqlStore(url, { poolSize: 20 });
   const admin = async (sql: string) => {
     const { default: mysql } = await import('mysql2/promise');
@@ -109,7 +109,7 @@ export interface Harness {
   clock: ManualClock;
   config: Config;
   url: string | undefined;
-  backend: Backend;
+  backend: TestBackend;
 }
 
 /**
@@ -117,7 +117,7 @@ export interface Harness {
  * close() in an after() hook.
  */
 export async function harness(
-  backend: Backend,
+  backend: TestBackend,
   env: Record<string, string> = {},
   /** Wraps the store the app uses (fault injection); the harness keeps the original. */
   wrapStore?: (store: Store) => Store,
