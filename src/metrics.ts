@@ -80,7 +80,7 @@ export function createMetrics(): Metrics {
     }),
     webhookLag: new Histogram({
       name: 'webhook_delivery_lag_seconds',
-      help: "Seconds from a change (its `at`) to the 2xx answer of the webhook request that carried it, per change and endpoint",
+      help: 'Seconds from a change (its `at`) to the 2xx answer of the webhook request that carried it, per change and endpoint',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600],
       registers: [registry],
     }),

@@ -58,7 +58,8 @@ export interface WebhookStore {
   listAttempts(query: AttemptPageQuery): Promise<AttemptRow[]>;
 
   /**
-   * Leases up to `limit` active endpoints that are due, not leased, and behind `head`, in one
+   * Leases up to `limit` active endpoints that are due (no failed attempt at the head batch, or
+   * its backoff is over), not leased, and behind `head`, in one
    * transaction (skip locked), until `leaseUntil`, under `owner`.
    */
   claimEndpoints(query: {
@@ -265,7 +266,8 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
         }>(
           `select id, url, secret, event_types, cursor_position, batch_last_position, attempts
              from webhooks
-            where status = 'active' and next_attempt_at <= $1 and (lease_until is null or lease_until <= $1)
+            where status = 'active' and (attempts = 0 or next_attempt_at <= $1)
+              and (lease_until is null or lease_until <= $1)
               and cursor_position < $2
             order by next_attempt_at, id
             limit $3

@@ -120,7 +120,7 @@ export class WebhookWorker {
 
   constructor(private readonly options: WebhookWorkerOptions) {
     this.pollIntervalMs = options.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT;
-    this.sender = new WebhookSender(options.config, options.clock);
+    this.sender = new WebhookSender(options.config);
     this.unsubscribe = options.feed?.subscribe('all', () => this.wake());
   }
 

@@ -3,7 +3,6 @@
 // its own deadline; connections resolve their host through the SSRF guard; redirects are not
 // followed (undici's request never does).
 import { Agent, request } from 'undici';
-import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import { guardedLookup, refusalOf } from './safe-url.ts';
 import { sign } from './signature.ts';
@@ -35,10 +34,7 @@ export class WebhookSender {
   private readonly agent: Agent;
   private readonly aborts = new Set<AbortController>();
 
-  constructor(
-    private readonly config: SenderConfig,
-    private readonly clock: Clock,
-  ) {
+  constructor(private readonly config: SenderConfig) {
     this.agent = new Agent({
       // Every connection resolves its host here, so a name rebound to a private address after
       // it was registered is still refused.
@@ -62,7 +58,8 @@ export class WebhookSender {
     const refusal = refusalOf(url, webhookAllowPrivateUrls);
     if (refusal !== null) return { statusCode: null, error: refusal };
     const id = message.messageId;
-    const timestamp = Math.floor(this.clock.now().getTime() / 1000);
+    // Wall-clock time, not the worker's clock: receivers compare it with theirs to refuse replays.
+    const timestamp = Math.floor(Date.now() / 1000);
     const controller = new AbortController();
     const timer = setTimeout(
       () => controller.abort(new Error(`no answer within ${webhookAttemptTimeoutMs} ms`)),

@@ -46,7 +46,10 @@ export interface WebhookRow {
 }
 
 /** The settings staff edit. */
-export type WebhookSettings = Pick<WebhookRow, 'id' | 'url' | 'eventTypes' | 'secret' | 'status' | 'consecutiveFailures' | 'updatedAt'>;
+export type WebhookSettings = Pick<
+  WebhookRow,
+  'id' | 'url' | 'eventTypes' | 'secret' | 'status' | 'consecutiveFailures' | 'updatedAt'
+>;
 
 export interface NewWebhook {
   url: string;

@@ -50,7 +50,8 @@ const webhookFields = {
   consecutive_failures: Type.Integer({ description: 'Batches given up on in a row; a success resets it' }),
   cursor_position: Type.String({
     pattern: '^[0-9]+$',
-    description: 'Changes up to this position were delivered (a 2xx answered) or given up on; the next request starts after it',
+    description:
+      'Changes up to this position were delivered (a 2xx answered) or given up on; the next request starts after it',
   }),
   attempts: Type.Integer({ description: 'Failed attempts at the batch now at the head; 0 after a success' }),
   next_attempt_at: Type.Union([Timestamp, Type.Null()], {
@@ -60,7 +61,9 @@ const webhookFields = {
   last_success_at: NullableTimestamp,
   last_status_code: Type.Union([Type.Integer(), Type.Null()]),
   last_latency_ms: Type.Union([Type.Integer(), Type.Null()]),
-  last_error: Type.Union([Type.String(), Type.Null()], { description: 'Why the last attempt failed; null after a 2xx' }),
+  last_error: Type.Union([Type.String(), Type.Null()], {
+    description: 'Why the last attempt failed; null after a 2xx',
+  }),
   created_at: Timestamp,
   updated_at: Timestamp,
 };
