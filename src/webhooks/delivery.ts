@@ -28,6 +28,7 @@ import { DatabaseUnavailable } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Change } from '../model.ts';
 import type { Store } from '../storage/store.ts';
+import { ChangeWindow, type WindowChange } from './change-window.ts';
 import { WebhookSender } from './sender.ts';
 import type { ClaimedEndpoint } from './webhooks.model.ts';
 import { leaseMs } from './webhooks.service.ts';
@@ -101,6 +102,7 @@ export interface PassResult {
 
 export class WebhookWorker {
   private readonly sender: WebhookSender;
+  private readonly window: ChangeWindow;
   /** Lease owner tokens are this, a colon and a count. */
   private readonly workerId = randomBytes(6).toString('base64url');
   private claims = 0;
@@ -121,6 +123,7 @@ export class WebhookWorker {
   constructor(private readonly options: WebhookWorkerOptions) {
     this.pollIntervalMs = options.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT;
     this.sender = new WebhookSender(options.config);
+    this.window = new ChangeWindow(options.store);
     this.unsubscribe = options.feed?.subscribe('all', () => this.wake());
   }
 
@@ -263,7 +266,7 @@ export class WebhookWorker {
         return;
       }
       const wakes = this.wakes;
-      let changes = await store.changesAfter(cursor, config.webhookBatchMax);
+      let changes = await this.window.read(cursor, config.webhookBatchMax);
       let last: number;
       if (batchLast === null) {
         if (changes.length === 0) {
@@ -272,16 +275,16 @@ export class WebhookWorker {
           if (this.wakes !== wakes) this.wake();
           return;
         }
-        last = changes[changes.length - 1]!.position;
+        last = changes[changes.length - 1]!.change.position;
       } else {
         // A retry: the same changes as the first attempt (those older than the cursor's
         // position never reappear; a purge may have removed some).
         const end = batchLast;
-        changes = changes.filter((change) => change.position <= end);
+        changes = changes.filter(({ change }) => change.position <= end);
         last = end;
       }
       const leaseUntil = new Date(clock.now().getTime() + leaseMs(config));
-      const batch = wanted.size === 0 ? changes : changes.filter((change) => wanted.has(change.type));
+      const batch = wanted.size === 0 ? changes : changes.filter(({ change }) => wanted.has(change.type));
       if (batch.length === 0) {
         if (!(await store.finishBatch(id, owner, { kind: 'skipped', lastPosition: last, leaseUntil }, null))) return;
         [cursor, batchLast, attempts] = [last, null, 0];
@@ -296,33 +299,42 @@ export class WebhookWorker {
   }
 
   /** One request for the batch, and its outcome recorded; true when it succeeded and the lease is still ours. */
-  private async attempt(endpoint: ClaimedEndpoint, batch: Change[], last: number, attempt: number): Promise<boolean> {
+  private async attempt(
+    endpoint: ClaimedEndpoint,
+    batch: WindowChange[],
+    last: number,
+    attempt: number,
+  ): Promise<boolean> {
     const { store, clock, config, metrics } = this.options;
     const { id, leaseOwner: owner } = endpoint;
-    const body: BatchBody = { type: 'changes.batch', data: batch.map(renderChange) };
+    // The BatchBody, from each change's JSON rendered once.
+    const payload = `{"type":"changes.batch","data":[${batch.map(({ json }) => json).join(',')}]}`;
     const started = performance.now();
     const { statusCode, error } = await this.sender.send({
       url: endpoint.url,
       secret: endpoint.secret,
-      messageId: batchMessageId(id, batch),
-      payload: JSON.stringify(body),
+      messageId: batchMessageId(
+        id,
+        batch.map(({ change }) => change),
+      ),
+      payload,
     });
     const now = clock.now();
     const record = { statusCode, latencyMs: Math.round(performance.now() - started), error, now };
-    const span = { firstPosition: batch[0]!.position, lastPosition: last, changeCount: batch.length };
+    const span = { firstPosition: batch[0]!.change.position, lastPosition: last, changeCount: batch.length };
     const attemptRow = { webhookId: id, ...span, statusCode, latencyMs: record.latencyMs, error, at: now };
     if (error === null) {
       const leaseUntil = new Date(now.getTime() + leaseMs(config));
       const ours = await store.finishBatch(id, owner, { kind: 'succeeded', lastPosition: last, leaseUntil }, record);
       if (ours) {
         metrics?.webhookDeliveries.inc({ outcome: 'succeeded' });
-        for (const change of batch) metrics?.webhookLag.observe((now.getTime() - change.at.getTime()) / 1000);
+        for (const { change } of batch) metrics?.webhookLag.observe((now.getTime() - change.at.getTime()) / 1000);
         await store.insertAttempt({ ...attemptRow, outcome: 'succeeded' });
       }
       return ours;
     }
     // Retried until WEBHOOK_RETRY_SECONDS after the batch's oldest change, then given up on.
-    const deadline = batch[0]!.at.getTime() + config.webhookRetrySeconds * 1000;
+    const deadline = batch[0]!.change.at.getTime() + config.webhookRetrySeconds * 1000;
     if (now.getTime() >= deadline) {
       const result = { kind: 'failed', lastPosition: last, maxFailures: config.webhookMaxConsecutiveFailures } as const;
       if (await store.finishBatch(id, owner, result, record)) {
