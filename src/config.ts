@@ -165,8 +165,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   const webhookRetrySeconds = int('WEBHOOK_RETRY_SECONDS', 72 * 3600, 1, 30 * 86_400);
   const changeRetentionSeconds = int('CHANGE_RETENTION_SECONDS', 7 * 86_400, 60, 365 * 86_400);
-  // A delivery keeps its own copy of the change, but a consumer catching up after an outage
-  // reads the log: keep the log at least as long as deliveries are retried.
+  // Webhook batches are read from the log when they are retried, and a consumer catching up
+  // after an outage reads it too: keep the log at least as long as batches are retried.
   if (changeRetentionSeconds < webhookRetrySeconds) {
     problems.push(
       `CHANGE_RETENTION_SECONDS (${changeRetentionSeconds}) must be at least WEBHOOK_RETRY_SECONDS (${webhookRetrySeconds})`,
