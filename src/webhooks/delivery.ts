@@ -57,6 +57,8 @@ export interface WebhookWorkerOptions {
   pollIntervalMs?: number;
   /** Jitter source, for tests. */
   random?: () => number;
+  /** See LINGER_MS_DEFAULT. */
+  lingerMs?: number;
 }
 
 /** The body of every webhook request: a batch of changes, in position order. */
@@ -65,6 +67,12 @@ export interface BatchBody {
   data: ReturnType<typeof renderChange>[];
 }
 
+/**
+ * After a batch that was not full, an endpoint's next request waits this long: a caught-up
+ * endpoint then gets a few larger batches a second instead of one request per sequencing run,
+ * which keeps the database writes per endpoint (lease, cursor, attempt row) bounded under a sale.
+ */
+const LINGER_MS_DEFAULT = 200;
 /** Endpoints claimed per pass. */
 const CLAIM_BATCH = 100;
 /** Endpoints in flight at once in this process. */
@@ -295,6 +303,9 @@ export class WebhookWorker {
       if (!(await store.startBatch(id, owner, last, leaseUntil))) return;
       if (!(await this.attempt(endpoint, batch, last, attempts + 1))) return;
       [cursor, batchLast, attempts] = [last, null, 0];
+      if (changes.length < config.webhookBatchMax && !this.stopped) {
+        await new Promise((resolve) => setTimeout(resolve, this.options.lingerMs ?? LINGER_MS_DEFAULT));
+      }
     }
   }
 
