@@ -112,7 +112,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
   if (config.sweeperInServe) sweeper.start();
   else log.info('SWEEPER_IN_SERVE=false: run `box-office worker` to expire holds in the background');
   const webhooks = config.webhooksInServe
-    ? new WebhookWorker({ store, clock: systemClock, config, metrics, log })
+    ? new WebhookWorker({ store, clock: systemClock, config, metrics, log, feed: app.changeFeed })
     : undefined;
   webhooks?.start();
   onShutdown(log, config.shutdownTimeoutSeconds, async () => {
@@ -139,7 +139,7 @@ async function worker(config: Config, log: Logger): Promise<void> {
     onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
   });
   sweeper.start();
-  const webhooks = new WebhookWorker({ store, clock: systemClock, config, log });
+  const webhooks = new WebhookWorker({ store, clock: systemClock, config, log, feed });
   webhooks.start();
   log.info({ sweepIntervalSeconds: config.sweepIntervalSeconds }, 'expiry worker started');
   onShutdown(log, config.shutdownTimeoutSeconds, async () => {

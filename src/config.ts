@@ -52,16 +52,21 @@ export interface Config {
   readonly changeFeed: boolean;
   /** How long changes are kept in the log; the sweeper purges older ones. */
   readonly changeRetentionSeconds: number;
-  /** A delivery is retried for this long after its change, then marked failed. */
+  /** A batch is retried until this long after its oldest change, then given up on. */
   readonly webhookRetrySeconds: number;
   /** One delivery attempt gives up after this. */
   readonly webhookAttemptTimeoutMs: number;
   /** The first retry waits about this long; each later one twice as long (with jitter), up to an hour. */
   readonly webhookBackoffBaseMs: number;
-  /** Deliveries in flight to one endpoint, per process. */
+  /**
+   * Connections the sender keeps per endpoint. Batches are sent one at a time per endpoint (the
+   * order), so more than 1 is rarely used; kept so that existing configurations still start.
+   */
   readonly webhookConcurrencyPerEndpoint: number;
-  /** An endpoint is marked failed after this many failed deliveries in a row. */
+  /** An endpoint is marked failed after this many batches given up on in a row. */
   readonly webhookMaxConsecutiveFailures: number;
+  /** Changes in one webhook request at most. */
+  readonly webhookBatchMax: number;
   /** Allow webhook URLs that resolve to private, loopback or link-local addresses (tests, on-premises). */
   readonly webhookAllowPrivateUrls: boolean;
   /** False in serve when a `box-office worker` delivers webhooks instead. */
@@ -160,8 +165,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   const webhookRetrySeconds = int('WEBHOOK_RETRY_SECONDS', 72 * 3600, 1, 30 * 86_400);
   const changeRetentionSeconds = int('CHANGE_RETENTION_SECONDS', 7 * 86_400, 60, 365 * 86_400);
-  // A delivery keeps its own copy of the change, but a consumer catching up after an outage
-  // reads the log: keep the log at least as long as deliveries are retried.
+  // Webhook batches are read from the log when they are retried, and a consumer catching up
+  // after an outage reads it too: keep the log at least as long as batches are retried.
   if (changeRetentionSeconds < webhookRetrySeconds) {
     problems.push(
       `CHANGE_RETENTION_SECONDS (${changeRetentionSeconds}) must be at least WEBHOOK_RETRY_SECONDS (${webhookRetrySeconds})`,
@@ -212,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookBackoffBaseMs: int('WEBHOOK_BACKOFF_BASE_MS', 1000, 1, 3_600_000),
     webhookConcurrencyPerEndpoint: int('WEBHOOK_CONCURRENCY_PER_ENDPOINT', 4, 1, 100),
     webhookMaxConsecutiveFailures: int('WEBHOOK_MAX_CONSECUTIVE_FAILURES', 10, 1, 1_000_000),
+    webhookBatchMax: int('WEBHOOK_BATCH_MAX', 500, 1, 1000),
     webhookAllowPrivateUrls: bool('WEBHOOK_ALLOW_PRIVATE_URLS', false),
     webhooksInServe: bool('WEBHOOKS_IN_SERVE', true),
     logLevel,

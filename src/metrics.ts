@@ -17,6 +17,8 @@ export interface Metrics {
   rateLimitStoreUp: Gauge;
   /** Webhook delivery attempts by outcome: succeeded, retrying (failed, tried again later), failed (given up). */
   webhookDeliveries: Counter<'outcome'>;
+  /** Seconds from a change to the 2xx of the webhook request that carried it, per change delivered. */
+  webhookLag: Histogram;
 }
 
 export function createMetrics(): Metrics {
@@ -74,6 +76,12 @@ export function createMetrics(): Metrics {
       name: 'webhook_deliveries_total',
       help: 'Webhook delivery attempts by outcome: succeeded (2xx), retrying (failed, tried again later), failed (given up)',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    webhookLag: new Histogram({
+      name: 'webhook_delivery_lag_seconds',
+      help: 'Seconds from a change (its `at`) to the 2xx answer of the webhook request that carried it, per change and endpoint',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600],
       registers: [registry],
     }),
   };

@@ -1,14 +1,16 @@
-// Webhooks: the admin routes, Standard Webhooks signatures, the delivery worker (fan-out,
-// ordered and retried deliveries, pause, rotation, failure), SSRF refusals, and two workers
-// sharing one database. A real HTTP receiver on 127.0.0.1 checks every signature. The worker is
-// driven pass by pass (runOnce) on the harness's manual clock wherever it can be; the tests that
-// run it in the background wait in real time, briefly and with a bound.
+// Webhooks: the admin routes, Standard Webhooks signatures, the delivery worker (a cursor per
+// endpoint, batches in position order, retries, pause, rotation, failure), SSRF refusals, and two
+// workers sharing one database. A real HTTP receiver on 127.0.0.1 checks every signature with
+// the `standardwebhooks` package, as an integrator would. The worker is driven pass by pass
+// (runOnce) on the harness's manual clock wherever it can be; the tests that run it in the
+// background wait in real time, briefly and with a bound.
 import assert from 'node:assert/strict';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { Webhook } from 'standardwebhooks';
 import type { App } from '../src/app.ts';
-import { renderChange } from '../src/changes/render.ts';
+import { type ChangeBody, renderChange } from '../src/changes/render.ts';
 import { systemClock } from '../src/clock.ts';
 import { DatabaseUnavailable } from '../src/errors.ts';
 import { createMetrics } from '../src/metrics.ts';
@@ -17,6 +19,7 @@ import type { Store } from '../src/storage/store.ts';
 import { WebhookWorker, type WebhookWorkerOptions, retryDelayMs } from '../src/webhooks/delivery.ts';
 import { isPrivateAddress } from '../src/webhooks/safe-url.ts';
 import { sign, verify } from '../src/webhooks/signature.ts';
+import { leaseMs } from '../src/webhooks/webhooks.service.ts';
 import { contractHarness, contractTest, installContractCheck, isProblem } from './support/contract.ts';
 import { type Harness, allPublished, backends } from './support/helpers.ts';
 
@@ -33,9 +36,10 @@ interface Receipt {
   signature: string;
   body: string;
   status: number;
+  changes: ChangeBody[];
 }
 
-/** An HTTP endpoint that verifies every signature and answers as told. */
+/** An HTTP endpoint that verifies every signature with `standardwebhooks` and answers as told. */
 class Receiver {
   secret = '';
   /** The status to answer with. */
@@ -45,6 +49,9 @@ class Receiver {
   readonly badSignatures: string[] = [];
   /** webhook-ids that were in flight twice at the same moment. */
   readonly overlaps: string[] = [];
+  /** Requests in flight at the same moment, at most. */
+  maxInFlight = 0;
+  private inFlightTotal = 0;
   private readonly inFlight = new Map<string, number>();
   private server: Server | undefined;
   private port = 0;
@@ -68,14 +75,15 @@ class Receiver {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** First 2xx receipt of each webhook-id, in the order they were accepted. */
+  /** First 2xx receipt of each webhook-id (the de-duplication a receiver does), in the order accepted. */
   accepted(): Receipt[] {
     const seen = new Set<string>();
     return this.receipts.filter((r) => r.status < 300 && !seen.has(r.id) && seen.add(r.id));
   }
 
-  acceptedPositions(): string[] {
-    return this.accepted().map((r) => JSON.parse(r.body).position);
+  /** The changes of the accepted requests, in the order received. */
+  acceptedChanges(): ChangeBody[] {
+    return this.accepted().flatMap((r) => r.changes);
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -85,19 +93,29 @@ class Receiver {
     const id = String(request.headers['webhook-id']);
     const timestamp = String(request.headers['webhook-timestamp']);
     const signature = String(request.headers['webhook-signature']);
-    if (
-      request.headers['content-type'] !== 'application/json' ||
-      !verify(this.secret, id, Number(timestamp), body, signature)
-    ) {
+    let changes: ChangeBody[] = [];
+    try {
+      const payload = new Webhook(this.secret).verify(body, {
+        'webhook-id': id,
+        'webhook-timestamp': timestamp,
+        'webhook-signature': signature,
+      }) as { type: string; data: ChangeBody[] };
+      assert.equal(request.headers['content-type'], 'application/json');
+      assert.equal(payload.type, 'changes.batch');
+      changes = payload.data;
+    } catch {
       this.badSignatures.push(id);
+      changes = (JSON.parse(body) as { data: ChangeBody[] }).data;
     }
     const inFlight = (this.inFlight.get(id) ?? 0) + 1;
     this.inFlight.set(id, inFlight);
     if (inFlight > 1) this.overlaps.push(id);
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlightTotal);
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     this.inFlight.set(id, this.inFlight.get(id)! - 1);
+    this.inFlightTotal--;
     const status = this.answer;
-    this.receipts.push({ id, timestamp, signature, body, status });
+    this.receipts.push({ id, timestamp, signature, body, status, changes });
     response.writeHead(status, { 'content-type': 'text/plain' }).end('ok');
   }
 }
@@ -105,52 +123,66 @@ class Receiver {
 const admin = (app: App, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object) =>
   app.inject({ method, url, ...(payload === undefined ? {} : { payload }) });
 
+interface WebhookBody {
+  webhook_id: number;
+  secret: string;
+  cursor_position: string;
+  event_types: string[];
+  status: string;
+  consecutive_failures: number;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  last_success_at: string | null;
+}
+
 async function register(app: App, url: string, eventTypes?: ChangeType[]) {
   const res = await admin(app, 'POST', '/webhooks', {
     url,
     ...(eventTypes === undefined ? {} : { event_types: eventTypes }),
   });
   assert.equal(res.statusCode, 201, res.body);
-  return res.json<{ webhook_id: number; secret: string; last_position: string; event_types: string[] }>();
+  return res.json<WebhookBody>();
 }
 
-/** Writes changes as the service would, in one transaction, and numbers them. */
-async function writeChanges(store: Store, changes: Array<{ eventId: number; type: ChangeType }>): Promise<void> {
+const endpointOf = async (app: App, id: number) => (await admin(app, 'GET', `/webhooks/${id}`)).json<WebhookBody>();
+
+/** Writes changes as the service would (at the harness clock's time), in one transaction, and numbers them. */
+async function writeChanges(h: H, changes: Array<{ eventId: number; type: ChangeType }>): Promise<void> {
+  const { store } = h;
   const rows: NewChange[] = changes.map((c, i) => ({
     eventId: c.eventId,
     type: c.type,
     qty: 1,
     snapshot: { total: 100, available: 99 - i, held: 1 + i, booked: 0 },
   }));
-  await store.transaction((tx) => store.recordChanges(tx, rows, new Date()));
+  await store.transaction((tx) => store.recordChanges(tx, rows, h.clock.now()));
   await allPublished(store);
 }
 
-/** The log's changes after a webhook's start, as the bodies it should receive. */
-async function expectedBodies(store: Store, after: string, types: ChangeType[] = []): Promise<string[]> {
+/** The log's changes after a webhook's start, as it should receive them. */
+async function expectedChanges(store: Store, after: string, types: ChangeType[] = []): Promise<ChangeBody[]> {
   const changes = await store.changesAfter(Number(after), 100_000);
-  return changes
-    .filter((c) => types.length === 0 || types.includes(c.type))
-    .map((c) => JSON.stringify(renderChange(c)));
+  return changes.filter((c) => types.length === 0 || types.includes(c.type)).map(renderChange);
 }
 
 /** Passes until one finds nothing to do. */
 async function drain(worker: WebhookWorker, maxPasses = 500): Promise<void> {
   for (let pass = 0; pass < maxPasses; pass++) {
     const result = await worker.runOnce();
-    if (result.claimed === 0 && result.fannedOut === 0 && !result.more) return;
+    if (result.claimed === 0 && !result.more) return;
   }
   throw new Error(`the worker was still busy after ${maxPasses} passes`);
 }
 
-/** Each event's accepted positions, which must ascend. */
-function assertOrderedPerEvent(receipts: Receipt[]): void {
-  const last = new Map<number, number>();
-  for (const receipt of receipts) {
-    const change = JSON.parse(receipt.body) as { event_id: number; position: string };
-    const position = Number(change.position);
-    assert.ok((last.get(change.event_id) ?? 0) < position, `event ${change.event_id} got ${position} out of order`);
-    last.set(change.event_id, position);
+/** Positions must ascend across an endpoint's accepted changes (so per event too). */
+function assertInOrder(changes: ChangeBody[]): void {
+  for (let i = 1; i < changes.length; i++) {
+    assert.ok(
+      Number(changes[i - 1]!.position) < Number(changes[i]!.position),
+      `${changes[i]!.position} came after ${changes[i - 1]!.position}`,
+    );
   }
 }
 
@@ -162,11 +194,20 @@ async function waitFor(what: string, condition: () => boolean | Promise<boolean>
   }
 }
 
-const deliveriesOf = async (app: App, webhookId: number, query = '') => {
-  const res = await admin(app, 'GET', `/webhooks/${webhookId}/deliveries${query}`);
+const attemptsOf = async (app: App, webhookId: number, query = '') => {
+  const res = await admin(app, 'GET', `/webhooks/${webhookId}/attempts${query}`);
   assert.equal(res.statusCode, 200, res.body);
   return res.json<{
-    deliveries: Array<Record<string, unknown> & { delivery_id: number; status: string; attempts: number }>;
+    attempts: Array<{
+      attempt_id: number;
+      first_position: string;
+      last_position: string;
+      change_count: number;
+      outcome: string;
+      status_code: number | null;
+      latency_ms: number;
+      error: string | null;
+    }>;
     next_cursor: string | null;
   }>();
 };
@@ -203,6 +244,19 @@ describe('webhook rules without a database', () => {
     for (const address of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808']) {
       assert.ok(!isPrivateAddress(address), address);
     }
+  });
+
+  test('what we sign verifies with the standardwebhooks package', () => {
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const timestamp = Math.floor(Date.now() / 1000);
+    const body = '{"type":"changes.batch","data":[]}';
+    const headers = {
+      'webhook-id': '1:5-9',
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': sign(secret, '1:5-9', timestamp, body),
+    };
+    assert.deepEqual(new Webhook(secret).verify(body, headers), { type: 'changes.batch', data: [] });
+    assert.throws(() => new Webhook(secret).verify(body.replace('[]', '[1]'), headers));
   });
 
   test('retries back off exponentially with jitter, capped at an hour', () => {
@@ -255,18 +309,20 @@ for (const backend of backends()) {
         assert.equal((await admin(h.app, 'DELETE', `/webhooks/${webhook.webhook_id}`)).statusCode, 204);
       }
       receiver.receipts.length = 0;
+      receiver.badSignatures.length = 0;
       receiver.answer = 200;
       receiver.delayMs = 0;
     };
 
     test('POST /webhooks answers 201 with the secret once; reads never show it; PATCH, DELETE and 404s', async () => {
       await reset();
-      await writeChanges(h.store, [{ eventId: eventId(), type: 'event.created' }]);
+      await writeChanges(h, [{ eventId: eventId(), type: 'event.created' }]);
       const created = await register(h.app, receiver.url, ['hold.granted', 'hold.granted', 'booking.created']);
       assert.match(created.secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
       assert.equal(Buffer.from(created.secret.slice(6), 'base64').length, 32);
       assert.deepEqual(created.event_types, ['hold.granted', 'booking.created']);
-      assert.equal(created.last_position, String(await h.store.lastPosition()), 'starts at the head of the log');
+      assert.equal(created.cursor_position, String(await h.store.lastPosition()), 'starts at the head of the log');
+      assert.deepEqual([created.attempts, created.next_attempt_at, created.last_error], [0, null, null]);
 
       const read = (await admin(h.app, 'GET', `/webhooks/${created.webhook_id}`)).json();
       const { secret: _secret, ...withoutSecret } = created;
@@ -301,21 +357,24 @@ for (const backend of backends()) {
       const rotated = await admin(h.app, 'POST', `/webhooks/${created.webhook_id}/rotate-secret`);
       assert.equal(rotated.statusCode, 200, rotated.body);
       assert.notEqual(rotated.json().secret, created.secret);
+      const retried = await admin(h.app, 'POST', `/webhooks/${created.webhook_id}/retry`);
+      assert.equal(retried.statusCode, 200, retried.body);
+      assert.equal(retried.json().status, 'paused', 'retry leaves a paused endpoint paused');
 
       assert.equal((await admin(h.app, 'DELETE', `/webhooks/${created.webhook_id}`)).statusCode, 204);
       for (const [method, url] of [
         ['GET', `/webhooks/${created.webhook_id}`],
         ['DELETE', `/webhooks/${created.webhook_id}`],
         ['POST', `/webhooks/${created.webhook_id}/rotate-secret`],
-        ['GET', `/webhooks/${created.webhook_id}/deliveries`],
-        ['POST', `/webhooks/${created.webhook_id}/deliveries/1/retry`],
+        ['GET', `/webhooks/${created.webhook_id}/attempts`],
+        ['POST', `/webhooks/${created.webhook_id}/retry`],
       ] as const) {
         isProblem(await admin(h.app, method, url), 404, 'not_found');
       }
       isProblem(await admin(h.app, 'PATCH', `/webhooks/${created.webhook_id}`, { status: 'active' }), 404, 'not_found');
     });
 
-    test('every change after registration arrives once, signed, as in the log, in order per event', async () => {
+    test('every change after registration arrives once, signed, as in the log, in position order, in one batch', async () => {
       await reset();
       const all = await register(h.app, receiver.url);
       receiver.secret = all.secret;
@@ -323,60 +382,87 @@ for (const backend of backends()) {
       const kinds: ChangeType[] = ['hold.granted', 'booking.created', 'hold.released', 'hold.expired'];
       for (let round = 0; round < 5; round++) {
         await writeChanges(
-          h.store,
+          h,
           events.flatMap((id, i) => [{ eventId: id, type: kinds[(round + i) % kinds.length]! }]),
         );
       }
       const metrics = createMetrics();
       await drain(newWorker({ metrics }));
-      const expected = await expectedBodies(h.store, all.last_position);
+      const expected = await expectedChanges(h.store, all.cursor_position);
       assert.equal(expected.length, 15);
       assert.deepEqual(receiver.badSignatures, []);
-      assert.equal(receiver.receipts.length, 15, 'each change sent once');
-      assert.deepEqual(
-        receiver
-          .accepted()
-          .map((r) => r.body)
-          .sort(),
-        [...expected].sort(),
-        'the body is the change as in the log',
-      );
-      assertOrderedPerEvent(receiver.accepted());
-      for (const receipt of receiver.receipts) {
-        assert.match(receipt.id, /^msg_\d+$/);
-        assert.equal(receipt.timestamp, String(Math.floor(h.clock.now().getTime() / 1000)));
-      }
-      assert.match(await metrics.registry.metrics(), /webhook_deliveries_total\{outcome="succeeded"\} 15/);
+      assert.equal(receiver.receipts.length, 1, 'one request carries the 15');
+      const [receipt] = receiver.receipts;
+      assert.deepEqual(JSON.parse(receipt!.body), { type: 'changes.batch', data: expected }, 'as in the log, in order');
+      assert.equal(receipt!.id, `${all.webhook_id}:${expected[0]!.position}-${expected[14]!.position}`);
+      assert.ok(Math.abs(Number(receipt!.timestamp) - Date.now() / 1000) < 60, 'the wall-clock time of the attempt');
+      const text = await metrics.registry.metrics();
+      assert.match(text, /webhook_deliveries_total\{outcome="succeeded"\} 1/);
+      assert.match(text, /webhook_delivery_lag_seconds_count 15/);
 
-      const page = await deliveriesOf(h.app, all.webhook_id);
-      const first = page.deliveries[0]!;
-      assert.equal(first.status, 'succeeded');
-      assert.equal(first.attempts, 1);
-      assert.equal(first.last_status_code, 200);
-      assert.equal(typeof first.last_latency_ms, 'number');
-      assert.equal(first.next_attempt_at, null);
-      assert.equal(typeof first.delivered_at, 'string');
+      const endpoint = await endpointOf(h.app, all.webhook_id);
+      assert.equal(endpoint.cursor_position, expected[14]!.position);
+      assert.deepEqual([endpoint.attempts, endpoint.next_attempt_at, endpoint.last_status_code], [0, null, 200]);
+      assert.equal(endpoint.last_success_at, h.clock.now().toISOString());
+      const [attempt] = (await attemptsOf(h.app, all.webhook_id)).attempts;
+      assert.deepEqual(
+        [
+          attempt!.outcome,
+          attempt!.status_code,
+          attempt!.change_count,
+          attempt!.first_position,
+          attempt!.last_position,
+        ],
+        ['succeeded', 200, 15, expected[0]!.position, expected[14]!.position],
+      );
+      assert.equal(typeof attempt!.latency_ms, 'number');
     });
 
-    test('an endpoint gets only the change types it asked for', async () => {
+    test('a backlog goes out in batches of WEBHOOK_BATCH_MAX, one after another, in order', async () => {
+      await reset();
+      const webhook = await register(h.app, receiver.url);
+      receiver.secret = webhook.secret;
+      const id = eventId();
+      await writeChanges(
+        h,
+        Array.from({ length: 10 }, () => ({ eventId: id, type: 'hold.granted' as const })),
+      );
+      const result = await newWorker({ config: { ...h.config, webhookBatchMax: 4 } }).runOnce();
+      assert.equal(result.claimed, 1);
+      assert.deepEqual(
+        receiver.receipts.map((r) => r.changes.length),
+        [4, 4, 2],
+        'one pass sends the whole backlog, a batch at a time',
+      );
+      assert.equal(receiver.maxInFlight, 1, 'one batch in flight per endpoint');
+      assert.deepEqual(receiver.acceptedChanges(), await expectedChanges(h.store, webhook.cursor_position));
+    });
+
+    test('an endpoint gets only the change types it asked for; the cursor moves past the others', async () => {
       await reset();
       const bookings = await register(h.app, receiver.url, ['booking.created']);
       receiver.secret = bookings.secret;
       const id = eventId();
-      await writeChanges(h.store, [
+      await writeChanges(h, [
         { eventId: id, type: 'hold.granted' },
         { eventId: id, type: 'booking.created' },
         { eventId: id, type: 'hold.granted' },
       ]);
-      await drain(newWorker());
+      const worker = newWorker();
+      await drain(worker);
       assert.deepEqual(
-        receiver.accepted().map((r) => r.body),
-        await expectedBodies(h.store, bookings.last_position, ['booking.created']),
+        receiver.acceptedChanges(),
+        await expectedChanges(h.store, bookings.cursor_position, ['booking.created']),
       );
-      assert.equal(receiver.accepted().length, 1);
+      assert.equal(receiver.acceptedChanges().length, 1);
+      await writeChanges(h, [{ eventId: id, type: 'hold.released' }]);
+      await drain(worker);
+      assert.equal(receiver.receipts.length, 1, 'nothing sent for a batch of unwanted changes');
+      const endpoint = await endpointOf(h.app, bookings.webhook_id);
+      assert.equal(endpoint.cursor_position, String(await h.store.lastPosition()), 'but the cursor moved past it');
     });
 
-    test('while the endpoint is down (503, then not listening) changes wait; once back every one arrives, in order', async () => {
+    test('while the endpoint is down (503, then not listening) the head batch is retried as it was; once back all arrive, in order', async () => {
       await reset();
       const webhook = await register(h.app, receiver.url);
       receiver.secret = webhook.secret;
@@ -384,55 +470,54 @@ for (const backend of backends()) {
       const worker = newWorker();
 
       receiver.answer = 503;
-      await writeChanges(h.store, [
+      await writeChanges(h, [
         { eventId: events[0]!, type: 'hold.granted' },
         { eventId: events[1]!, type: 'hold.granted' },
         { eventId: events[0]!, type: 'booking.created' },
       ]);
       await worker.runOnce();
+      assert.equal((await worker.runOnce()).claimed, 0, 'not due before its backoff');
       h.clock.advanceSeconds(60);
       await worker.runOnce();
-      // Only the oldest change of each event is tried while it fails.
-      assert.equal(receiver.receipts.length, 4);
-      assert.deepEqual(new Set(receiver.receipts.map((r) => JSON.parse(r.body).type)), new Set(['hold.granted']));
-      const waiting = (await deliveriesOf(h.app, webhook.webhook_id, '?status=pending')).deliveries;
-      assert.equal(waiting.length, 3);
-      const tried = waiting.find((d) => d.attempts === 2)!;
-      assert.equal(tried.last_status_code, 503);
-      assert.equal(tried.last_error, 'the endpoint answered 503');
-      assert.equal(typeof tried.next_attempt_at, 'string');
+      assert.equal(receiver.receipts.length, 2);
+      assert.equal(receiver.receipts[0]!.body, receiver.receipts[1]!.body, 'the same body');
+      assert.equal(receiver.receipts[0]!.id, receiver.receipts[1]!.id, 'under the same webhook-id');
+      let endpoint = await endpointOf(h.app, webhook.webhook_id);
+      assert.deepEqual([endpoint.attempts, endpoint.last_status_code], [2, 503]);
+      assert.equal(endpoint.last_error, 'the endpoint answered 503');
+      assert.equal(typeof endpoint.next_attempt_at, 'string');
+      assert.equal(endpoint.cursor_position, webhook.cursor_position, 'the cursor waits');
 
       await receiver.close();
-      await writeChanges(h.store, [
+      await writeChanges(h, [
         { eventId: events[1]!, type: 'hold.released' },
         { eventId: events[0]!, type: 'hold.expired' },
       ]);
       h.clock.advanceSeconds(60);
       await worker.runOnce();
-      const refused = (await deliveriesOf(h.app, webhook.webhook_id, '?status=pending')).deliveries;
-      assert.equal(refused.length, 5);
-      assert.ok(refused.some((d) => d.last_status_code === null && /ECONNREFUSED/.test(String(d.last_error))));
+      endpoint = await endpointOf(h.app, webhook.webhook_id);
+      assert.equal(endpoint.last_status_code, null);
+      assert.match(String(endpoint.last_error), /ECONNREFUSED/);
+      assert.equal(endpoint.attempts, 3);
 
       receiver.answer = 200;
       await receiver.listen();
       h.clock.advanceSeconds(3600);
       await drain(worker);
       assert.deepEqual(receiver.badSignatures, []);
+      const accepted = receiver.accepted();
       assert.deepEqual(
-        receiver
-          .accepted()
-          .map((r) => r.body)
-          .sort(),
-        (await expectedBodies(h.store, webhook.last_position)).sort(),
+        accepted.map((r) => r.changes.length),
+        [3, 2],
+        'the head batch as first chosen (later changes do not join it), then the rest',
       );
-      assertOrderedPerEvent(receiver.accepted());
-      // The same webhook-id on every attempt of a delivery.
-      const firstId = receiver.receipts[0]!.id;
-      assert.ok(receiver.receipts.filter((r) => r.id === firstId).length >= 3);
-      assert.equal((await deliveriesOf(h.app, webhook.webhook_id, '?status=pending')).deliveries.length, 0);
+      assert.equal(accepted[0]!.id, receiver.receipts[0]!.id);
+      assert.deepEqual(receiver.acceptedChanges(), await expectedChanges(h.store, webhook.cursor_position));
+      const outcomes = (await attemptsOf(h.app, webhook.webhook_id)).attempts.map((a) => a.outcome);
+      assert.deepEqual(outcomes, ['succeeded', 'succeeded', 'retrying', 'retrying', 'retrying']);
     });
 
-    test('pause holds deliveries back until resumed; rotate-secret changes the key; delete stops them', async () => {
+    test('pause holds changes back until resumed; rotate-secret changes the key; delete stops them', async () => {
       await reset();
       const webhook = await register(h.app, receiver.url);
       receiver.secret = webhook.secret;
@@ -441,7 +526,7 @@ for (const backend of backends()) {
       const path = `/webhooks/${webhook.webhook_id}`;
 
       assert.equal((await admin(h.app, 'PATCH', path, { status: 'paused' })).statusCode, 200);
-      await writeChanges(h.store, [{ eventId: id, type: 'hold.granted' }]);
+      await writeChanges(h, [{ eventId: id, type: 'hold.granted' }]);
       await drain(worker);
       assert.equal(receiver.receipts.length, 0, 'nothing while paused');
       assert.equal((await admin(h.app, 'PATCH', path, { status: 'active' })).statusCode, 200);
@@ -449,7 +534,7 @@ for (const backend of backends()) {
       assert.equal(receiver.receipts.length, 1, 'what happened while paused, once resumed');
 
       const rotated = (await admin(h.app, 'POST', `${path}/rotate-secret`)).json();
-      await writeChanges(h.store, [{ eventId: id, type: 'hold.released' }]);
+      await writeChanges(h, [{ eventId: id, type: 'hold.released' }]);
       await drain(worker);
       assert.deepEqual(receiver.badSignatures, [receiver.receipts[1]!.id], 'signed with the new key, not the old');
       receiver.badSignatures.length = 0;
@@ -458,69 +543,79 @@ for (const backend of backends()) {
       assert.ok(verify(rotated.secret, last.id, Number(last.timestamp), last.body, last.signature));
 
       assert.equal((await admin(h.app, 'DELETE', path)).statusCode, 204);
-      await writeChanges(h.store, [{ eventId: id, type: 'hold.granted' }]);
+      await writeChanges(h, [{ eventId: id, type: 'hold.granted' }]);
       await drain(worker);
       assert.equal(receiver.receipts.length, 2, 'nothing after delete');
     });
 
-    test('retries stop after WEBHOOK_RETRY_SECONDS; failures in a row mark the endpoint failed; active revives it', async () => {
+    test('a batch is given up on WEBHOOK_RETRY_SECONDS after its oldest change; failures in a row mark the endpoint failed; retry revives it', async () => {
       await reset();
       const webhook = await register(h.app, receiver.url);
       receiver.secret = webhook.secret;
       const path = `/webhooks/${webhook.webhook_id}`;
       const retrySeconds = h.config.webhookRetrySeconds;
-      const config = { ...h.config, webhookMaxConsecutiveFailures: 2 };
+      const config = { ...h.config, webhookMaxConsecutiveFailures: 2, webhookBatchMax: 1 };
       const metrics = createMetrics();
       const worker = newWorker({ config, metrics });
       receiver.answer = 500;
-      await writeChanges(h.store, [
+      await writeChanges(h, [
         { eventId: eventId(), type: 'hold.granted' },
         { eventId: eventId(), type: 'hold.granted' },
       ]);
       await worker.runOnce();
       h.clock.advanceSeconds(retrySeconds - 1);
       await worker.runOnce();
-      assert.equal((await admin(h.app, 'GET', path)).json().status, 'active', 'still retrying');
+      assert.equal((await endpointOf(h.app, webhook.webhook_id)).status, 'active', 'still retrying');
       h.clock.advanceSeconds(1);
       await worker.runOnce();
-      const failed = (await deliveriesOf(h.app, webhook.webhook_id, '?status=failed')).deliveries;
-      assert.equal(failed.length, 2);
-      assert.equal(failed[0]!.attempts, 3);
-      assert.equal(failed[0]!.next_attempt_at, null);
-      const metricsText = await metrics.registry.metrics();
-      assert.match(metricsText, /webhook_deliveries_total\{outcome="failed"\} 2/);
-      assert.match(metricsText, /webhook_deliveries_total\{outcome="retrying"\} 4/);
-      const endpoint = (await admin(h.app, 'GET', path)).json();
+      let endpoint = await endpointOf(h.app, webhook.webhook_id);
+      assert.deepEqual([endpoint.status, endpoint.consecutive_failures, endpoint.attempts], ['active', 1, 0]);
+      // The second batch is as old: one attempt, and it is given up on too.
+      await worker.runOnce();
+      endpoint = await endpointOf(h.app, webhook.webhook_id);
       assert.deepEqual([endpoint.status, endpoint.consecutive_failures], ['failed', 2]);
+      assert.equal(endpoint.cursor_position, String(await h.store.lastPosition()), 'given up: the cursor moved on');
+      const text = await metrics.registry.metrics();
+      assert.match(text, /webhook_deliveries_total\{outcome="failed"\} 2/);
+      assert.match(text, /webhook_deliveries_total\{outcome="retrying"\} 2/);
+      const outcomes = (await attemptsOf(h.app, webhook.webhook_id)).attempts.map((a) => a.outcome);
+      assert.deepEqual(outcomes, ['failed', 'failed', 'retrying', 'retrying']);
+      assert.equal(receiver.receipts.length, 4);
 
-      // A failed endpoint gets nothing more, not even new deliveries.
+      // A failed endpoint gets nothing more.
       receiver.answer = 200;
       receiver.receipts.length = 0;
-      await writeChanges(h.store, [{ eventId: eventId(), type: 'hold.granted' }]);
+      await writeChanges(h, [{ eventId: eventId(), type: 'hold.granted' }]);
       await drain(worker);
       assert.equal(receiver.receipts.length, 0);
-      assert.equal((await deliveriesOf(h.app, webhook.webhook_id, '?status=pending')).deliveries.length, 0);
 
-      const revived = (await admin(h.app, 'PATCH', path, { status: 'active' })).json();
-      assert.deepEqual([revived.status, revived.consecutive_failures], ['active', 0]);
+      const revived = await admin(h.app, 'POST', `${path}/retry`);
+      assert.equal(revived.statusCode, 200, revived.body);
+      assert.deepEqual([revived.json().status, revived.json().consecutive_failures], ['active', 0]);
       await drain(worker);
-      assert.equal(receiver.accepted().length, 1, 'the change made while failed, once revived');
-
-      // A failed delivery sent again by hand.
-      const retried = await admin(h.app, 'POST', `${path}/deliveries/${failed[0]!.delivery_id}/retry`);
-      assert.equal(retried.statusCode, 200, retried.body);
-      assert.equal(retried.json().status, 'pending');
-      assert.equal(retried.json().next_attempt_at, h.clock.now().toISOString());
-      await drain(worker);
-      assert.equal(receiver.accepted().length, 2);
-      const after = (await deliveriesOf(h.app, webhook.webhook_id)).deliveries.find(
-        (d) => d.delivery_id === failed[0]!.delivery_id,
-      )!;
-      assert.deepEqual([after.status, after.attempts], ['succeeded', 4]);
-      isProblem(await admin(h.app, 'POST', `${path}/deliveries/99999999/retry`), 404, 'not_found');
+      assert.equal(receiver.acceptedChanges().length, 1, 'the change made while failed, once revived');
+      isProblem(await admin(h.app, 'POST', '/webhooks/99999999/retry'), 404, 'not_found');
     });
 
-    test('an endpoint with many deliveries due does not crowd the others out of a pass', async () => {
+    test('POST /webhooks/:id/retry tries the head batch now instead of at its backoff', async () => {
+      await reset();
+      const webhook = await register(h.app, receiver.url);
+      receiver.secret = webhook.secret;
+      const worker = newWorker({ config: { ...h.config, webhookBackoffBaseMs: 3_600_000 } });
+      receiver.answer = 503;
+      await writeChanges(h, [{ eventId: eventId(), type: 'hold.granted' }]);
+      await worker.runOnce();
+      receiver.answer = 200;
+      assert.equal((await worker.runOnce()).claimed, 0, 'backing off for half an hour or more');
+      const retried = await admin(h.app, 'POST', `/webhooks/${webhook.webhook_id}/retry`);
+      assert.equal(retried.statusCode, 200, retried.body);
+      assert.equal(retried.json().next_attempt_at, h.clock.now().toISOString());
+      await drain(worker);
+      assert.equal(receiver.accepted().length, 1);
+      assert.equal((await endpointOf(h.app, webhook.webhook_id)).attempts, 0);
+    });
+
+    test('a dead endpoint does not hold the others up', async () => {
       await reset();
       const dead = new Receiver();
       await dead.listen();
@@ -530,41 +625,35 @@ for (const backend of backends()) {
       const healthy = await register(h.app, receiver.url);
       receiver.secret = healthy.secret;
       await writeChanges(
-        h.store,
+        h,
         Array.from({ length: 150 }, () => ({ eventId: eventId(), type: 'hold.granted' as const })),
       );
-      const worker = newWorker();
-      // The dead endpoint's 150 come first in the queue, but it may only have its 4 in flight,
-      // and so may the healthy one: one pass sends 4 to each.
-      const slots = h.config.webhookConcurrencyPerEndpoint;
-      assert.equal((await worker.runOnce()).claimed, 2 * slots);
-      assert.equal(receiver.accepted().length, slots);
-      await drain(worker);
-      assert.equal(receiver.accepted().length, 150);
+      const worker = newWorker({ config: { ...h.config, webhookBatchMax: 50 } });
+      assert.equal((await worker.runOnce()).claimed, 2);
+      assert.equal(receiver.acceptedChanges().length, 150, 'all of them in the pass where the dead one failed');
     });
 
-    test('GET /webhooks/:id/deliveries pages newest first with a cursor and filters by status', async () => {
+    test('GET /webhooks/:id/attempts pages newest first with a cursor', async () => {
       await reset();
       const webhook = await register(h.app, receiver.url);
       receiver.secret = webhook.secret;
-      const id = eventId();
-      await writeChanges(
-        h.store,
-        Array.from({ length: 5 }, () => ({ eventId: id, type: 'hold.granted' as const })),
-      );
-      // One pass: the fan-out, and one refused attempt at the oldest (the only one eligible).
+      await writeChanges(h, [{ eventId: eventId(), type: 'hold.granted' }]);
       receiver.answer = 503;
-      await newWorker().runOnce();
+      const worker = newWorker();
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await worker.runOnce();
+        h.clock.advanceSeconds(3600);
+      }
       const seen: number[] = [];
       let cursor: string | null = null;
       do {
-        const page = await deliveriesOf(
+        const page = await attemptsOf(
           h.app,
           webhook.webhook_id,
           `?limit=2${cursor === null ? '' : `&cursor=${cursor}`}`,
         );
-        assert.ok(page.deliveries.length <= 2);
-        seen.push(...page.deliveries.map((d) => d.delivery_id));
+        assert.ok(page.attempts.length <= 2);
+        seen.push(...page.attempts.map((a) => a.attempt_id));
         cursor = page.next_cursor;
       } while (cursor !== null);
       assert.equal(seen.length, 5);
@@ -572,23 +661,13 @@ for (const backend of backends()) {
         seen,
         [...seen].sort((a, b) => b - a),
       );
-      assert.equal((await deliveriesOf(h.app, webhook.webhook_id, '?status=succeeded')).deliveries.length, 0);
-      assert.equal((await deliveriesOf(h.app, webhook.webhook_id, '?status=pending')).deliveries.length, 5);
-      isProblem(
-        await admin(h.app, 'GET', `/webhooks/${webhook.webhook_id}/deliveries?cursor=abc`),
-        400,
-        'validation_failed',
-      );
-      isProblem(
-        await admin(h.app, 'GET', `/webhooks/${webhook.webhook_id}/deliveries?limit=0`),
-        400,
-        'validation_failed',
-      );
-      isProblem(
-        await admin(h.app, 'GET', `/webhooks/${webhook.webhook_id}/deliveries?status=x`),
-        400,
-        'validation_failed',
-      );
+      for (const query of ['?cursor=abc', '?limit=0', '?status=pending']) {
+        isProblem(
+          await admin(h.app, 'GET', `/webhooks/${webhook.webhook_id}/attempts${query}`),
+          400,
+          'validation_failed',
+        );
+      }
     });
 
     test('the delivery worker refuses private addresses at connect time unless allowed', async () => {
@@ -597,13 +676,13 @@ for (const backend of backends()) {
       const byName = await register(h.app, receiver.url.replace('127.0.0.1', 'localhost'));
       const byAddress = await register(h.app, receiver.url);
       receiver.secret = byName.secret;
-      await writeChanges(h.store, [{ eventId: eventId(), type: 'hold.granted' }]);
+      await writeChanges(h, [{ eventId: eventId(), type: 'hold.granted' }]);
       await newWorker({ config: { ...h.config, webhookAllowPrivateUrls: false } }).runOnce();
       assert.equal(receiver.receipts.length, 0);
-      const [named] = (await deliveriesOf(h.app, byName.webhook_id)).deliveries;
-      assert.match(String(named!.last_error), /localhost resolves to .*private, loopback or link-local/);
-      const [literal] = (await deliveriesOf(h.app, byAddress.webhook_id)).deliveries;
-      assert.match(String(literal!.last_error), /127\.0\.0\.1 is a private, loopback or link-local address/);
+      const named = await endpointOf(h.app, byName.webhook_id);
+      assert.match(String(named.last_error), /localhost resolves to .*private, loopback or link-local/);
+      const literal = await endpointOf(h.app, byAddress.webhook_id);
+      assert.match(String(literal.last_error), /127\.0\.0\.1 is a private, loopback or link-local address/);
     });
 
     test('a database that fails mid-pass never crashes the worker; deliveries resume when it is back', async () => {
@@ -624,36 +703,94 @@ for (const backend of backends()) {
       const warnings: string[] = [];
       const log = { warn: (_: object, message: string) => warnings.push(message), error: () => {} };
       const worker = newWorker({ store: flaky, log: log as unknown as WebhookWorkerOptions['log'] });
-      await writeChanges(h.store, [{ eventId: eventId(), type: 'hold.granted' }]);
+      await writeChanges(h, [{ eventId: eventId(), type: 'hold.granted' }]);
       assert.equal((await worker.runOnce()).failed, true);
       await worker.runOnce();
-      assert.deepEqual(warnings, ['webhooks: could not fan out changes to webhooks'], 'one line, not one per pass');
+      assert.deepEqual(warnings, ['webhooks: could not claim webhook endpoints'], 'one line, not one per pass');
       down = false;
       await drain(worker);
       assert.equal(receiver.accepted().length, 1);
     });
 
-    test('in the background the worker delivers without being driven, and stops cleanly', async () => {
+    test('at least once: a worker that dies after sending, before recording, has its batch sent again once the lease runs out', async () => {
       await reset();
       const webhook = await register(h.app, receiver.url);
       receiver.secret = webhook.secret;
-      const worker = newWorker({ clock: systemClock, pollIntervalMs: 20 });
+      // The "crash": the outcome of the attempt is never recorded, and the lease is never given back.
+      const crashing = new Proxy(h.store, {
+        get(target, property, receiverProxy) {
+          const value = Reflect.get(target, property, receiverProxy) as unknown;
+          if (property === 'finishBatch') return () => Promise.reject(new Error('the process died'));
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const log = { warn: () => {}, error: () => {} };
+      await writeChanges(h, [
+        { eventId: eventId(), type: 'hold.granted' },
+        { eventId: eventId(), type: 'hold.granted' },
+      ]);
+      await newWorker({ store: crashing, log: log as unknown as WebhookWorkerOptions['log'] }).runOnce();
+      assert.equal(receiver.receipts.length, 1);
+      await writeChanges(h, [{ eventId: eventId(), type: 'hold.granted' }]);
+      const survivor = newWorker();
+      assert.equal((await survivor.runOnce()).claimed, 0, 'leased: no one else sends meanwhile');
+      h.clock.advanceSeconds(leaseMs(h.config) / 1000 + 1);
+      await drain(survivor);
+      assert.equal(receiver.receipts[1]!.id, receiver.receipts[0]!.id, 'the same batch, the same webhook-id');
+      assert.equal(receiver.receipts[1]!.body, receiver.receipts[0]!.body);
+      assert.equal(receiver.receipts.length, 3, 'then the change written meanwhile');
+      assert.deepEqual(receiver.acceptedChanges(), await expectedChanges(h.store, webhook.cursor_position));
+      assert.deepEqual(receiver.badSignatures, []);
+    });
+
+    test('in the background the worker wakes on new changes (not the poll), delivers, and stops cleanly', async () => {
+      await reset();
+      const webhook = await register(h.app, receiver.url);
+      receiver.secret = webhook.secret;
+      const worker = newWorker({ clock: systemClock, pollIntervalMs: 60_000, feed: h.app.changeFeed });
       worker.start();
-      await writeChanges(h.store, [{ eventId: eventId(), type: 'hold.granted' }]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await writeChanges(h, [{ eventId: eventId(), type: 'hold.granted' }]);
       await waitFor('the delivery', () => receiver.accepted().length === 1, 5000);
       await worker.stop();
       assert.deepEqual(receiver.badSignatures, []);
     });
 
+    test('a slow endpoint does not delay the others', async () => {
+      await reset();
+      const slow = new Receiver();
+      await slow.listen();
+      slow.delayMs = 2000;
+      const slowHook = await register(h.app, slow.url);
+      slow.secret = slowHook.secret;
+      const fast = await register(h.app, receiver.url);
+      receiver.secret = fast.secret;
+      const worker = newWorker({ clock: systemClock, pollIntervalMs: 20 });
+      try {
+        worker.start();
+        const id = eventId();
+        await writeChanges(h, [{ eventId: id, type: 'hold.granted' }]);
+        await waitFor('the first change at the fast endpoint', () => receiver.accepted().length === 1, 1500);
+        await writeChanges(h, [{ eventId: id, type: 'hold.released' }]);
+        await waitFor('the second', () => receiver.acceptedChanges().length === 2, 1500);
+        assert.equal(slow.receipts.length, 0, 'the slow one has not answered yet');
+        await waitFor('the slow endpoint', () => slow.acceptedChanges().length === 2, 10_000);
+        assertInOrder(slow.acceptedChanges());
+      } finally {
+        await worker.stop();
+        await slow.close();
+      }
+    });
+
     if (backend.name !== 'pglite') {
-      test('two workers on one database never send a delivery twice at once', async () => {
+      test('two workers on one database never send a batch twice at once, nor out of order', async () => {
         await reset();
         const webhook = await register(h.app, receiver.url);
         receiver.secret = webhook.secret;
         receiver.delayMs = 15;
         const second = await backend.reopen(h.url);
         try {
-          const options = { clock: systemClock, pollIntervalMs: 10 };
+          const options = { clock: systemClock, pollIntervalMs: 10, config: { ...h.config, webhookBatchMax: 5 } };
           const a = newWorker(options);
           const b = newWorker({ ...options, store: second });
           const events = Array.from({ length: 12 }, eventId);
@@ -661,23 +798,21 @@ for (const backend of backends()) {
           b.start();
           for (let round = 0; round < 6; round++) {
             await writeChanges(
-              h.store,
+              h,
               events.map((id) => ({ eventId: id, type: 'hold.granted' as const })),
             );
           }
-          const expected = await expectedBodies(h.store, webhook.last_position);
-          await waitFor('every delivery', () => receiver.accepted().length >= expected.length, 30_000);
+          const expected = await expectedChanges(h.store, webhook.cursor_position);
+          await waitFor('every change', () => receiver.acceptedChanges().length >= expected.length, 30_000);
           await Promise.all([a.stop(), b.stop()]);
           assert.deepEqual(receiver.overlaps, [], 'no webhook-id in flight twice at once');
-          assert.equal(receiver.receipts.length, expected.length, 'each sent exactly once');
-          assert.deepEqual(
-            receiver
-              .accepted()
-              .map((r) => r.body)
-              .sort(),
-            [...expected].sort(),
+          assert.equal(receiver.maxInFlight, 1, 'one batch in flight for the endpoint');
+          assert.equal(
+            receiver.receipts.reduce((n, r) => n + r.changes.length, 0),
+            expected.length,
+            'each change sent exactly once',
           );
-          assertOrderedPerEvent(receiver.accepted());
+          assert.deepEqual(receiver.acceptedChanges(), expected);
           assert.deepEqual(receiver.badSignatures, []);
         } finally {
           await second.close();
@@ -733,8 +868,8 @@ describe('webhook URLs are checked at registration', () => {
       ['PATCH', '/webhooks/1'],
       ['DELETE', '/webhooks/1'],
       ['POST', '/webhooks/1/rotate-secret'],
-      ['GET', '/webhooks/1/deliveries'],
-      ['POST', '/webhooks/1/deliveries/1/retry'],
+      ['GET', '/webhooks/1/attempts'],
+      ['POST', '/webhooks/1/retry'],
     ] as const) {
       isProblem(await h.app.inject({ method, url, payload: {} }), 401, 'unauthorized');
     }

@@ -26,6 +26,8 @@ export class ChangeFeed {
   readonly outbox: Outbox;
   /** Highest position handed to this process's listeners. */
   private seen = 0;
+  /** Highest watermark this process told the others about. */
+  private announced = 0;
   private publishing: Promise<void> | undefined;
   private publishAgain = false;
   private lastPublishAt = 0;
@@ -49,6 +51,7 @@ export class ChangeFeed {
     if (this.started || !this.outbox.enabled) return;
     this.started = true;
     this.seen = await this.store.lastPosition();
+    this.announced = this.seen;
     this.stopListening = await this.store.sql.listen?.('box_office_changes', () => this.publishSoon());
     this.timers.push(setInterval(() => this.publishSoon(), PUBLISH_TICK_MS));
     for (const timer of this.timers) timer.unref();
@@ -111,12 +114,16 @@ export class ChangeFeed {
 
   private async publish(): Promise<void> {
     try {
+      // The watermark may also have moved under another caller (a stream opening reads it), so
+      // what counts is whether it is past what was announced and read, not whether it moved.
       const published = await this.store.publishChanges();
-      if (published === null) return;
-      // The other processes move their own watermarks when told; they reach this one or wait
-      // for their transactions in progress to end.
-      await this.store.sql.notify?.('box_office_changes', String(published));
-      this.pullSoon();
+      if (published > this.announced) {
+        this.announced = published;
+        // The other processes move their own watermarks when told; they reach this one or wait
+        // for their transactions in progress to end.
+        await this.store.sql.notify?.('box_office_changes', String(published));
+      }
+      if (published > this.seen) this.pullSoon();
     } catch (error) {
       // The database is down or busy: the next commit or tick tries again.
       this.log.warn({ err: error }, 'could not publish changes');

@@ -8,11 +8,11 @@ export interface ChangeStore {
   /** Writes changes with one statement, inside the transaction of their effect. */
   recordChanges(tx: Tx, changes: NewChange[], now: Date): Promise<void>;
   /**
-   * Moves the publication watermark: the changes at or below it are committed, and no change
-   * can still commit at or below it, so a reader that resumes "after N" misses nothing.
-   * Returns the new watermark when it moved, null when it did not.
+   * Moves the publication watermark as far as it safely goes, and returns it: the changes at or
+   * below it are committed, and no change can still commit at or below it, so a reader that
+   * resumes "after N" misses nothing.
    */
-  publishChanges(): Promise<number | null>;
+  publishChanges(): Promise<number>;
   /** Published changes after `position`, in position order, at most `limit`; of one event when given. */
   changesAfter(position: number, limit: number, eventId?: number): Promise<Change[]>;
   /** The publication watermark (0 before any change). */
@@ -99,7 +99,10 @@ export function changeStatements(db: SqlDatabase): ChangeStore {
       );
     },
 
-    publishChanges: () => watermark.advance(),
+    async publishChanges() {
+      await watermark.advance();
+      return watermark.published;
+    },
 
     async changesAfter(position, limit, eventId) {
       // Never past the watermark: a change above it may have a smaller neighbour still to commit.

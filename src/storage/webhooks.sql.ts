@@ -1,75 +1,86 @@
-// Webhooks and their deliveries: the admin's reads and writes, the fan-out (changes to
-// deliveries, per webhook, under its row lock) and the delivery worker's claims, leases and
-// results. Lock order: a webhook row, then its deliveries. Claims lock only delivery rows, with
-// `skip locked`, and read webhooks without locking them, so a claim never waits on a fan-out
-// and N workers share the due deliveries without taking the same one.
+// Webhooks: the admin's reads and writes, and the delivery worker's claims, leases and results.
+// An endpoint's delivery state is a cursor over the change log and a head batch, on its own row
+// (see src/webhooks/webhooks.model.ts); webhook_attempts keeps one row per HTTP attempt for
+// staff. Claims lock webhook rows with `skip locked` for one short transaction and lease them:
+// N workers share the due endpoints and never take the same one. Every write of a lease is
+// fenced by its owner token, so a late result after the lease ran out changes nothing.
 import type { ChangeType } from '../model.ts';
 import type {
-  AttemptRecord,
-  ClaimedDelivery,
-  DeliveryRow,
-  DueDelivery,
-  DeliveryStatus,
-  NewDelivery,
+  AttemptRow,
+  ClaimedEndpoint,
+  NewAttempt,
   NewWebhook,
   WebhookRow,
+  WebhookSettings,
   WebhookStatus,
 } from '../webhooks/webhooks.model.ts';
 import type { SqlDatabase, Tx } from './sql.ts';
 
-export interface DeliveryPageQuery {
+export interface AttemptPageQuery {
   webhookId: number;
-  status?: DeliveryStatus;
-  /** Deliveries with a smaller id than this (newest first). */
+  /** Attempts with a smaller id than this (newest first). */
   beforeId: number;
   limit: number;
 }
 
+/** What an attempt at the head batch came to, as the worker records it on the endpoint. */
+export type BatchResult =
+  /** Delivered: the cursor moves to `lastPosition`; the lease is kept (until `leaseUntil`) to go on. */
+  | { kind: 'succeeded'; lastPosition: number; leaseUntil: Date }
+  /** Nothing in the batch was wanted: the cursor moves on, the lease is kept. */
+  | { kind: 'skipped'; lastPosition: number; leaseUntil: Date }
+  /** Failed: tried again at `at`; the lease is released. */
+  | { kind: 'retrying'; at: Date }
+  /** Failed past WEBHOOK_RETRY_SECONDS: the batch is given up on, the cursor moves on, and the endpoint is failed at `maxFailures` in a row. */
+  | { kind: 'failed'; lastPosition: number; maxFailures: number };
+
+export interface AttemptFields {
+  statusCode: number | null;
+  latencyMs: number;
+  error: string | null;
+  now: Date;
+}
+
 export interface WebhookStore {
-  /** Creates a webhook whose fan-out starts after the log's last position now. */
+  /** Creates a webhook whose cursor is the log's last position now. */
   insertWebhook(tx: Tx, webhook: NewWebhook): Promise<WebhookRow>;
   listWebhooks(): Promise<WebhookRow[]>;
   findWebhook(id: number): Promise<WebhookRow | null>;
   lockWebhook(tx: Tx, id: number): Promise<WebhookRow | null>;
-  /** Writes a locked webhook's settings back. */
-  updateWebhook(tx: Tx, webhook: WebhookRow): Promise<void>;
+  /**
+   * Writes a locked webhook's settings back. With `resetBatch` (the event types changed) the head
+   * batch is chosen again, unless it is in flight.
+   */
+  updateWebhook(tx: Tx, webhook: WebhookSettings, options?: { resetBatch?: boolean; now?: Date }): Promise<void>;
+  /** Makes a locked webhook's head batch due now (unless it is in flight), and a failed one active. */
+  retryWebhook(tx: Tx, id: number, now: Date): Promise<void>;
   deleteWebhook(tx: Tx, id: number): Promise<boolean>;
-
-  listDeliveries(query: DeliveryPageQuery): Promise<DeliveryRow[]>;
-  /**
-   * Makes a delivery pending and due at `now`. A pending one due after `notBefore` is brought
-   * forward; one due earlier is left alone, as it may be leased (in flight) right now.
-   */
-  retryDelivery(tx: Tx, webhookId: number, deliveryId: number, now: Date, notBefore: Date): Promise<DeliveryRow | null>;
-
-  /** Active webhooks whose fan-out cursor is behind `position`; nothing locked. */
-  webhooksBehind(position: number): Promise<Array<{ id: number; lastPosition: number }>>;
-  /** Locks an active webhook for its fan-out, or null if it is locked already (or not active). */
-  claimWebhookForFanOut(tx: Tx, id: number): Promise<{ eventTypes: ChangeType[]; lastPosition: number } | null>;
-  /** Creates deliveries, skipping any that exist; returns how many it created. */
-  insertDeliveries(tx: Tx, webhookId: number, deliveries: NewDelivery[], now: Date): Promise<number>;
-  advanceWebhook(tx: Tx, id: number, lastPosition: number): Promise<void>;
+  listAttempts(query: AttemptPageQuery): Promise<AttemptRow[]>;
 
   /**
-   * Locks up to `limit` due deliveries of active webhooks, none of `exclude`, each the oldest
-   * pending one of its (webhook, event), skipping rows other workers have locked.
+   * Leases up to `limit` active endpoints that are due (no failed attempt at the head batch, or
+   * its backoff is over), not leased, and behind `head`, in one
+   * transaction (skip locked), until `leaseUntil`, under `owner`.
    */
-  lockDueDeliveries(tx: Tx, query: { now: Date; limit: number; exclude: number[] }): Promise<DueDelivery[]>;
-  /** Leases locked deliveries until `until` and counts their attempt. */
-  leaseDeliveries(tx: Tx, ids: number[], until: Date): Promise<void>;
-  /** The URLs and secrets of these webhooks (those that still exist). */
-  webhookTargets(tx: Tx, ids: number[]): Promise<Array<{ id: number; url: string; secret: string }>>;
-  /** Records an attempt's outcome if the lease is still ours; false when it is not. */
-  finishDelivery(
-    delivery: Pick<ClaimedDelivery, 'id' | 'attempts'>,
-    record: AttemptRecord,
-    next: { status: 'succeeded' } | { status: 'failed' } | { status: 'pending'; at: Date },
-  ): Promise<boolean>;
-  resetWebhookFailures(id: number, now: Date): Promise<void>;
-  /** Counts a failed delivery; the webhook is marked failed at `maxFailures` in a row. */
-  countWebhookFailure(id: number, maxFailures: number, now: Date): Promise<void>;
-  /** Deletes up to `limit` finished (succeeded or failed) deliveries created before `before`. */
-  purgeDeliveries(before: Date, limit: number): Promise<number>;
+  claimEndpoints(query: {
+    now: Date;
+    head: number;
+    limit: number;
+    owner: string;
+    leaseUntil: Date;
+  }): Promise<ClaimedEndpoint[]>;
+  /**
+   * Fixes the head batch's end and extends the lease; false when the lease is no longer ours or
+   * the endpoint is no longer active (paused, failed, deleted): then nothing is sent.
+   */
+  startBatch(id: number, owner: string, batchLastPosition: number, leaseUntil: Date): Promise<boolean>;
+  /** Records the head batch's outcome on the endpoint if the lease is still ours; false when not. */
+  finishBatch(id: number, owner: string, result: BatchResult, attempt: AttemptFields | null): Promise<boolean>;
+  /** Gives the lease back (nothing more to send now). */
+  releaseLease(id: number, owner: string): Promise<void>;
+  insertAttempt(attempt: NewAttempt): Promise<void>;
+  /** Deletes up to `limit` attempts made before `before`. */
+  purgeAttempts(before: Date, limit: number): Promise<number>;
 }
 
 interface WebhookRecord {
@@ -79,36 +90,44 @@ interface WebhookRecord {
   secret: string;
   status: WebhookStatus;
   consecutive_failures: number;
-  last_position: number;
-  created_at: Date;
-  updated_at: Date;
-}
-
-interface DeliveryRecord {
-  id: number;
-  webhook_id: number;
-  position: number;
-  event_id: number;
-  type: ChangeType;
-  status: DeliveryStatus;
+  cursor_position: number;
+  batch_last_position: number | null;
   attempts: number;
   next_attempt_at: Date;
+  lease_until: Date | null;
+  last_attempt_at: Date | null;
+  last_success_at: Date | null;
   last_status_code: number | null;
   last_latency_ms: number | null;
   last_error: string | null;
   created_at: Date;
-  delivered_at: Date | null;
+  updated_at: Date;
+}
+
+interface AttemptRecord {
+  id: number;
+  webhook_id: number;
+  first_position: number;
+  last_position: number;
+  change_count: number;
+  outcome: AttemptRow['outcome'];
+  status_code: number | null;
+  latency_ms: number;
+  error: string | null;
+  at: Date;
 }
 
 const WEBHOOK_COLUMNS =
-  'id, url, event_types, secret, status, consecutive_failures, last_position, created_at, updated_at';
-const DELIVERY_COLUMNS =
-  'id, webhook_id, position, event_id, type, status, attempts, next_attempt_at, last_status_code, ' +
-  'last_latency_ms, last_error, created_at, delivered_at';
+  'id, url, event_types, secret, status, consecutive_failures, cursor_position, batch_last_position, attempts, ' +
+  'next_attempt_at, lease_until, last_attempt_at, last_success_at, last_status_code, last_latency_ms, last_error, ' +
+  'created_at, updated_at';
+const ATTEMPT_COLUMNS =
+  'id, webhook_id, first_position, last_position, change_count, outcome, status_code, latency_ms, error, at';
 
 // Event types are stored as a comma-separated list; empty means every type.
 const encodeTypes = (types: ChangeType[]): string => types.join(',');
 const decodeTypes = (text: string): ChangeType[] => (text === '' ? [] : (text.split(',') as ChangeType[]));
+const numberOrNull = (value: number | string | null): number | null => (value === null ? null : Number(value));
 
 const toWebhook = (row: WebhookRecord): WebhookRow => ({
   id: Number(row.id),
@@ -117,29 +136,36 @@ const toWebhook = (row: WebhookRecord): WebhookRow => ({
   secret: row.secret,
   status: row.status,
   consecutiveFailures: Number(row.consecutive_failures),
-  lastPosition: Number(row.last_position),
+  cursorPosition: Number(row.cursor_position),
+  batchLastPosition: numberOrNull(row.batch_last_position),
+  attempts: Number(row.attempts),
+  nextAttemptAt: row.next_attempt_at,
+  leaseUntil: row.lease_until,
+  lastAttemptAt: row.last_attempt_at,
+  lastSuccessAt: row.last_success_at,
+  lastStatusCode: numberOrNull(row.last_status_code),
+  lastLatencyMs: numberOrNull(row.last_latency_ms),
+  lastError: row.last_error,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });
 
-const toDelivery = (row: DeliveryRecord): DeliveryRow => ({
+const toAttempt = (row: AttemptRecord): AttemptRow => ({
   id: Number(row.id),
   webhookId: Number(row.webhook_id),
-  position: Number(row.position),
-  eventId: Number(row.event_id),
-  type: row.type,
-  status: row.status,
-  attempts: Number(row.attempts),
-  nextAttemptAt: row.next_attempt_at,
-  lastStatusCode: row.last_status_code,
-  lastLatencyMs: row.last_latency_ms,
-  lastError: row.last_error,
-  createdAt: row.created_at,
-  deliveredAt: row.delivered_at,
+  firstPosition: Number(row.first_position),
+  lastPosition: Number(row.last_position),
+  changeCount: Number(row.change_count),
+  outcome: row.outcome,
+  statusCode: numberOrNull(row.status_code),
+  latencyMs: Number(row.latency_ms),
+  error: row.error,
+  at: row.at,
 });
 
-/** last_error is a varchar(1024) on MySQL. */
+/** Errors are varchar(1024) on MySQL. */
 const MAX_ERROR_LENGTH = 1000;
+const clip = (error: string | null) => (error === null ? null : error.slice(0, MAX_ERROR_LENGTH));
 
 export function webhookStatements(db: SqlDatabase): WebhookStore {
   const postgres = db.dialect === 'postgres';
@@ -150,8 +176,9 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
   return {
     async insertWebhook(tx, webhook) {
       const params = [webhook.url, encodeTypes(webhook.eventTypes), webhook.secret, webhook.now, webhook.startAfter];
-      const insert = `insert into webhooks (url, event_types, secret, status, consecutive_failures, last_position, created_at, updated_at)
-                      values ($1, $2, $3, 'active', 0, $5, $4, $4)`;
+      const insert = `insert into webhooks (url, event_types, secret, status, consecutive_failures, cursor_position,
+                                            next_attempt_at, created_at, updated_at)
+                      values ($1, $2, $3, 'active', 0, $5, $4, $4, $4)`;
       if (postgres) {
         const [row] = await tx.rows<WebhookRecord>(`${insert} returning ${WEBHOOK_COLUMNS}`, params);
         return toWebhook(row!);
@@ -178,10 +205,12 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
       return row === undefined ? null : toWebhook(row);
     },
 
-    async updateWebhook(tx, webhook) {
+    async updateWebhook(tx, webhook, { resetBatch = false, now } = {}) {
       await tx.run(
         `update webhooks
-            set url = $2, event_types = $3, secret = $4, status = $5, consecutive_failures = $6, updated_at = $7
+            set url = $2, event_types = $3, secret = $4, status = $5, consecutive_failures = $6, updated_at = $7,
+                batch_last_position = case when $8 and (lease_until is null or lease_until <= $7)
+                                           then null else batch_last_position end
           where id = $1`,
         [
           webhook.id,
@@ -190,8 +219,23 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
           webhook.secret,
           webhook.status,
           webhook.consecutiveFailures,
-          webhook.updatedAt,
+          now ?? webhook.updatedAt,
+          resetBatch,
         ],
+      );
+    },
+
+    async retryWebhook(tx, id, now) {
+      // In flight (leased): it is being tried right now; only its status changes. status is set
+      // last: MySQL's later assignments see the earlier ones' new values.
+      await tx.run(
+        `update webhooks
+            set consecutive_failures = case when status = 'failed' then 0 else consecutive_failures end,
+                next_attempt_at = case when lease_until is null or lease_until <= $2 then $2 else next_attempt_at end,
+                updated_at = $2,
+                status = case when status = 'failed' then 'active' else status end
+          where id = $1`,
+        [id, now],
       );
     },
 
@@ -200,194 +244,144 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
       return affected > 0;
     },
 
-    async listDeliveries({ webhookId, status, beforeId, limit }) {
-      const rows =
-        status === undefined
-          ? await db.rows<DeliveryRecord>(
-              `select ${DELIVERY_COLUMNS} from webhook_deliveries
-                where webhook_id = $1 and id < $2 order by id desc limit $3`,
-              [webhookId, beforeId, limit],
-            )
-          : await db.rows<DeliveryRecord>(
-              `select ${DELIVERY_COLUMNS} from webhook_deliveries
-                where webhook_id = $1 and id < $2 and status = $4 order by id desc limit $3`,
-              [webhookId, beforeId, limit, status],
-            );
-      return rows.map(toDelivery);
-    },
-
-    async retryDelivery(tx, webhookId, deliveryId, now, notBefore) {
-      const [row] = await tx.rows<DeliveryRecord>(
-        `select ${DELIVERY_COLUMNS} from webhook_deliveries where id = $1 and webhook_id = $2 for update`,
-        [deliveryId, webhookId],
+    async listAttempts({ webhookId, beforeId, limit }) {
+      const rows = await db.rows<AttemptRecord>(
+        `select ${ATTEMPT_COLUMNS} from webhook_attempts
+          where webhook_id = $1 and id < $2 order by id desc limit $3`,
+        [webhookId, beforeId, limit],
       );
-      if (row === undefined) return null;
-      const delivery = toDelivery(row);
-      if (delivery.status === 'pending' && delivery.nextAttemptAt <= notBefore) return delivery;
-      await tx.run(`update webhook_deliveries set status = 'pending', next_attempt_at = $2 where id = $1`, [
-        deliveryId,
-        now,
-      ]);
-      return { ...delivery, status: 'pending', nextAttemptAt: now };
+      return rows.map(toAttempt);
     },
 
-    async webhooksBehind(position) {
-      const rows = await db.rows<{ id: number; last_position: number }>(
-        `select id, last_position from webhooks where status = 'active' and last_position < $1 order by id`,
-        [position],
-      );
-      return rows.map((row) => ({ id: Number(row.id), lastPosition: Number(row.last_position) }));
-    },
-
-    async claimWebhookForFanOut(tx, id) {
-      // skip locked: another worker fanning this webhook out has it, and will do this work.
-      const [row] = await tx.rows<{ event_types: string; last_position: number }>(
-        `select event_types, last_position from webhooks where id = $1 and status = 'active' for update skip locked`,
-        [id],
-      );
-      return row === undefined
-        ? null
-        : { eventTypes: decodeTypes(row.event_types), lastPosition: Number(row.last_position) };
-    },
-
-    async insertDeliveries(tx, webhookId, deliveries, now) {
-      if (deliveries.length === 0) return 0;
-      if (postgres) {
-        const { affected } = await tx.run(
-          `insert into webhook_deliveries (webhook_id, position, event_id, type, payload, next_attempt_at, created_at)
-           select $1::bigint, d.position, d.event_id, d.type, d.payload, $6::timestamptz, $6::timestamptz
-             from unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[]) as d (position, event_id, type, payload)
-           on conflict (webhook_id, position) do nothing`,
-          [
-            webhookId,
-            deliveries.map((d) => d.position),
-            deliveries.map((d) => d.eventId),
-            deliveries.map((d) => d.type),
-            deliveries.map((d) => d.payload),
-            now,
-          ],
+    async claimEndpoints({ now, head, limit, owner, leaseUntil }) {
+      return db.transaction(async (tx) => {
+        const rows = await tx.rows<{
+          id: number;
+          url: string;
+          secret: string;
+          event_types: string;
+          cursor_position: number;
+          batch_last_position: number | null;
+          attempts: number;
+        }>(
+          `select id, url, secret, event_types, cursor_position, batch_last_position, attempts
+             from webhooks
+            where status = 'active' and (attempts = 0 or next_attempt_at <= $1)
+              and (lease_until is null or lease_until <= $1)
+              and cursor_position < $2
+            order by next_attempt_at, id
+            limit $3
+              for update skip locked`,
+          [now, head, limit],
         );
-        return affected;
-      }
-      // Not `insert ignore`, which would also turn bad data into warnings.
-      const { affected } = await tx.run(
-        `insert into webhook_deliveries (webhook_id, position, event_id, type, payload, next_attempt_at, created_at)
-         values $1 on duplicate key update id = id`,
-        [deliveries.map((d) => [webhookId, d.position, d.eventId, d.type, d.payload, now, now])],
-      );
-      return affected;
+        if (rows.length === 0) return [];
+        const ids = rows.map((row) => Number(row.id));
+        await tx.run(`update webhooks set lease_until = $1, lease_owner = $2 where ${inList('id', 3)}`, [
+          leaseUntil,
+          owner,
+          ids,
+        ]);
+        return rows.map((row) => ({
+          id: Number(row.id),
+          url: row.url,
+          secret: row.secret,
+          eventTypes: decodeTypes(row.event_types),
+          cursorPosition: Number(row.cursor_position),
+          batchLastPosition: numberOrNull(row.batch_last_position),
+          attempts: Number(row.attempts),
+          leaseOwner: owner,
+        }));
+      });
     },
 
-    async advanceWebhook(tx, id, lastPosition) {
-      await tx.run('update webhooks set last_position = $2 where id = $1 and last_position < $2', [id, lastPosition]);
-    },
-
-    async lockDueDeliveries(tx, { now, limit, exclude }) {
-      // The webhooks are read in subqueries, which lock nothing: a claim never waits on a
-      // fan-out holding a webhook row. Only the oldest pending delivery of a (webhook, event) is
-      // eligible; while it is leased it is still pending, so the next one waits behind it.
-      const rows = await tx.rows<{
-        id: number;
-        webhook_id: number;
-        payload: string;
-        attempts: number;
-        created_at: Date;
-      }>(
-        `select d.id, d.webhook_id, d.payload, d.attempts, d.created_at
-           from webhook_deliveries d
-          where d.status = 'pending' and d.next_attempt_at <= $1
-            and d.webhook_id in (select w.id from webhooks w where w.status = 'active')
-            and not ${inList('d.webhook_id', 3)}
-            and not exists (select 1 from webhook_deliveries e
-                             where e.webhook_id = d.webhook_id and e.event_id = d.event_id
-                               and e.status = 'pending' and e.position < d.position)
-          order by d.next_attempt_at, d.id
-          limit $2
-            for update skip locked`,
-        // MySQL has no empty `in ()`; ids start at 1.
-        [now, limit, exclude.length > 0 ? exclude : [0]],
-      );
-      return rows.map((row) => ({
-        id: Number(row.id),
-        webhookId: Number(row.webhook_id),
-        payload: row.payload,
-        attempts: Number(row.attempts),
-        createdAt: row.created_at,
-      }));
-    },
-
-    async leaseDeliveries(tx, ids, until) {
-      if (ids.length === 0) return;
-      await tx.run(
-        `update webhook_deliveries set next_attempt_at = $1, attempts = attempts + 1 where ${inList('id', 2)}`,
-        [until, ids],
-      );
-    },
-
-    async webhookTargets(tx, ids) {
-      if (ids.length === 0) return [];
-      const rows = await tx.rows<{ id: number; url: string; secret: string }>(
-        `select id, url, secret from webhooks where ${inList('id', 1)}`,
-        [ids],
-      );
-      return rows.map((row) => ({ id: Number(row.id), url: row.url, secret: row.secret }));
-    },
-
-    async finishDelivery(delivery, record, next) {
-      const error = record.error === null ? null : record.error.slice(0, MAX_ERROR_LENGTH);
-      // `attempts` fences the lease: after a lease ran out and another worker took the delivery,
-      // this late result changes nothing.
+    async startBatch(id, owner, batchLastPosition, leaseUntil) {
       const { affected } = await db.run(
-        `update webhook_deliveries
-            set status = $3, next_attempt_at = $4, delivered_at = $5,
-                last_status_code = $6, last_latency_ms = $7, last_error = $8
-          where id = $1 and attempts = $2 and status = 'pending'`,
-        [
-          delivery.id,
-          delivery.attempts,
-          next.status,
-          next.status === 'pending' ? next.at : record.now,
-          next.status === 'succeeded' ? record.now : null,
-          record.statusCode,
-          record.latencyMs,
-          error,
-        ],
+        `update webhooks set batch_last_position = $3, lease_until = $4
+          where id = $1 and lease_owner = $2 and status = 'active'`,
+        [id, owner, batchLastPosition, leaseUntil],
       );
       return affected > 0;
     },
 
-    async resetWebhookFailures(id, now) {
-      // Most successes find the count at 0 already and write nothing.
+    async finishBatch(id, owner, result, attempt) {
+      const fence = 'where id = $1 and lease_owner = $2';
+      if (result.kind === 'skipped' || attempt === null) {
+        if (result.kind !== 'skipped') throw new Error(`a ${result.kind} batch needs its attempt`);
+        const { affected } = await db.run(
+          `update webhooks set cursor_position = $3, batch_last_position = null, attempts = 0, lease_until = $4 ${fence}`,
+          [id, owner, result.lastPosition, result.leaseUntil],
+        );
+        return affected > 0;
+      }
+      const common = [id, owner, attempt.now, attempt.statusCode, attempt.latencyMs, clip(attempt.error)];
+      const lastAttempt = 'last_attempt_at = $3, last_status_code = $4, last_latency_ms = $5, last_error = $6';
+      let sql: string;
+      let params: unknown[];
+      switch (result.kind) {
+        case 'succeeded':
+          sql = `update webhooks
+                    set cursor_position = $7, batch_last_position = null, attempts = 0, lease_until = $8,
+                        consecutive_failures = 0, last_success_at = $3, ${lastAttempt}
+                  ${fence}`;
+          params = [...common, result.lastPosition, result.leaseUntil];
+          break;
+        case 'retrying':
+          sql = `update webhooks
+                    set attempts = attempts + 1, next_attempt_at = $7, lease_until = null, lease_owner = null,
+                        ${lastAttempt}
+                  ${fence}`;
+          params = [...common, result.at];
+          break;
+        case 'failed':
+          // `status` is assigned first: MySQL evaluates assignments left to right, and both
+          // dialects then see the count before this failure.
+          sql = `update webhooks
+                    set status = case when status = 'active' and consecutive_failures + 1 >= $8
+                                      then 'failed' else status end,
+                        consecutive_failures = consecutive_failures + 1,
+                        cursor_position = $7, batch_last_position = null, attempts = 0, next_attempt_at = $3,
+                        lease_until = null, lease_owner = null, ${lastAttempt}
+                  ${fence}`;
+          params = [...common, result.lastPosition, result.maxFailures];
+          break;
+      }
+      const { affected } = await db.run(sql, params);
+      return affected > 0;
+    },
+
+    async releaseLease(id, owner) {
+      await db.run('update webhooks set lease_until = null, lease_owner = null where id = $1 and lease_owner = $2', [
+        id,
+        owner,
+      ]);
+    },
+
+    async insertAttempt(attempt) {
       await db.run(
-        'update webhooks set consecutive_failures = 0, updated_at = $2 where id = $1 and consecutive_failures <> 0',
-        [id, now],
+        `insert into webhook_attempts
+           (webhook_id, first_position, last_position, change_count, outcome, status_code, latency_ms, error, at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [
+          attempt.webhookId,
+          attempt.firstPosition,
+          attempt.lastPosition,
+          attempt.changeCount,
+          attempt.outcome,
+          attempt.statusCode,
+          attempt.latencyMs,
+          clip(attempt.error),
+          attempt.at,
+        ],
       );
     },
 
-    async countWebhookFailure(id, maxFailures, now) {
-      // `status` is assigned first: MySQL evaluates assignments left to right, and both
-      // dialects then see the count before this failure.
-      await db.run(
-        `update webhooks
-            set status = case when status = 'active' and consecutive_failures + 1 >= $2 then 'failed' else status end,
-                consecutive_failures = consecutive_failures + 1,
-                updated_at = $3
-          where id = $1`,
-        [id, maxFailures, now],
-      );
-    },
-
-    async purgeDeliveries(before, limit) {
-      // Bounded, and skip-locked on PostgreSQL, so a purge never waits on a claim or holds many
-      // rows at once. Pending deliveries are never purged: they are still owed.
+    async purgeAttempts(before, limit) {
+      // Bounded, so a purge never holds many rows at once.
       const { affected } = await db.run(
         postgres
-          ? `delete from webhook_deliveries
-              where id in (select id from webhook_deliveries
-                            where status <> 'pending' and created_at < $1
-                            limit $2
-                              for update skip locked)`
-          : `delete from webhook_deliveries where status <> 'pending' and created_at < $1 limit $2`,
+          ? `delete from webhook_attempts
+              where id in (select id from webhook_attempts where at < $1 limit $2 for update skip locked)`
+          : `delete from webhook_attempts where at < $1 limit $2`,
         [before, limit],
       );
       return affected;

@@ -1,18 +1,25 @@
-// One HTTP attempt at a delivery, Standard Webhooks style: POST the change's JSON with
-// webhook-id (stable across retries), webhook-timestamp and webhook-signature. Each attempt has
+// One HTTP attempt at a batch, Standard Webhooks style: POST the batch's JSON with webhook-id
+// (stable across retries), webhook-timestamp and webhook-signature. Each attempt has
 // its own deadline; connections resolve their host through the SSRF guard; redirects are not
 // followed (undici's request never does).
 import { Agent, request } from 'undici';
-import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import { guardedLookup, refusalOf } from './safe-url.ts';
 import { sign } from './signature.ts';
-import type { ClaimedDelivery } from './webhooks.model.ts';
 
 export type SenderConfig = Pick<
   Config,
   'webhookAttemptTimeoutMs' | 'webhookConcurrencyPerEndpoint' | 'webhookAllowPrivateUrls'
 >;
+
+/** One request: where, signed with what, and the body. */
+export interface Message {
+  url: string;
+  secret: string;
+  /** The webhook-id header: the same on every attempt at the same batch. */
+  messageId: string;
+  payload: string;
+}
 
 export interface AttemptOutcome {
   statusCode: number | null;
@@ -27,10 +34,7 @@ export class WebhookSender {
   private readonly agent: Agent;
   private readonly aborts = new Set<AbortController>();
 
-  constructor(
-    private readonly config: SenderConfig,
-    private readonly clock: Clock,
-  ) {
+  constructor(private readonly config: SenderConfig) {
     this.agent = new Agent({
       // Every connection resolves its host here, so a name rebound to a private address after
       // it was registered is still refused.
@@ -42,19 +46,20 @@ export class WebhookSender {
   }
 
   /** One attempt; never throws. */
-  async send(delivery: ClaimedDelivery): Promise<AttemptOutcome> {
+  async send(message: Message): Promise<AttemptOutcome> {
     const { webhookAttemptTimeoutMs, webhookAllowPrivateUrls } = this.config;
     let url: URL;
     try {
-      url = new URL(delivery.url);
+      url = new URL(message.url);
     } catch {
       return { statusCode: null, error: 'the URL is not a valid absolute URL' };
     }
     // An address literal never goes through the lookup: check it here.
     const refusal = refusalOf(url, webhookAllowPrivateUrls);
     if (refusal !== null) return { statusCode: null, error: refusal };
-    const id = `msg_${delivery.id}`;
-    const timestamp = Math.floor(this.clock.now().getTime() / 1000);
+    const id = message.messageId;
+    // Wall-clock time, not the worker's clock: receivers compare it with theirs to refuse replays.
+    const timestamp = Math.floor(Date.now() / 1000);
     const controller = new AbortController();
     const timer = setTimeout(
       () => controller.abort(new Error(`no answer within ${webhookAttemptTimeoutMs} ms`)),
@@ -71,9 +76,9 @@ export class WebhookSender {
           'user-agent': 'box-office-webhooks',
           'webhook-id': id,
           'webhook-timestamp': String(timestamp),
-          'webhook-signature': sign(delivery.secret, id, timestamp, delivery.payload),
+          'webhook-signature': sign(message.secret, id, timestamp, message.payload),
         },
-        body: delivery.payload,
+        body: message.payload,
       });
       await response.body.dump({ limit: RESPONSE_BODY_LIMIT_BYTES }).catch(() => {});
       const ok = response.statusCode >= 200 && response.statusCode < 300;

@@ -1,18 +1,22 @@
 // Webhooks as the domain sees them: the rows the webhook service, its routes and the delivery
 // worker work with. src/storage/webhooks.sql.ts reads and writes them.
 //
-// Glossary (tables in src/db/migrations/*/0003_change_feed.sql):
+// Glossary (tables in src/db/migrations/*/0003_change_feed.sql and 0007_webhook_cursor.sql):
 //   webhook    an endpoint that receives, signed, every change of the types it asked for, at
-//              least once and in order per event. `last_position` is its fan-out cursor: the
-//              changes up to there have their deliveries.
-//   delivery   one change to send to one webhook, with its own copy of the change's JSON; sent
-//              until a 2xx answers or WEBHOOK_RETRY_SECONDS after it was created have passed.
-//   lease      a claimed delivery's next_attempt_at pushed past the attempt's deadline, so no
-//              other worker takes it while it is in flight; `attempts` fences a late result.
+//              least once and in order, in batches.
+//   cursor     `cursor_position`: the changes up to there were delivered (a 2xx answered) or
+//              given up on. Delivery state is this cursor, not a row per change.
+//   head batch the next request: the changes after the cursor up to `batch_last_position`,
+//              fixed when first chosen so that every retry sends the same changes under the same
+//              webhook-id. Null until chosen (and after each success).
+//   lease      `lease_until` and `lease_owner`: the worker sending the head batch. Only one
+//              batch per endpoint is in flight, which keeps the order; the owner token fences a
+//              late result after the lease ran out and another worker took over.
+//   attempt    one HTTP request, kept in webhook_attempts for staff (purged by age).
 import type { ChangeType } from '../model.ts';
 
 export type WebhookStatus = 'active' | 'paused' | 'failed';
-export type DeliveryStatus = 'pending' | 'succeeded' | 'failed';
+export type AttemptOutcome = 'succeeded' | 'retrying' | 'failed';
 
 export interface WebhookRow {
   id: number;
@@ -22,12 +26,30 @@ export interface WebhookRow {
   /** whsec_ and the base64 of the signing key. */
   secret: string;
   status: WebhookStatus;
-  /** Deliveries that failed in a row (retries exhausted); a success resets it. */
+  /** Batches given up on in a row (retries exhausted); a success resets it. */
   consecutiveFailures: number;
-  lastPosition: number;
+  /** Changes up to here were delivered (or given up on). */
+  cursorPosition: number;
+  /** The head batch's last position, once chosen. */
+  batchLastPosition: number | null;
+  /** Failed attempts at the head batch. */
+  attempts: number;
+  nextAttemptAt: Date;
+  leaseUntil: Date | null;
+  lastAttemptAt: Date | null;
+  lastSuccessAt: Date | null;
+  lastStatusCode: number | null;
+  lastLatencyMs: number | null;
+  lastError: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** The settings staff edit. */
+export type WebhookSettings = Pick<
+  WebhookRow,
+  'id' | 'url' | 'eventTypes' | 'secret' | 'status' | 'consecutiveFailures' | 'updatedAt'
+>;
 
 export interface NewWebhook {
   url: string;
@@ -38,53 +60,31 @@ export interface NewWebhook {
   startAfter: number;
 }
 
-export interface DeliveryRow {
+/** An endpoint a worker has leased, with what it needs to send its head batch. */
+export interface ClaimedEndpoint {
   id: number;
-  webhookId: number;
-  position: number;
-  eventId: number;
-  type: ChangeType;
-  status: DeliveryStatus;
-  attempts: number;
-  nextAttemptAt: Date;
-  lastStatusCode: number | null;
-  lastLatencyMs: number | null;
-  lastError: string | null;
-  createdAt: Date;
-  deliveredAt: Date | null;
-}
-
-/** A delivery about to be created by the fan-out. */
-export interface NewDelivery {
-  position: number;
-  eventId: number;
-  type: ChangeType;
-  /** The change's JSON, exactly the body sent. */
-  payload: string;
-}
-
-/** A due delivery, locked by a worker about to lease it. */
-export interface DueDelivery {
-  id: number;
-  webhookId: number;
-  payload: string;
-  /** Attempts made so far. */
-  attempts: number;
-  createdAt: Date;
-}
-
-/** A due delivery a worker has leased, with what it needs to send it. */
-export interface ClaimedDelivery extends DueDelivery {
   url: string;
   secret: string;
-  /** Attempts including this one: the fencing token of this lease. */
+  eventTypes: ChangeType[];
+  cursorPosition: number;
+  batchLastPosition: number | null;
   attempts: number;
+  /** Fences every write of this lease. */
+  leaseOwner: string;
 }
 
-/** What one attempt came to. */
-export interface AttemptRecord {
+/** One HTTP attempt at a batch, as kept for staff. */
+export interface AttemptRow {
+  id: number;
+  webhookId: number;
+  firstPosition: number;
+  lastPosition: number;
+  changeCount: number;
+  outcome: AttemptOutcome;
   statusCode: number | null;
   latencyMs: number;
   error: string | null;
-  now: Date;
+  at: Date;
 }
+
+export type NewAttempt = Omit<AttemptRow, 'id'>;

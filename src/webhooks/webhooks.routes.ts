@@ -1,5 +1,5 @@
-// Staff routes for webhooks: register, list, read, edit, delete, rotate the secret, and the
-// deliveries of one, with a way to send one again. The secret is in the answer of POST
+// Staff routes for webhooks: register, list, read, edit, delete, rotate the secret, the
+// attempts made at one, and a way to retry its head batch now. The secret is in the answer of POST
 // /webhooks and of rotate-secret only.
 import { Type } from '@sinclair/typebox';
 import type { AdminGuard, App } from '../app.ts';
@@ -8,7 +8,7 @@ import { BODY_ERRORS, IdParams, Timestamp, problems } from '../http/schemas.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
 import type { Rendered } from '../idempotency/recorder.ts';
 import { CHANGE_TYPES } from '../model.ts';
-import type { DeliveryRow, WebhookRow } from './webhooks.model.ts';
+import type { AttemptRow, WebhookRow } from './webhooks.model.ts';
 import type { WebhooksService } from './webhooks.service.ts';
 
 const PAGE_SIZE_DEFAULT = 20;
@@ -18,7 +18,6 @@ const EventTypes = Type.Array(Type.String({ enum: [...CHANGE_TYPES] }), {
   maxItems: CHANGE_TYPES.length * 2,
   description: 'The change types to deliver; empty or omitted means every type',
 });
-const PositionText = Type.String({ pattern: '^[0-9]+$', description: 'A position in the change log, as text' });
 
 const CreateWebhookBody = Type.Object(
   { url: Url, event_types: Type.Optional(EventTypes) },
@@ -39,16 +38,32 @@ const UpdateWebhookBody = Type.Object(
   { additionalProperties: false, minProperties: 1 },
 );
 
+const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
 const webhookFields = {
   webhook_id: Type.Integer(),
   url: Type.String(),
   event_types: Type.Array(Type.String()),
   status: Type.String({
     enum: ['active', 'paused', 'failed'],
-    description: `failed: WEBHOOK_MAX_CONSECUTIVE_FAILURES deliveries failed in a row; nothing more is sent until it is set active`,
+    description: `failed: WEBHOOK_MAX_CONSECUTIVE_FAILURES batches were given up on in a row; nothing more is sent until it is set active (or retried)`,
   }),
-  consecutive_failures: Type.Integer(),
-  last_position: PositionText,
+  consecutive_failures: Type.Integer({ description: 'Batches given up on in a row; a success resets it' }),
+  cursor_position: Type.String({
+    pattern: '^[0-9]+$',
+    description:
+      'Changes up to this position were delivered (a 2xx answered) or given up on; the next request starts after it',
+  }),
+  attempts: Type.Integer({ description: 'Failed attempts at the batch now at the head; 0 after a success' }),
+  next_attempt_at: Type.Union([Timestamp, Type.Null()], {
+    description: 'When the head batch is tried next, if it is waiting after a failure (null otherwise)',
+  }),
+  last_attempt_at: NullableTimestamp,
+  last_success_at: NullableTimestamp,
+  last_status_code: Type.Union([Type.Integer(), Type.Null()]),
+  last_latency_ms: Type.Union([Type.Integer(), Type.Null()]),
+  last_error: Type.Union([Type.String(), Type.Null()], {
+    description: 'Why the last attempt failed; null after a 2xx',
+  }),
   created_at: Timestamp,
   updated_at: Timestamp,
 };
@@ -60,25 +75,27 @@ const WebhookWithSecret = Type.Object({
   }),
 });
 
-const Delivery = Type.Object({
-  delivery_id: Type.Integer(),
+const Attempt = Type.Object({
+  attempt_id: Type.Integer(),
   webhook_id: Type.Integer(),
-  position: PositionText,
-  event_id: Type.Integer(),
-  type: Type.String(),
-  status: Type.String({ enum: ['pending', 'succeeded', 'failed'] }),
-  attempts: Type.Integer(),
-  last_status_code: Type.Union([Type.Integer(), Type.Null()]),
-  last_latency_ms: Type.Union([Type.Integer(), Type.Null()]),
-  last_error: Type.Union([Type.String(), Type.Null()]),
-  next_attempt_at: Type.Union([Timestamp, Type.Null()], { description: 'When it is tried next; null unless pending' }),
-  created_at: Timestamp,
-  delivered_at: Type.Union([Timestamp, Type.Null()]),
+  first_position: Type.String({ pattern: '^[0-9]+$', description: "The position of the batch's first change" }),
+  last_position: Type.String({
+    pattern: '^[0-9]+$',
+    description: 'The cursor after this batch (its last change, or a later position none of whose changes were wanted)',
+  }),
+  change_count: Type.Integer({ description: 'Changes in the request' }),
+  outcome: Type.String({
+    enum: ['succeeded', 'retrying', 'failed'],
+    description: 'succeeded: 2xx; retrying: failed, tried again later; failed: failed, and the batch given up on',
+  }),
+  status_code: Type.Union([Type.Integer(), Type.Null()]),
+  latency_ms: Type.Integer(),
+  error: Type.Union([Type.String(), Type.Null()]),
+  at: Timestamp,
 });
 
-const DeliveryQuery = Type.Object(
+const AttemptQuery = Type.Object(
   {
-    status: Type.Optional(Type.String({ enum: ['pending', 'succeeded', 'failed'] })),
     // Query strings are text and are not coerced, so numbers are checked by pattern.
     limit: Type.Optional(
       Type.String({
@@ -93,28 +110,28 @@ const DeliveryQuery = Type.Object(
   { additionalProperties: false },
 );
 
-const DeliveryPage = Type.Object({
-  deliveries: Type.Array(Delivery),
+const AttemptPage = Type.Object({
+  attempts: Type.Array(Attempt),
   next_cursor: Type.Union([Type.String(), Type.Null()], {
     description: 'Pass as ?cursor= for the next page; null on the last',
   }),
 });
 
-const DeliveryParams = Type.Object(
-  {
-    id: IdParams.properties.id,
-    delivery: Type.String({ pattern: '^[1-9][0-9]{0,14}$', description: 'a positive integer' }),
-  },
-  { additionalProperties: false },
-);
-
+const iso = (date: Date | null) => date?.toISOString() ?? null;
 const webhookBody = (webhook: WebhookRow) => ({
   webhook_id: webhook.id,
   url: webhook.url,
   event_types: webhook.eventTypes,
   status: webhook.status,
   consecutive_failures: webhook.consecutiveFailures,
-  last_position: String(webhook.lastPosition),
+  cursor_position: String(webhook.cursorPosition),
+  attempts: webhook.attempts,
+  next_attempt_at: webhook.attempts > 0 ? webhook.nextAttemptAt.toISOString() : null,
+  last_attempt_at: iso(webhook.lastAttemptAt),
+  last_success_at: iso(webhook.lastSuccessAt),
+  last_status_code: webhook.lastStatusCode,
+  last_latency_ms: webhook.lastLatencyMs,
+  last_error: webhook.lastError,
   created_at: webhook.createdAt.toISOString(),
   updated_at: webhook.updatedAt.toISOString(),
 });
@@ -124,28 +141,24 @@ const withSecret = (status: number) => (webhook: WebhookRow) => ({
 });
 const edited = (webhook: WebhookRow): Rendered => ({ status: 200, body: webhookBody(webhook) });
 
-const deliveryBody = (delivery: DeliveryRow) => ({
-  delivery_id: delivery.id,
-  webhook_id: delivery.webhookId,
-  position: String(delivery.position),
-  event_id: delivery.eventId,
-  type: delivery.type,
-  status: delivery.status,
-  attempts: delivery.attempts,
-  last_status_code: delivery.lastStatusCode,
-  last_latency_ms: delivery.lastLatencyMs,
-  last_error: delivery.lastError,
-  next_attempt_at: delivery.status === 'pending' ? delivery.nextAttemptAt.toISOString() : null,
-  created_at: delivery.createdAt.toISOString(),
-  delivered_at: delivery.deliveredAt?.toISOString() ?? null,
+const attemptBody = (attempt: AttemptRow) => ({
+  attempt_id: attempt.id,
+  webhook_id: attempt.webhookId,
+  first_position: String(attempt.firstPosition),
+  last_position: String(attempt.lastPosition),
+  change_count: attempt.changeCount,
+  outcome: attempt.outcome,
+  status_code: attempt.statusCode,
+  latency_ms: attempt.latencyMs,
+  error: attempt.error,
+  at: attempt.at.toISOString(),
 });
-const retried = (delivery: DeliveryRow): Rendered => ({ status: 200, body: deliveryBody(delivery) });
 
 // The cursor is opaque to clients, so its encoding can change without breaking them.
-const encodeCursor = (beforeId: number): string => Buffer.from(`d:${beforeId}`).toString('base64url');
+const encodeCursor = (beforeId: number): string => Buffer.from(`a:${beforeId}`).toString('base64url');
 function decodeCursor(cursor: string | undefined): number {
   if (cursor === undefined) return Number.MAX_SAFE_INTEGER;
-  const match = /^d:([1-9][0-9]{0,14})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  const match = /^a:([1-9][0-9]{0,14})$/.exec(Buffer.from(cursor, 'base64url').toString());
   if (match === null) {
     throw new DomainError('validation_failed', 'request querystring is invalid', {
       errors: [{ path: 'querystring/cursor', message: 'is not a cursor this service issued' }],
@@ -167,7 +180,8 @@ export function webhookRoutes(app: App, webhooks: WebhooksService, requireAdmin:
         summary: 'Register a webhook endpoint',
         description:
           'The endpoint receives every change made from now on (of the types asked for), signed with the ' +
-          'Standard Webhooks scheme, at least once and in order per event. The secret is in this answer only. ' +
+          'Standard Webhooks scheme, in batches of changes in position order, at least once. The secret is in ' +
+          'this answer only. ' +
           'A URL that is not http(s), or that resolves to a private, loopback or link-local address, is refused ' +
           '(400 webhook_url_refused) unless WEBHOOK_ALLOW_PRIVATE_URLS is set.',
         body: CreateWebhookBody,
@@ -252,7 +266,7 @@ export function webhookRoutes(app: App, webhooks: WebhooksService, requireAdmin:
       ...admin,
       schema: {
         ...doc,
-        summary: 'Delete a webhook endpoint and its deliveries',
+        summary: 'Delete a webhook endpoint and its attempts',
         description: 'Deleting it again answers 404.',
         params: IdParams,
         response: {
@@ -287,52 +301,49 @@ export function webhookRoutes(app: App, webhooks: WebhooksService, requireAdmin:
   );
 
   app.get(
-    '/webhooks/:id/deliveries',
+    '/webhooks/:id/attempts',
     {
       ...admin,
       schema: {
         ...doc,
-        summary: "A webhook's deliveries, newest first, a page at a time",
+        summary: "A webhook's attempts (one per request), newest first, a page at a time",
+        description: `Kept CHANGE_RETENTION_SECONDS. The endpoint's current state (cursor, attempts at the head batch, last error) is on GET /webhooks/:id.`,
         params: IdParams,
-        querystring: DeliveryQuery,
-        response: { 200: DeliveryPage, ...problems('validation_failed', 'unauthorized', 'not_found') },
+        querystring: AttemptQuery,
+        response: { 200: AttemptPage, ...problems('validation_failed', 'unauthorized', 'not_found') },
       },
     },
     async (request) => {
-      const { status, limit, cursor } = request.query;
-      const page = await webhooks.deliveries(Number(request.params.id), {
-        ...(status === undefined ? {} : { status: status as DeliveryRow['status'] }),
+      const { limit, cursor } = request.query;
+      const page = await webhooks.attempts(Number(request.params.id), {
         beforeId: decodeCursor(cursor),
         limit: Number(limit ?? PAGE_SIZE_DEFAULT),
       });
       return {
-        deliveries: page.deliveries.map(deliveryBody),
+        attempts: page.attempts.map(attemptBody),
         next_cursor: page.nextBeforeId === null ? null : encodeCursor(page.nextBeforeId),
       };
     },
   );
 
   app.post(
-    '/webhooks/:id/deliveries/:delivery/retry',
+    '/webhooks/:id/retry',
     {
       ...admin,
       schema: {
         ...doc,
-        summary: 'Send a delivery again',
+        summary: 'Try the head batch now',
         description:
-          'Makes it pending and due now, whatever its status. If it fails again it is retried until ' +
-          'WEBHOOK_RETRY_SECONDS after it was first created.',
-        params: DeliveryParams,
-        response: { 200: Delivery, ...problems('validation_failed', 'unauthorized', 'not_found') },
+          'The batch waiting after a failure is tried now instead of at its next backoff; a failed endpoint is set ' +
+          'active again with a fresh count of failures (a paused one stays paused). A batch in flight right now is ' +
+          'left to finish.',
+        params: IdParams,
+        response: { 200: Webhook, ...problems('validation_failed', 'unauthorized', 'not_found') },
       },
     },
     async (request, reply) => {
-      const delivery = await webhooks.retryDelivery(
-        Number(request.params.id),
-        Number(request.params.delivery),
-        recorderFor(request, retried),
-      );
-      return sendRendered(reply, retried(delivery));
+      const webhook = await webhooks.retry(Number(request.params.id), recorderFor(request, edited));
+      return sendRendered(reply, edited(webhook));
     },
   );
 }

@@ -1,5 +1,5 @@
 // Webhooks, as staff manage them: register an endpoint (its secret shown once), list, edit,
-// pause, delete, rotate the secret, page through its deliveries and send one again. A URL is
+// pause, delete, rotate the secret, page through its attempts and retry its head batch now. A URL is
 // checked against SSRF before anything is written; the delivery worker checks it again on every
 // connection (safe-url.ts).
 import type { Clock } from '../clock.ts';
@@ -10,14 +10,14 @@ import type { ChangeType } from '../model.ts';
 import type { Store } from '../storage/store.ts';
 import { checkWebhookUrl } from './safe-url.ts';
 import { newSecret } from './signature.ts';
-import type { DeliveryRow, DeliveryStatus, WebhookRow } from './webhooks.model.ts';
+import type { AttemptRow, WebhookRow } from './webhooks.model.ts';
 
 export type WebhooksConfig = Pick<Config, 'webhookAllowPrivateUrls' | 'webhookAttemptTimeoutMs'>;
 
 /** Beyond the attempt's own deadline, how long a lease lasts: clocks of workers and database differ a little. */
 const LEASE_MARGIN_MS = 10_000;
 
-/** How long a claimed delivery is kept from other workers: longer than any attempt can take. */
+/** How long a claimed endpoint is kept from other workers: longer than any attempt can take. */
 export const leaseMs = (config: Pick<Config, 'webhookAttemptTimeoutMs'>): number =>
   config.webhookAttemptTimeoutMs + LEASE_MARGIN_MS;
 
@@ -27,9 +27,9 @@ export interface WebhookChanges {
   status?: 'active' | 'paused';
 }
 
-export interface DeliveryPage {
-  deliveries: DeliveryRow[];
-  /** The last delivery id of this page when more may follow. */
+export interface AttemptPage {
+  attempts: AttemptRow[];
+  /** The last attempt id of this page when more may follow. */
   nextBeforeId: number | null;
 }
 
@@ -74,64 +74,68 @@ export class WebhooksService {
     return this.edit(id, recorder, (webhook) => {
       // Setting a failed endpoint active again gives it a fresh count of failures.
       const revived = changes.status === 'active' && webhook.status !== 'active';
+      const eventTypes = changes.eventTypes === undefined ? webhook.eventTypes : unique(changes.eventTypes);
       return {
-        ...webhook,
-        url: changes.url ?? webhook.url,
-        eventTypes: changes.eventTypes === undefined ? webhook.eventTypes : unique(changes.eventTypes),
-        status: changes.status ?? webhook.status,
-        consecutiveFailures: revived ? 0 : webhook.consecutiveFailures,
+        webhook: {
+          ...webhook,
+          url: changes.url ?? webhook.url,
+          eventTypes,
+          status: changes.status ?? webhook.status,
+          consecutiveFailures: revived ? 0 : webhook.consecutiveFailures,
+        },
+        // Other types: the head batch (not in flight) is chosen again, so that a webhook-id
+        // always carries the same changes.
+        resetBatch: eventTypes.join(',') !== webhook.eventTypes.join(','),
       };
     });
   }
 
   /** A new signing secret, used from the next attempt on; the old one stops working at once. */
   rotateSecret(id: number, recorder?: Recorder<WebhookRow>): Promise<WebhookRow> {
-    return this.edit(id, recorder, (webhook) => ({ ...webhook, secret: newSecret() }));
+    return this.edit(id, recorder, (webhook) => ({ webhook: { ...webhook, secret: newSecret() } }));
   }
 
-  /** Deletes the webhook and its deliveries; an attempt in flight still finishes. */
+  /** Deletes the webhook and its attempts; an attempt in flight still finishes. */
   async remove(id: number): Promise<void> {
     const deleted = await this.store.transaction((tx) => this.store.deleteWebhook(tx, id));
     if (!deleted) throw notFound('webhook', id);
   }
 
-  async deliveries(
-    webhookId: number,
-    query: { status?: DeliveryStatus; beforeId: number; limit: number },
-  ): Promise<DeliveryPage> {
+  async attempts(webhookId: number, query: { beforeId: number; limit: number }): Promise<AttemptPage> {
     await this.get(webhookId);
     // One row more than asked says whether another page follows, without a count.
-    const rows = await this.store.listDeliveries({ webhookId, ...query, limit: query.limit + 1 });
-    const deliveries = rows.slice(0, query.limit);
-    return { deliveries, nextBeforeId: rows.length > query.limit ? deliveries[deliveries.length - 1]!.id : null };
+    const rows = await this.store.listAttempts({ webhookId, ...query, limit: query.limit + 1 });
+    const attempts = rows.slice(0, query.limit);
+    return { attempts, nextBeforeId: rows.length > query.limit ? attempts[attempts.length - 1]!.id : null };
   }
 
   /**
-   * Makes a delivery pending and due now, whatever its status. One that may be in flight (due
-   * within a lease) is left as it is, so that it is never sent twice at once.
+   * Tries the head batch now instead of at its next backoff, and sets a failed endpoint active
+   * again (with a fresh count of failures). A batch in flight right now is left to finish.
    */
-  retryDelivery(webhookId: number, deliveryId: number, recorder?: Recorder<DeliveryRow>): Promise<DeliveryRow> {
+  retry(id: number, recorder?: Recorder<WebhookRow>): Promise<WebhookRow> {
     const now = this.clock.now();
-    const notBefore = new Date(now.getTime() + leaseMs(this.config));
     return this.store.transaction(async (tx) => {
-      const delivery = await this.store.retryDelivery(tx, webhookId, deliveryId, now, notBefore);
-      if (delivery === null) throw notFound(`delivery of webhook ${webhookId}`, deliveryId);
-      await recorder?.record(tx, delivery);
-      return delivery;
+      if ((await this.store.lockWebhook(tx, id)) === null) throw notFound('webhook', id);
+      await this.store.retryWebhook(tx, id, now);
+      const webhook = (await this.store.lockWebhook(tx, id))!;
+      await recorder?.record(tx, webhook);
+      return webhook;
     });
   }
 
   private edit(
     id: number,
     recorder: Recorder<WebhookRow> | undefined,
-    change: (webhook: WebhookRow) => WebhookRow,
+    change: (webhook: WebhookRow) => { webhook: WebhookRow; resetBatch?: boolean },
   ): Promise<WebhookRow> {
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
       const webhook = await this.store.lockWebhook(tx, id);
       if (webhook === null) throw notFound('webhook', id);
-      const edited = { ...change(webhook), updatedAt: now };
-      await this.store.updateWebhook(tx, edited);
+      const { webhook: changed, resetBatch = false } = change(webhook);
+      const edited = { ...changed, updatedAt: now };
+      await this.store.updateWebhook(tx, edited, { resetBatch, now });
       await recorder?.record(tx, edited);
       return edited;
     });

@@ -1,0 +1,195 @@
+// Webhooks under a flash sale (issue 18): the service on a throwaway PostgreSQL database, a
+// loopback receiver verifying every request with `standardwebhooks`, and C connections holding
+// seats on one event for S seconds. Reports holds/s, the changes each endpoint had when the load
+// stopped, how long until every endpoint had every change, and the lag from a change's `at` to
+// its receipt (p50/p99 over every change at every endpoint). --compare runs a round with no
+// endpoint and then one with --endpoints, on the same server, so that the holds/s compare.
+//
+//   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//     node --import tsx bench/webhooks.ts --seconds 10 --connections 256 --endpoints 1 [--compare]
+import { spawn } from 'node:child_process';
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Webhook } from 'standardwebhooks';
+import { httpRequest, runLoad } from './load.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '256' },
+    endpoints: { type: 'string', default: '1' },
+    compare: { type: 'boolean', default: false },
+    'drain-timeout': { type: 'string', default: '120' },
+  },
+});
+const seconds = Number(args.seconds);
+const connections = Number(args.connections);
+const endpoints = Number(args.endpoints);
+const baseUrl =
+  process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const TOKEN = 'bench-webhooks-admin-token';
+const auth = { authorization: `Bearer ${TOKEN}` };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A throwaway database.
+const dbName = `bench_webhooks_${process.pid}`;
+const adminDb = new pg.Client({ connectionString: baseUrl });
+await adminDb.connect();
+await adminDb.query(`create database ${dbName}`);
+const url = new URL(baseUrl);
+url.pathname = `/${dbName}`;
+
+// The receiver: per endpoint (path /hook/<n>), the positions seen and the lag of each.
+interface Endpoint {
+  secret: string;
+  positions: Set<string>;
+}
+const hooks = new Map<number, Endpoint>();
+const lags: number[] = [];
+let badSignatures = 0;
+const receiver = createServer((request: IncomingMessage, response: ServerResponse) => {
+  const chunks: Buffer[] = [];
+  request.on('data', (chunk: Buffer) => chunks.push(chunk));
+  request.on('end', () => {
+    const now = Date.now();
+    const hook = hooks.get(Number(request.url?.split('/')[2]));
+    try {
+      const body = new Webhook(hook!.secret).verify(Buffer.concat(chunks).toString(), {
+        'webhook-id': String(request.headers['webhook-id']),
+        'webhook-timestamp': String(request.headers['webhook-timestamp']),
+        'webhook-signature': String(request.headers['webhook-signature']),
+      }) as { data: Array<{ position: string; at: string }> };
+      for (const change of body.data) {
+        if (hook!.positions.has(change.position)) continue;
+        hook!.positions.add(change.position);
+        lags.push(now - Date.parse(change.at));
+      }
+    } catch {
+      badSignatures++;
+    }
+    response.writeHead(200).end();
+  });
+});
+await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+const receiverPort = (receiver.address() as AddressInfo).port;
+
+// The service, in its own process, as `box-office serve` runs.
+const port = await new Promise<number>((resolve) => {
+  const probe = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = probe.address() as AddressInfo;
+    probe.close(() => resolve(port));
+  });
+});
+const server = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+  env: {
+    ...process.env,
+    NODE_ENV: 'production',
+    ADMIN_TOKEN: TOKEN,
+    DATABASE_URL: url.toString(),
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
+    RATE_LIMIT_HOLDS_PER_MINUTE: '0',
+    LOG_LEVEL: 'warn',
+    ACCESS_LOG_LEVEL: 'silent',
+  },
+  stdio: ['ignore', 'inherit', 'inherit'],
+});
+const api = async <T>(method: string, path: string, body?: object): Promise<T> => {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    headers: body === undefined ? auth : { ...auth, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+};
+for (let tries = 0; ; tries++) {
+  try {
+    await api('GET', '/healthz');
+    break;
+  } catch (error) {
+    if (tries > 300) throw error;
+    await sleep(100);
+  }
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+
+async function round(count: number): Promise<void> {
+  for (const [, hook] of hooks) hook.positions.clear();
+  const event = await api<{ event_id: number }>('POST', '/events', {
+    event: { name: 'bench', total_seats: 1_000_000 },
+  });
+  const mine: Endpoint[] = [];
+  for (let i = 0; i < count; i++) {
+    const n = hooks.size + 1;
+    const { secret } = await api<{ secret: string }>('POST', '/webhooks', {
+      url: `http://127.0.0.1:${receiverPort}/hook/${n}`,
+      event_types: ['hold.granted'],
+    });
+    const hook = { secret, positions: new Set<string>() };
+    hooks.set(n, hook);
+    mine.push(hook);
+  }
+  lags.length = 0;
+  const hold = httpRequest(
+    'POST',
+    '/holds',
+    '127.0.0.1',
+    JSON.stringify({ hold: { event_id: event.event_id, qty: 1 } }),
+  );
+  let granted = 0;
+  const load = await runLoad({
+    host: '127.0.0.1',
+    port,
+    connections,
+    durationMs: seconds * 1000,
+    graceMs: 5000,
+    next: () => hold,
+    onResponse: (status) => status === 201 && granted++,
+    prime: httpRequest('GET', '/healthz', '127.0.0.1'),
+  });
+  const stopped = Date.now();
+  const atStop = mine.map((hook) => hook.positions.size);
+  let drainedMs = NaN;
+  while (Date.now() - stopped < Number(args['drain-timeout']) * 1000) {
+    if (mine.every((hook) => hook.positions.size >= granted)) {
+      drainedMs = Date.now() - stopped;
+      break;
+    }
+    await sleep(20);
+  }
+  const sorted = [...lags].sort((a, b) => a - b);
+  console.log(
+    JSON.stringify({
+      endpoints: count,
+      seconds,
+      connections,
+      holdsGranted: granted,
+      holdsPerSecond: Math.round(granted / (load.elapsedMs / 1000)),
+      holdP99Ms: Math.round(load.latency.p99Ms),
+      deliveredAtStop: count === 0 ? null : { min: Math.min(...atStop), max: Math.max(...atStop) },
+      drainedAfterStopMs: count === 0 ? null : drainedMs,
+      lagMs: count === 0 ? null : { p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), max: sorted.at(-1) },
+      badSignatures,
+    }),
+  );
+  // Out of the way of the next round.
+  for (const webhook of (await api<{ webhooks: Array<{ webhook_id: number }> }>('GET', '/webhooks')).webhooks) {
+    await fetch(`http://127.0.0.1:${port}/webhooks/${webhook.webhook_id}`, { method: 'DELETE', headers: auth });
+  }
+}
+
+try {
+  if (args.compare) await round(0);
+  await round(endpoints);
+} finally {
+  server.kill('SIGTERM');
+  await new Promise((resolve) => server.once('exit', resolve));
+  receiver.close();
+  await adminDb.query(`drop database if exists ${dbName} with (force)`);
+  await adminDb.end();
+}
