@@ -309,14 +309,11 @@ export function runLoad(plan: LoadPlan): Promise<LoadResult> {
   });
 }
 
-export type ArrivalProcess = 'uniform' | 'poisson';
-
 export interface OpenLoopPlan {
   host: string;
   port: number;
   /** Requests per second offered, whatever the server does with them. */
   ratePerSecond: number;
-  arrivals: ArrivalProcess;
   durationMs: number;
   graceMs: number;
   /** Connections opened before the window starts; more are opened when all are busy. */
@@ -363,7 +360,7 @@ interface OpenConn {
 }
 
 /**
- * Open-loop load: requests are scheduled at a fixed rate (evenly spaced, or a Poisson process)
+ * Open-loop load: requests are scheduled at a fixed rate, evenly spaced,
  * whatever the server answers, each written on an idle keep-alive connection of a pool that grows
  * when all are busy. Latency runs from the *intended* send time, so a server (or a generator)
  * that falls behind is charged for the whole delay (no coordinated omission): requests that wait
@@ -630,8 +627,7 @@ export async function runOpenLoop(plan: OpenLoopPlan): Promise<OpenLoopResult> {
         dispatch(request, nextAt);
       }
       index++;
-      nextAt =
-        plan.arrivals === 'poisson' ? nextAt - Math.log(1 - Math.random()) * intervalMs : started + index * intervalMs;
+      nextAt = started + index * intervalMs;
     }
     if (nextAt >= deadline) {
       schedulingDone = true;

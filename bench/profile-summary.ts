@@ -1,4 +1,4 @@
-// Self time of a V8 CPU profile (node --cpu-prof, as `npm run bench -- --profile` writes them
+// Self time of a V8 CPU profile (node --cpu-prof, as `npm run bench -- --cpu-prof` writes them
 // into .bench/profiles/<server>/), aggregated by package or module:
 //   tsx bench/profile-summary.ts FILE.cpuprofile|DIR [--by package|file|function] [--top N]
 //                                [--window START_US,END_US]

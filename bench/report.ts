@@ -21,7 +21,6 @@ export interface Measurement {
   /** The --open-loop rate as given ('0.5x', '4000'), for open-loop runs. */
   rate: string | null;
   conns: number;
-  preload: number;
   repeat: number;
   elapsedSeconds: number;
   holdsPerSecond: number;
@@ -49,7 +48,6 @@ export interface Measurement {
   /** How busy the shared machine was in the second before this measurement's server started. */
   machineBusyBefore: number;
   books: BooksCheck | null;
-  preloadSeconds: number | null;
   /** From a bench server during the measured window. */
   serverStats: ServerStats | null;
   /** CPU-seconds of the generator, the server, the database and the rest of the box in the window. */
@@ -58,7 +56,7 @@ export interface Measurement {
   openLoop: OpenLoopStats | null;
   /** The measured window on the monotonic clock (µs), which V8 CPU profiles also use. */
   window: { startUs: number; endUs: number };
-  /** With --profile: the server's top self time in the window. */
+  /** With --cpu-prof: the server's top self time in the window. */
   profile: { dir: string; busyMs: number; top: Array<{ name: string; ms: number; share: number }> } | null;
 }
 
@@ -102,7 +100,6 @@ export interface ServerStats {
 
 export interface SummaryRow {
   conns: number;
-  preload: number;
   target: string;
   strategy: string;
   tree: string | null;
@@ -126,7 +123,6 @@ export interface SummaryRow {
 
 export interface OpenLoopRow {
   conns: number;
-  preload: number;
   rate: string;
   target: string;
   strategy: string;
@@ -188,7 +184,7 @@ function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
 export function summarize(measurements: Measurement[], scenario: string): SummaryRow[] {
   const rows: SummaryRow[] = [];
   const closed = measurements.filter((m) => m.mode !== 'open');
-  for (const cell of groupBy(closed, (m) => `${m.conns}/${m.preload}`).values()) {
+  for (const cell of groupBy(closed, (m) => String(m.conns)).values()) {
     const targets = [...new Set(cell.map((m) => m.target))];
     for (const target of targets) {
       const mine = cell.filter((m) => m.target === target);
@@ -204,7 +200,6 @@ export function summarize(measurements: Measurement[], scenario: string): Summar
       const rss = mine.map((m) => m.rssPeakMb).filter((v): v is number => v !== null);
       rows.push({
         conns: mine[0]!.conns,
-        preload: mine[0]!.preload,
         target,
         strategy: mine[0]!.strategy,
         tree: mine[0]!.tree,
@@ -231,7 +226,7 @@ export function summarize(measurements: Measurement[], scenario: string): Summar
 export function summarizeOpenLoop(measurements: Measurement[]): OpenLoopRow[] {
   const rows: OpenLoopRow[] = [];
   const open = measurements.filter((m) => m.mode === 'open');
-  for (const cell of groupBy(open, (m) => `${m.conns}/${m.preload}/${m.rate}`).values()) {
+  for (const cell of groupBy(open, (m) => `${m.conns}/${m.rate}`).values()) {
     const targets = [...new Set(cell.map((m) => m.target))];
     for (const target of targets) {
       const mine = cell.filter((m) => m.target === target);
@@ -247,7 +242,6 @@ export function summarizeOpenLoop(measurements: Measurement[]): OpenLoopRow[] {
       const rss = mine.map((m) => m.rssPeakMb).filter((v): v is number => v !== null);
       rows.push({
         conns: mine[0]!.conns,
-        preload: mine[0]!.preload,
         rate: mine[0]!.rate ?? '?',
         target,
         strategy: mine[0]!.strategy,
@@ -401,10 +395,10 @@ const isService = (r: { strategy: string }) => r.strategy === 'batched' || r.str
 
 function closedSection(rows: SummaryRow[], scenario: string, repeat: number): string[] {
   const out: string[] = [];
-  for (const mine of groupBy(rows, (r) => `${r.conns}/${r.preload}`).values()) {
-    const { conns, preload } = mine[0]!;
+  for (const mine of groupBy(rows, (r) => String(r.conns)).values()) {
+    const { conns } = mine[0]!;
     out.push(
-      `\n${conns} connections, ${num(preload)} holds stored before the run` +
+      `\n${conns} connections` +
         (repeat > 1 ? ` (medians of ${repeat} runs; ratios are medians of same-run ratios)` : ''),
     );
     out.push(
@@ -462,14 +456,14 @@ function closedSection(rows: SummaryRow[], scenario: string, repeat: number): st
 function openSection(rows: OpenLoopRow[], repeat: number): string[] {
   if (rows.length === 0) return [];
   const out: string[] = [];
-  for (const cell of groupBy(rows, (r) => `${r.conns}/${r.preload}`).values()) {
+  for (const cell of groupBy(rows, (r) => String(r.conns)).values()) {
     // Each target's latency curve together, by offered rate.
     const order = [...new Set(cell.map((r) => r.target))];
     const mine = [...cell].sort(
       (a, b) => order.indexOf(a.target) - order.indexOf(b.target) || a.offeredRate - b.offeredRate,
     );
     out.push(
-      `\nOpen loop (latency from the intended send time), ${num(mine[0]!.preload)} holds stored` +
+      `\nOpen loop (latency from the intended send time), ${mine[0]!.conns} connections to start with` +
         (repeat > 1 ? ` (medians of ${repeat} runs)` : ''),
     );
     out.push(
@@ -555,7 +549,7 @@ function abSection(measurements: Measurement[], trees: string[], scenario: strin
     { name: 'server µs/unit', digits: 0, value: (m) => m.cpu?.serverUs },
   ];
   const services = measurements.filter((m) => m.tree !== null);
-  const groups = groupBy(services, (m) => `${m.conns}/${m.preload}/${m.strategy}/${m.mode}/${m.rate ?? ''}`);
+  const groups = groupBy(services, (m) => `${m.conns}/${m.strategy}/${m.mode}/${m.rate ?? ''}`);
   for (const cell of groups.values()) {
     const first = cell[0]!;
     const byTree = trees.map((tree) => cell.filter((m) => m.tree === tree));
@@ -568,7 +562,7 @@ function abSection(measurements: Measurement[], trees: string[], scenario: strin
         ? `open loop at ${first.rate} (offered ${high - low < 1 ? num(low) : `${num(low)} to ${num(high)}`}/s)`
         : 'closed loop';
     out.push(
-      `\nA/B ${first.strategy}, ${what}, ${first.conns} conns, ${num(first.preload)} stored: medians of ${reference.length} round(s); ` +
+      `\nA/B ${first.strategy}, ${what}, ${first.conns} conns: medians of ${reference.length} round(s); ` +
         `ratios are medians of same-round ratios against ${trees[0]}`,
     );
     const body = metrics.flatMap((metric) => {

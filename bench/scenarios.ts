@@ -5,14 +5,7 @@
 //             one GET /events/:id snapshot
 // Every acknowledged response is counted per event, so afterwards the books can be checked
 // exactly against GET /events/:id and (on servers the bench started) against SUMs over rows.
-import {
-  type ArrivalProcess,
-  type LoadResult,
-  type OpenLoopResult,
-  httpRequest,
-  runLoad,
-  runOpenLoop,
-} from './load.ts';
+import { type LoadResult, type OpenLoopResult, httpRequest, runLoad, runOpenLoop } from './load.ts';
 import type { Scenario } from './options.ts';
 
 export interface Target {
@@ -26,9 +19,6 @@ export interface Target {
 export interface HotEvent {
   id: number;
   total: number;
-  /** Seats already held and booked (by preload) before the run. */
-  heldBefore: number;
-  bookedBefore: number;
 }
 
 export interface LoadShape {
@@ -44,7 +34,6 @@ export interface LoadShape {
 
 export interface OpenArrivals {
   ratePerSecond: number;
-  arrivals: ArrivalProcess;
   initialConnections: number;
   maxConnections: number;
 }
@@ -264,7 +253,7 @@ interface Snapshot {
 
 /**
  * The books: for every event, available + held + booked == total with none negative (no
- * oversell), held and booked equal to what was acknowledged plus what was stored before, and on
+ * oversell), held and booked equal to what was acknowledged, and on
  * bench servers the counters equal SUMs over the hold and booking rows.
  */
 async function checkBooks(
@@ -286,8 +275,8 @@ async function checkBooks(
       problems.push(`event ${event.id}: GET answered ${status}`);
       continue;
     }
-    const expectHeld = event.heldBefore + tally.holdSeats - tally.bookedSeats;
-    const expectBooked = event.bookedBefore + tally.bookedSeats;
+    const expectHeld = tally.holdSeats - tally.bookedSeats;
+    const expectBooked = tally.bookedSeats;
     if (snap.available + snap.held + snap.booked !== snap.total || snap.total !== event.total) {
       problems.push(
         `event ${event.id}: ${snap.available} available + ${snap.held} held + ${snap.booked} booked != ${event.total}`,
@@ -314,7 +303,7 @@ async function checkBooks(
         `event ${event.id}: counters say ${snap.held} held, ${snap.booked} booked; rows say ${rows.held}, ${rows.booked}`,
       );
     }
-    const expectActive = event.heldBefore + tally.holds - tally.bookings;
+    const expectActive = tally.holds - tally.bookings;
     if (exact && rows.active_holds !== undefined && rows.active_holds !== expectActive) {
       problems.push(`event ${event.id}: ${rows.active_holds} active hold rows; ${expectActive} acknowledged`);
     }

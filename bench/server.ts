@@ -1,87 +1,39 @@
 // The box office as the benchmark runs it, in its own process: the same wiring as
-// `box-office serve` (config from env, migrate, buildApp, sweeper, listen), plus
-//   - for BENCH_STRATEGY=single|design, POST /holds taken over by a baseline (bench/baselines.ts)
-//     from outside the app (see takeOverHolds);
-//   - bench-only routes:
-//       POST /__bench/preload      bulk-store holds before a measurement (bench/preload.ts)
-//       GET  /__bench/recount/:id  audit an event's counters against SUMs over its rows
-//       POST /__bench/stats/reset, GET /__bench/stats  what the server did during a measurement
+// `box-office serve` (config from env, migrate, buildApp, sweeper, listen), plus bench-only
+// routes:
+//   GET  /__bench/recount/:id  audit an event's counters against SUMs over its rows
+//   POST /__bench/stats/reset, GET /__bench/stats  what the server did during a measurement
 // It reports its port to the parent over IPC once it listens.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
-import { type App, buildApp } from '../src/app.ts';
+import { buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
-import { MIGRATION_TIMEOUT_MS } from '../src/db/breaker.ts';
 import { createMetrics } from '../src/metrics.ts';
 import { recount } from '../src/storage/audit.sql.ts';
-import { openPostgresStore, openStore } from '../src/storage/open.ts';
-import type { SqlDatabase } from '../src/storage/sql.ts';
+import { openStore } from '../src/storage/open.ts';
+import type { Sql } from '../src/storage/sql.ts';
 import { Sweeper } from '../src/worker/sweeper.ts';
-import { type HoldStrategy, STRATEGIES, type Strategy, baselineHolds } from './baselines.ts';
-import { PRELOAD_MIXES, type PreloadMix, countActiveHolds, preloadHolds } from './preload.ts';
 import { traceTransactions } from './trace.ts';
 
 const config = loadConfig();
-const strategy = (process.env.BENCH_STRATEGY ?? 'batched') as Strategy;
-if (!STRATEGIES.includes(strategy)) throw new Error(`BENCH_STRATEGY must be one of ${STRATEGIES.join(', ')}`);
-const log = pino({ level: config.logLevel, base: { service: 'box-office', strategy } });
+const log = pino({ level: config.logLevel, base: { service: 'box-office' } });
 
 const store = await openStore(config);
 await store.migrate();
 const metrics = createMetrics();
-// Traced below the store, so the service's batches and the baselines are timed alike.
+// Traced below the store, so every statement the service sends is timed.
 const traced = traceTransactions(store.sql);
 const app = await buildApp({ config, store, clock: systemClock, logger: log, metrics });
-if (strategy !== 'batched') takeOverHolds(app, baselineHolds(strategy, store.sql, systemClock, config));
 
-/**
- * Answers POST /holds with a baseline instead of the service's HoldsService. A preHandler runs
- * after the route's onRequest hooks (the rate limiter) and its body validation, and before the
- * route's own preHandlers and handler, so the baseline gets the same checked request and answers
- * with the same 201 body (serialised by the route's response schema) or the same problem (a
- * thrown DomainError reaches the app's error handler). The Idempotency-Key claim is a route
- * preHandler, so it does not run: the baselines ignore Idempotency-Key (the bench sends none).
- */
-function takeOverHolds(app: App, holds: HoldStrategy): void {
-  app.addHook('preHandler', async (request, reply) => {
-    if (request.method !== 'POST' || request.routeOptions.url !== '/holds') return;
-    const { event_id, qty } = (request.body as { hold: { event_id: number; qty: number } }).hold;
-    const hold = await holds.createHold(event_id, qty);
-    return reply.code(201).send({
-      hold_id: hold.holdId,
-      event_id: hold.eventId,
-      qty: hold.qty,
-      expires_at: hold.expiresAt.toISOString(),
-      payment_token: hold.paymentToken,
-    });
-  });
+/** How many active, unexpired hold rows an event has (the books check counts them); both dialects. */
+async function countActiveHolds(sql: Sql, eventId: number, now: Date): Promise<number> {
+  const [row] = await sql.rows<{ n: number | string }>(
+    `select count(*) as n from holds where event_id = $1 and status = 'active' and expires_at > $2`,
+    [eventId, now],
+  );
+  return Number(row!.n);
 }
-
-/**
- * Where preload writes: a million rows take far longer than the service's statement timeout, so
- * on a PostgreSQL server a connection of its own with the migrations' timeout. PGlite has no
- * timeout (and one connection).
- */
-async function preloadDatabase<T>(fn: (db: SqlDatabase) => Promise<T>): Promise<T> {
-  if (config.backend !== 'postgres') return fn(store.sql);
-  const own = await openPostgresStore(config.databaseUrl!, {
-    poolSize: 1,
-    statementTimeoutMs: MIGRATION_TIMEOUT_MS,
-    idleInTransactionTimeoutMs: MIGRATION_TIMEOUT_MS,
-  });
-  try {
-    return await fn(own.sql);
-  } finally {
-    await own.close();
-  }
-}
-
-app.post<{ Body: { event_id: number; count: number; mix: PreloadMix } }>('/__bench/preload', async (request) => {
-  const { event_id, count, mix } = request.body;
-  if (!PRELOAD_MIXES.includes(mix)) throw new Error(`mix must be one of ${PRELOAD_MIXES.join(', ')}`);
-  return preloadDatabase((db) => preloadHolds(db, event_id, count, mix, systemClock.now()));
-});
 
 app.get<{ Params: { id: string } }>('/__bench/recount/:id', async (request) => {
   const eventId = Number(request.params.id);

@@ -1,6 +1,6 @@
 // Bench-only instrumentation: times every transaction a database handle runs and every
 // statement inside it, without touching the service's code. The service's hold and booking
-// batchers run one transaction per batch, the baselines one per request, so this shows how long
+// batchers run one transaction (or one autocommitted write) per batch, so this shows how long
 // the event row stays locked, how many round trips each transaction makes, and how much of that
 // is the database versus waiting between statements (the Node event loop, the network).
 import { performance } from 'node:perf_hooks';
@@ -62,8 +62,8 @@ type Statement = Sql['rows'] | Sql['run'];
 
 /**
  * Replaces `db.transaction`, `db.rows`, `db.run` (and `db.writeRows` when there is one) with
- * timed versions, in place: the store calls them through `store.sql`, so the service's batches
- * and the baselines are timed alike.
+ * timed versions, in place: the store calls them through `store.sql`, so every batch the service
+ * runs is timed.
  */
 export function traceTransactions(db: SqlDatabase): { stats(): TransactionStats; reset(): void } {
   let stats = empty();

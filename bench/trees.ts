@@ -3,9 +3,9 @@
 // with its own node_modules and dist/. The load generator, the ceiling and the books check are
 // always this checkout's bench; only the server under test comes from the tree:
 //   bench  the tree has bench/server.ts: run it with tsx in the tree (its sources, its bench-only
-//          routes: recount for the books check, transaction stats, preload, the baselines)
+//          routes: recount for the books check, transaction stats)
 //   compiled  otherwise `node <tree>/bin/box-office.js serve` (its dist/): the service only, so
-//          the books are checked through GET /events/:id alone, and only the batched strategy runs
+//          the books are checked through GET /events/:id alone
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -38,7 +38,7 @@ export function parseTreeSpec(raw: string): TreeSpec {
 
 /** Which commit a tree is, and whether its src/ has uncommitted changes. */
 export function codeVersion(dir: string): { commit: string; srcDirty: boolean } {
-  // A tree made by bench/snapshot.sh or bench/tree.sh is exactly one commit.
+  // A tree made by bench/tree.sh is exactly one commit.
   const marker = join(dir, '.bench-commit');
   if (existsSync(marker)) return { commit: readFileSync(marker, 'utf8').trim(), srcDirty: false };
   const git = (...args: string[]) => spawnSync('git', ['-C', dir, ...args], { encoding: 'utf8' }).stdout?.trim() ?? '';
