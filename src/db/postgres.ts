@@ -12,7 +12,6 @@
 //    again (among several hosts after a failover) and swaps in a fresh pool.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
-import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
@@ -29,7 +28,7 @@ import {
 } from './breaker.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { migratePostgres } from './migrate.ts';
-import { pgliteTemplate, readTarball } from './pglite-template.ts';
+import { copyTemplate, pgliteTemplate, readTarball } from './pglite-template.ts';
 import { type PgHost, describeHost, parsePostgresUrl } from './postgres-url.ts';
 
 export interface SqlResult<R> {
@@ -82,7 +81,7 @@ export async function openPglite(dataDir: string | undefined): Promise<PgDatabas
   if (dataDir !== undefined) {
     mkdirSync(dataDir, { recursive: true });
     unlock = lockDataDir(dataDir);
-    if (!existsSync(join(dataDir, 'PG_VERSION'))) await cp(template.dir, dataDir, { recursive: true });
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) copyTemplate(template, dataDir);
   }
   let db: PGlite;
   try {
