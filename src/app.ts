@@ -2,12 +2,15 @@
 // does, and tests call app.inject() or listen on port 0 themselves.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import helmet from 'helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import Fastify, {
+  LogController,
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
@@ -34,6 +37,7 @@ import { EventsService } from './events/events.service.ts';
 import { HoldLifecycleService } from './holds/hold-lifecycle.service.ts';
 import { holdRoutes } from './holds/holds.routes.ts';
 import { HoldsService } from './holds/holds.service.ts';
+import { BODY_LIMIT_BYTES, registerJsonParser } from './http/json-body.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from './http/problem.ts';
 import { BODY_ERRORS, problems, withProblems } from './http/schemas.ts';
 import { registerRateLimits } from './http/rate-limit.ts';
@@ -73,7 +77,7 @@ export interface AppDeps {
   metrics?: Metrics;
 }
 
-export const BODY_LIMIT_BYTES = 16 * 1024;
+export { BODY_DRAIN_LIMIT_BYTES, BODY_LIMIT_BYTES, MAX_JSON_DEPTH } from './http/json-body.ts';
 /** The OpenAPI document's version is the package's. */
 const PACKAGE_VERSION = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -81,22 +85,42 @@ const PACKAGE_VERSION = (
 /** /readyz answers 503 after this long without an answer from the database. */
 const READY_TIMEOUT_MS = 800;
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const requestIdOf = (request: IncomingMessage): string => {
+  const given = request.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+};
+/** Node's limit on the request line and headers together (its --max-http-header-size default). */
+const MAX_HEADER_BYTES = 16 * 1024;
 
 export async function buildApp(deps: AppDeps): Promise<App> {
   const { config, store } = deps;
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? createMetrics();
+  const securityHeaders = securityHeadersMiddleware();
+  // The same headers, for answers written before Fastify has a request (see clientErrorHandler).
+  const fixedSecurityHeaders = headersSetBy(securityHeaders);
 
   const app: App = Fastify({
     ...(deps.logger === undefined ? { logger: false } : { loggerInstance: deps.logger }),
     // One access-log line per request, at ACCESS_LOG_LEVEL (the onResponse hook below), instead
-    // of Fastify's two at info.
-    disableRequestLogging: true,
+    // of Fastify's two at info. (The top-level disableRequestLogging option is deprecated.)
+    logController: new LogController({ disableRequestLogging: true }),
+    // Enforced by the JSON parser (http/json-body.ts), which reads an oversized body to its end.
     bodyLimit: BODY_LIMIT_BYTES,
-    genReqId: (request) => {
-      const given = request.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    genReqId: requestIdOf,
+    // A URL the router cannot take (bad percent-encoding, a path parameter over 100
+    // characters) is a problem like any other, not Fastify's own JSON.
+    frameworkErrors: (error, request, reply) => {
+      reply.headers(fixedSecurityHeaders);
+      const problem =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? { code: 'uri_too_long' as const, detail: 'a segment of the path is over 100 characters' }
+          : error.code === 'FST_ERR_BAD_URL'
+            ? { code: 'malformed_url' as const, detail: 'the path is not validly percent-encoded' }
+            : toProblem(error, request);
+      void sendProblem(request, reply, problem.code, problem.detail);
     },
+    clientErrorHandler: clientErrorHandler(fixedSecurityHeaders),
     // Per-client rate limits key on the client's address; behind proxies, believe that many.
     trustProxy: config.trustProxyHops > 0 ? (_address: string, hop: number) => hop < config.trustProxyHops : false,
     // Strict bodies: nothing coerced ("5" is not 5), nothing silently dropped.
@@ -106,6 +130,22 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   // Only JSON bodies are accepted; anything else is 415 before a route runs.
   app.removeContentTypeParser(['text/plain']);
+  registerJsonParser(app);
+  // Expect: anything but 100-continue. Node answers a bare 417 unless someone listens.
+  app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    const body = problemBody(
+      { url: request.url, id: requestIdOf(request) },
+      'expectation_failed',
+      'the only Expect this server meets is 100-continue',
+    );
+    const text = JSON.stringify(body);
+    response.writeHead(body.status, {
+      ...fixedSecurityHeaders,
+      ...rawProblemHeaders(body.request_id),
+      'content-length': Buffer.byteLength(text),
+    });
+    response.end(text);
+  });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, 'not_found', `no route for ${request.method} ${request.url.split('?')[0]}`),
@@ -113,6 +153,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // Hooks on every request are callback-style: an async hook costs a promise per request.
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
+    // Fastify closes the connection after any body it could not parse, lest the unread rest be
+    // taken for the next request. Once the body was read to its end nothing is left: keep it.
+    if (request.raw.complete && reply.getHeader('connection') === 'close') reply.removeHeader('connection');
     // Responses carry payment tokens and live seat counts: no cache may keep them.
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     done(null, payload);
@@ -136,7 +179,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     done();
   });
 
-  await registerPlugins(app, config, metrics);
+  await registerPlugins(app, config, metrics, securityHeaders);
   app.addHook('onRoute', documentCommonProblems);
   registerIdempotency(app, new IdempotencyService(store, clock, config));
 
@@ -165,17 +208,84 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   return app;
 }
 
-/** Security headers, rate limiting and the OpenAPI document with its interactive docs. */
-async function registerPlugins(app: App, config: Config, metrics: Metrics): Promise<void> {
+type SecurityHeaders = ReturnType<typeof helmet>;
+
+function securityHeadersMiddleware(): SecurityHeaders {
   // helmet's middleware built once, at start. @fastify/helmet rebuilds it on every request
   // (parsing the CSP each time); the headers are the same either way.
-  const securityHeaders = helmet({
+  return helmet({
     contentSecurityPolicy: {
       // The service speaks plain HTTP behind whatever terminates TLS; upgrading the docs'
       // requests to https would break them on localhost.
       directives: { 'upgrade-insecure-requests': null },
     },
   });
+}
+
+/** The headers the middleware sets, which are the same on every response. */
+function headersSetBy(middleware: SecurityHeaders): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const response = {
+    setHeader: (name: string, value: unknown) => (headers[name.toLowerCase()] = String(value)),
+    removeHeader: (name: string) => delete headers[name.toLowerCase()],
+  };
+  middleware({} as IncomingMessage, response as unknown as ServerResponse, () => {});
+  return headers;
+}
+
+const rawProblemHeaders = (requestId: string) => ({
+  'content-type': PROBLEM_CONTENT_TYPE,
+  'cache-control': 'no-store',
+  'x-request-id': requestId,
+});
+
+/**
+ * Answers what Node's HTTP parser refused before there was a request: an unknown method or
+ * other malformed HTTP (400 bad_request), headers over MAX_HEADER_BYTES (431), headers that
+ * took too long (408). The answer is written on the socket, which is then closed.
+ */
+function clientErrorHandler(securityHeaders: Record<string, string>) {
+  return function (this: FastifyInstance, error: Error & { code?: string; reason?: string }, socket: Socket): void {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const [code, detail]: [ErrorCode, string] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? ['headers_too_large', `the request line and headers are limited to ${MAX_HEADER_BYTES} bytes`]
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ['request_timeout', 'the request did not arrive in time']
+          : [
+              'bad_request',
+              `the request is not valid HTTP/1.1 (${error.code ?? 'unknown'}: ${error.reason ?? error.message})`,
+            ];
+    this.log.debug({ err: error }, 'client error');
+    // As Node does: answer only if no response on this connection has begun, or the peer would
+    // read ours as the rest of that one.
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (!socket.writable || inFlight?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const requestId = randomUUID();
+    const body = JSON.stringify(problemBody({ id: requestId }, code, detail));
+    const status = ERROR_STATUS[code];
+    const headers = { ...securityHeaders, ...rawProblemHeaders(requestId) };
+    const head = [
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+      ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+      `content-length: ${Buffer.byteLength(body)}`,
+      'connection: close',
+    ].join('\r\n');
+    // Closed once written: the rest of what the client sent cannot be read as HTTP.
+    socket.end(`${head}\r\n\r\n${body}`, () => socket.destroy());
+  };
+}
+
+/** Security headers, rate limiting and the OpenAPI document with its interactive docs. */
+async function registerPlugins(
+  app: App,
+  config: Config,
+  metrics: Metrics,
+  securityHeaders: SecurityHeaders,
+): Promise<void> {
   app.addHook('onRequest', (request, reply, done) => {
     securityHeaders(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined));
   });
@@ -198,7 +308,9 @@ async function registerPlugins(app: App, config: Config, metrics: Metrics): Prom
 
 /**
  * Documents the problems any route can answer whatever it does: 500, 503 while the server
- * drains, and for unsafe methods the body errors (a DELETE may still carry a bad body).
+ * drains, what HTTP itself refuses (malformed requests and URLs, oversized headers, an Expect
+ * not met, a path parameter over 100 characters), and for unsafe methods the body errors (a
+ * DELETE may still carry a bad body).
  */
 function documentCommonProblems(route: RouteOptions): void {
   if (route.schema === undefined || route.schema.hide === true) return;
@@ -207,6 +319,12 @@ function documentCommonProblems(route: RouteOptions): void {
     'internal_error',
     'service_unavailable',
     'database_unavailable',
+    'bad_request',
+    'malformed_url',
+    'request_timeout',
+    'expectation_failed',
+    'headers_too_large',
+    ...(route.url.includes(':') ? ['uri_too_long' as const] : []),
     ...(unsafe ? ['outcome_unknown' as const, ...BODY_ERRORS] : []),
   ];
   route.schema.response = withProblems((route.schema.response ?? {}) as Record<number, unknown>, codes);

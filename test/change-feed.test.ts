@@ -205,6 +205,22 @@ for (const backend of backends()) {
       }
     });
 
+    test('HEAD on the streams answers their headers and ends, with no stream', async () => {
+      const eventId = await createEvent(h.app, 5);
+      for (const url of ['/stream', `/events/${eventId}/stream`, `/stream?include=changes`]) {
+        const res = await fetch(`${base}${url}`, { method: 'HEAD', signal: AbortSignal.timeout(2000) });
+        assert.equal(res.status, 200, url);
+        assert.match(String(res.headers.get('content-type')), /^text\/event-stream/);
+        assert.equal(await res.text(), '');
+      }
+      const missing = await fetch(`${base}/events/999999/stream`, {
+        method: 'HEAD',
+        signal: AbortSignal.timeout(2000),
+      });
+      assert.equal(missing.status, 404);
+      assert.match(String(missing.headers.get('content-type')), /^application\/problem\+json/);
+    });
+
     test('Last-Event-ID resumes the changes with no gap', async () => {
       const eventId = await createEvent(h.app, 100);
       const first = await openStream(`${base}/events/${eventId}/stream?include=changes`);

@@ -1,10 +1,12 @@
 // OWASP API hardening, on each backend: tokens, strict bodies, rate limits, security headers,
 // the OpenAPI document covering every response, and configuration.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { type Socket, connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { App } from '../src/app.ts';
+import { BODY_DRAIN_LIMIT_BYTES, BODY_LIMIT_BYTES, MAX_JSON_DEPTH, type App } from '../src/app.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import {
   SECURITY_HEADERS,
@@ -432,6 +434,314 @@ describe('errors a person can act on', () => {
     const text = (await h.app.inject({ method: 'GET', url: '/metrics' })).body;
     assert.doesNotMatch(text, /\n\n/);
     assert.match(text, /^holds_force_expired_total 1$/m);
+  });
+});
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Parses the first HTTP/1.1 response (with a Content-Length) out of what a socket received. */
+function parseResponse(text: string): RawResponse & { rest: string } {
+  const end = text.indexOf('\r\n\r\n');
+  assert.ok(end > 0, `no complete response head in ${JSON.stringify(text.slice(0, 200))}`);
+  const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
+  const headers = Object.fromEntries(
+    lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+  );
+  const length = Number(headers['content-length'] ?? 0);
+  const bodyStart = end + 4;
+  const bytes = Buffer.from(text.slice(bodyStart));
+  return {
+    status: Number(statusLine!.split(' ')[1]),
+    headers,
+    body: bytes.subarray(0, length).toString(),
+    rest: bytes.subarray(length).toString(),
+  };
+}
+
+/** Writes `request` on a fresh connection and returns everything received until the server closes it. */
+function exchange(port: number, request: string | Buffer, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the server did not close the connection; received ${JSON.stringify(received.slice(0, 300))}`));
+    }, timeoutMs);
+    socket.on('data', (data) => (received += data.toString('latin1')));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(received);
+    });
+    socket.write(request);
+  });
+}
+
+function assertRawProblem(response: RawResponse, status: number, code: string): void {
+  assert.equal(response.status, status, response.body);
+  assert.match(response.headers['content-type'] ?? '', /^application\/problem\+json/);
+  for (const header of SECURITY_HEADERS) assert.ok(response.headers[header] !== undefined, `${header} on ${status}`);
+  const body = JSON.parse(response.body);
+  assert.deepEqual([body.status, body.code, typeof body.title, typeof body.detail], [status, code, 'string', 'string']);
+  assert.equal(body.request_id, response.headers['x-request-id']);
+}
+
+describe('HTTP at its edges, over a real socket', () => {
+  let h: H;
+  let base: string;
+  let port: number;
+  before(async () => {
+    h = await contractHarness(backends()[0]!);
+    base = await h.app.listen({ port: 0, host: '127.0.0.1' });
+    port = Number(new URL(base).port);
+  });
+  after(() => h.close());
+
+  const post = (body: BodyInit, init: RequestInit = {}) =>
+    fetch(`${base}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      signal: AbortSignal.timeout(10_000),
+      ...init,
+    });
+
+  const assertTooLarge = async (res: Response) => {
+    assert.equal(res.status, 413);
+    assert.match(String(res.headers.get('content-type')), /^application\/problem\+json/);
+    const body = await res.json();
+    assert.equal(body.code, 'payload_too_large');
+    assert.equal(body.status, 413);
+  };
+
+  test('fetch sending 3 MB reads its 413 problem, whether the length is announced or streamed', async () => {
+    // Announced with Content-Length: the server reads it to the end before answering.
+    for (let i = 0; i < 3; i++) await assertTooLarge(await post(Buffer.alloc(3_000_000, 'x')));
+    // Streamed (chunked), a slice at a time: the client is certainly still writing when the
+    // limit is passed. Before the fix the server closed the connection there, and fetch failed
+    // with `write EPIPE` (or ECONNRESET) instead of reading the 413.
+    const slice = Buffer.alloc(64 * 1024, 'x');
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (sent >= 3_000_000) return controller.close();
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        sent += slice.length;
+        controller.enqueue(slice);
+      },
+    });
+    await assertTooLarge(await post(stream, { duplex: 'half' } as RequestInit));
+    assert.ok(sent >= 3_000_000, 'the whole body was sent');
+  });
+
+  test('a client that writes all of a 3 MB body, a slice at a time, can: no reset, then the 413', async () => {
+    // Before the fix the server answered at the Content-Length and closed the connection after
+    // 128 KiB had been read; every later write was met with a reset (EPIPE for fetch).
+    const size = 3_000_000;
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    let failure: Error | null = null;
+    let closed = false;
+    socket.on('data', (data) => (received += data.toString('latin1')));
+    socket.on('error', (error) => (failure = error));
+    const gone = new Promise<void>((resolve) =>
+      socket.on('close', () => {
+        closed = true;
+        resolve();
+      }),
+    );
+    socket.write(
+      `POST /events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${size}\r\nconnection: close\r\n\r\n`,
+    );
+    const slice = Buffer.alloc(64 * 1024, 'x');
+    let sent = 0;
+    while (sent < size && failure === null && !closed) {
+      const part = slice.subarray(0, Math.min(slice.length, size - sent));
+      sent += part.length;
+      if (!socket.write(part)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), gone]);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    socket.destroy();
+    assert.equal(failure, null);
+    assert.equal(sent, size, 'the connection stayed open until the whole body was written');
+    assertRawProblem(parseResponse(received), 413, 'payload_too_large');
+  });
+
+  test('an oversized body within the drain bound leaves the connection open for the next request', async () => {
+    const big = Buffer.alloc(100_000, 'x');
+    const received = await exchange(
+      port,
+      Buffer.concat([
+        Buffer.from(
+          `POST /events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${big.length}\r\n\r\n`,
+        ),
+        big,
+        Buffer.from('GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'),
+      ]),
+    );
+    const first = parseResponse(received);
+    assertRawProblem(first, 413, 'payload_too_large');
+    assert.notEqual(first.headers.connection, 'close');
+    const second = parseResponse(first.rest);
+    assert.equal(second.status, 200);
+    assert.deepEqual(JSON.parse(second.body), { status: 'ok' });
+  });
+
+  test(`past BODY_DRAIN_LIMIT_BYTES (${BODY_DRAIN_LIMIT_BYTES}) the 413 is sent at once and the connection closed`, async () => {
+    assert.ok(BODY_DRAIN_LIMIT_BYTES >= 100 * BODY_LIMIT_BYTES);
+    // Announced: answered before a byte of the body is sent.
+    const announced = parseResponse(
+      await exchange(
+        port,
+        `POST /events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${BODY_DRAIN_LIMIT_BYTES + 1}\r\n\r\n`,
+      ),
+    );
+    assertRawProblem(announced, 413, 'payload_too_large');
+    assert.equal(announced.headers.connection, 'close');
+    // Streamed without end: the server stops reading past the bound and closes.
+    const socket: Socket = connect(port, '127.0.0.1');
+    let closed = false;
+    socket.on('error', () => {});
+    const gone = new Promise<void>((resolve) =>
+      socket.on('close', () => {
+        closed = true;
+        resolve();
+      }),
+    );
+    socket.write(
+      'POST /events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n',
+    );
+    const chunk = Buffer.concat([Buffer.from('10000\r\n'), Buffer.alloc(0x10000, 'x'), Buffer.from('\r\n')]);
+    let sent = 0;
+    const giveUpAt = 4 * BODY_DRAIN_LIMIT_BYTES;
+    while (!closed && sent < giveUpAt) {
+      sent += 0x10000;
+      if (!socket.write(chunk)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), gone]);
+    }
+    await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    socket.destroy();
+    assert.ok(closed, 'the server closed the connection');
+    assert.ok(sent < giveUpAt, `closed after ${sent} bytes`);
+  });
+
+  test('what Node refuses before Fastify sees a request is a problem too: bad method 400, big headers 431, Expect 417', async () => {
+    const brew = parseResponse(await exchange(port, 'BREW /events HTTP/1.1\r\nhost: x\r\n\r\n'));
+    assertRawProblem(brew, 400, 'bad_request');
+    assert.equal(brew.headers.connection, 'close');
+    assertRawProblem(parseResponse(await exchange(port, 'GET /events HTTP/1.1\r\nhost\r\n\r\n')), 400, 'bad_request');
+    const big = parseResponse(
+      await exchange(
+        port,
+        `DELETE /holds/1 HTTP/1.1\r\nhost: x\r\nx-payment-token: x\r\nidempotency-key: ${'k'.repeat(20_000)}\r\n\r\n`,
+      ),
+    );
+    assertRawProblem(big, 431, 'headers_too_large');
+    const refused = parseResponse(
+      await exchange(port, 'GET /events/1 HTTP/1.1\r\nhost: x\r\nexpect: bogus\r\nconnection: close\r\n\r\n'),
+    );
+    assertRawProblem(refused, 417, 'expectation_failed');
+    assert.equal(JSON.parse(refused.body).instance, '/events/1');
+    // 100-continue is still met.
+    const continued = await exchange(
+      port,
+      'GET /healthz HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n',
+    );
+    assert.match(continued, /HTTP\/1.1 200 OK/);
+  });
+
+  test('a malformed URL is 400 malformed_url, a path parameter over 100 characters 414 uri_too_long', async () => {
+    for (const url of ['/events/%zz', '/events%zz', '/holds/%E0%A4%A', '/nowhere/%zz']) {
+      const res = await fetch(`${base}${url}`);
+      assert.equal(res.status, 400, url);
+      assert.match(String(res.headers.get('content-type')), /^application\/problem\+json/);
+      for (const header of SECURITY_HEADERS) assert.ok(res.headers.get(header) !== null, `${header} on ${url}`);
+      assert.equal((await res.json()).code, 'malformed_url');
+    }
+    isProblem(await h.app.inject({ method: 'GET', url: '/events/%zz' }), 400, 'malformed_url');
+    isProblem(await h.app.inject({ method: 'GET', url: `/events/${'1'.repeat(101)}` }), 414, 'uri_too_long');
+    isProblem(
+      await h.app.inject({ method: 'DELETE', url: `/holds/${'a'.repeat(200)}`, headers: { 'x-payment-token': 'x' } }),
+      414,
+      'uri_too_long',
+    );
+  });
+
+  test('every route documents what HTTP itself can refuse; routes with path parameters document 414', async () => {
+    const doc = (await h.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    for (const [path, operations] of Object.entries<Record<string, { responses: Record<string, unknown> }>>(
+      doc.paths,
+    )) {
+      for (const [method, operation] of Object.entries(operations)) {
+        for (const status of ['400', '408', '417', '431'])
+          assert.ok(operation.responses[status], `${method} ${path} documents ${status}`);
+        assert.equal(Boolean(operation.responses['414']), path.includes('{'), `${method} ${path} 414`);
+      }
+    }
+  });
+
+  test(`JSON nested deeper than ${MAX_JSON_DEPTH} is 400 json_too_deep on every route, with or without an Idempotency-Key`, async () => {
+    const deep = '['.repeat(5000) + ']'.repeat(5000);
+    const headers = { 'content-type': 'application/json', 'idempotency-key': 'deep', 'x-payment-token': 'x' };
+    for (const [method, url] of [
+      ['DELETE', '/holds/1'],
+      ['POST', '/holds'],
+      ['POST', '/events'],
+      ['POST', '/holds/1/extend'],
+    ] as const) {
+      isProblem(await h.app.inject({ method, url, headers, payload: deep }), 400, 'json_too_deep');
+    }
+    const res = await fetch(`${base}/holds/1`, { method: 'DELETE', headers, body: deep });
+    assert.equal(res.status, 400);
+    assert.equal((await res.json()).code, 'json_too_deep');
+    // At the bound the body is parsed (and then judged by the route's schema).
+    const atBound = `{"hold":${'['.repeat(MAX_JSON_DEPTH - 1)}${']'.repeat(MAX_JSON_DEPTH - 1)}}`;
+    isProblem(await json(h.app, 'POST', '/holds', atBound), 400, 'validation_failed');
+    const overBound = `{"hold":${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`;
+    isProblem(await json(h.app, 'POST', '/holds', overBound), 400, 'json_too_deep');
+    // Brackets inside strings do not count.
+    isProblem(
+      await json(h.app, 'POST', '/holds', JSON.stringify({ hold: { event_id: 1, qty: 1, note: '['.repeat(1000) } })),
+      400,
+      'validation_failed',
+    );
+  });
+});
+
+describe('start-up', () => {
+  test('building and starting the app emits no warning (FSTDEP023 disableRequestLogging and the like)', () => {
+    // A fresh process: Fastify emits each deprecation once per process, so an app built earlier
+    // in this one would hide it.
+    const script = `
+      const warnings = [];
+      process.on('warning', (warning) => warnings.push(\`\${warning.name} \${warning.code ?? ''} \${warning.message}\`));
+      const { buildApp } = await import('./src/app.ts');
+      const { openPgliteStore } = await import('./src/storage/open.ts');
+      const { loadConfig } = await import('./src/config.ts');
+      const store = await openPgliteStore(undefined);
+      await store.migrate();
+      const app = await buildApp({ config: loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent' }), store });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      await app.close();
+      await store.close();
+      await new Promise((resolve) => setImmediate(resolve));
+      console.log(JSON.stringify(warnings));
+    `;
+    const output = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: new URL('..', import.meta.url),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
+    const warnings = JSON.parse(output.trim().split('\n').at(-1)!) as string[];
+    assert.deepEqual(
+      warnings.filter((warning) => /FSTDEP|FSTWRN|Fastify/.test(warning)),
+      [],
+    );
   });
 });
 

@@ -374,6 +374,31 @@ for (const backend of backends()) {
       isProblem(await admin(h.app, 'PATCH', `/webhooks/${created.webhook_id}`, { status: 'active' }), 404, 'not_found');
     });
 
+    test('DELETE /webhooks/:id with an Idempotency-Key: a retry replays the 204, another webhook is 422', async () => {
+      await reset();
+      const first = await register(h.app, receiver.url);
+      const second = await register(h.app, receiver.url);
+      const remove = (id: number, key: string) =>
+        h.app.inject({ method: 'DELETE', url: `/webhooks/${id}`, headers: { 'idempotency-key': key } });
+      const key = `delete-${first.webhook_id}-${Date.now()}`;
+      const deleted = await remove(first.webhook_id, key);
+      assert.equal(deleted.statusCode, 204, deleted.body);
+      assert.equal(deleted.headers['idempotent-replayed'], undefined);
+      const retried = await remove(first.webhook_id, key);
+      assert.equal(retried.statusCode, 204, retried.body);
+      assert.equal(retried.headers['idempotent-replayed'], 'true');
+      assert.equal(retried.body, '');
+      assert.equal(retried.headers['content-type'], undefined, 'a 204 carries no content type');
+      isProblem(await remove(second.webhook_id, key), 422, 'idempotency_key_reused');
+      assert.equal((await admin(h.app, 'GET', `/webhooks/${second.webhook_id}`)).statusCode, 200, 'not deleted');
+      // A 404 is stored and replayed too.
+      const missingKey = `${key}-missing`;
+      isProblem(await remove(first.webhook_id, missingKey), 404, 'not_found');
+      const replayed = await remove(first.webhook_id, missingKey);
+      isProblem(replayed, 404, 'not_found');
+      assert.equal(replayed.headers['idempotent-replayed'], 'true');
+    });
+
     test('every change after registration arrives once, signed, as in the log, in position order, in one batch', async () => {
       await reset();
       const all = await register(h.app, receiver.url);

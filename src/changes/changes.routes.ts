@@ -304,16 +304,22 @@ async function stream(
   loadInitial: () => Promise<Snapshot[]>,
   query: { include?: string; after?: string },
 ): Promise<void> {
+  const headers = {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    'x-accel-buffering': 'no',
+  };
+  // HEAD (Fastify answers it with the GET handler): the stream's headers, and no stream, which
+  // would never end.
+  if (request.method === 'HEAD') {
+    await reply.code(200).headers(headers).send();
+    return;
+  }
   const lastEventId = request.headers['last-event-id'];
   const resumeText = typeof lastEventId === 'string' && /^[0-9]{1,18}$/.test(lastEventId) ? lastEventId : query.after;
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    'x-accel-buffering': 'no',
-    'x-request-id': request.id,
-  });
+  res.writeHead(200, { ...headers, 'x-request-id': request.id });
   const sub: Subscriber = { res, withChanges: query.include === 'changes', sent: 0, buffered: [] };
   // Joined before anything is read, so that nothing published meanwhile is missed.
   const leave = broadcasts.join(scope, sub);

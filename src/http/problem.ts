@@ -11,13 +11,14 @@ export interface Problem {
   status: number;
   detail: string;
   code: ErrorCode;
-  instance: string;
+  instance?: string;
   request_id: string;
   [member: string]: unknown;
 }
 
 export function problemBody(
-  request: Pick<FastifyRequest, 'url' | 'id'>,
+  /** Without a url (an answer to bytes that never became a request), the body has no instance. */
+  request: Pick<FastifyRequest, 'id'> & { url?: string },
   code: ErrorCode,
   detail: string,
   extra: Record<string, unknown> = {},
@@ -32,7 +33,7 @@ export function problemBody(
     status,
     detail,
     code,
-    instance: request.url.split('?')[0]!,
+    ...(request.url === undefined ? {} : { instance: request.url.split('?')[0]! }),
     request_id: request.id,
     ...safeExtra,
   };

@@ -95,6 +95,7 @@ export function withProblems<R extends Record<number | string, unknown>>(respons
 export const BODY_ERRORS: ErrorCode[] = [
   'validation_failed',
   'malformed_json',
+  'json_too_deep',
   'payload_too_large',
   'unsupported_media_type',
 ];

@@ -90,11 +90,9 @@ function claimStep(request: FastifyRequest, reply: FastifyReply, done: (error?: 
         return done();
       }
       const { status, body } = result.replay;
-      reply
-        .code(status)
-        .type(status >= 400 ? PROBLEM_CONTENT_TYPE : 'application/json; charset=utf-8')
-        .header('idempotent-replayed', 'true')
-        .send(body);
+      reply.code(status).header('idempotent-replayed', 'true');
+      if (body === '') return reply.send();
+      reply.type(status >= 400 ? PROBLEM_CONTENT_TYPE : 'application/json; charset=utf-8').send(body);
     }, done);
 }
 
@@ -109,19 +107,57 @@ function scopeOf(request: FastifyRequest): string {
 /** Method, path, payment token and body (key order ignored): what makes two requests the same. */
 function fingerprintOf(request: FastifyRequest): Buffer {
   const token = request.headers['x-payment-token'];
-  const parts = [request.method, request.url, typeof token === 'string' ? hex(token) : null, canonical(request.body)];
-  return createHash('sha256').update(JSON.stringify(parts)).digest();
+  const head = JSON.stringify([request.method, request.url, typeof token === 'string' ? hex(token) : null]);
+  // The same text as JSON.stringify([method, url, token, body with its keys sorted]), the form
+  // fingerprints have always had, so keys stored before still match.
+  return createHash('sha256')
+    .update(`${head.slice(0, -1)},${canonicalJson(request.body)}]`)
+    .digest();
 }
 
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value === null || typeof value !== 'object') return value ?? null;
-  const object = value as Record<string, unknown>;
-  return Object.fromEntries(
-    Object.keys(object)
-      .sort()
-      .map((key) => [key, canonical(object[key])]),
-  );
+/**
+ * JSON text of a parsed JSON value with every object's keys sorted (as JSON.stringify orders
+ * an object built from sorted keys: integer-like keys first), undefined as null. Iterative:
+ * the parser bounds depth (MAX_JSON_DEPTH), but no body can exhaust the stack here either.
+ */
+export function canonicalJson(value: unknown): string {
+  let out = '';
+  // Work items: a value to write, or literal text (separators and closing brackets).
+  const stack: Array<{ value: unknown } | string> = [{ value }];
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    if (typeof item === 'string') {
+      out += item;
+      continue;
+    }
+    const current = item.value;
+    if (current === null || current === undefined || typeof current !== 'object') {
+      out += JSON.stringify(current ?? null);
+    } else if (Array.isArray(current)) {
+      out += '[';
+      stack.push(']');
+      for (let i = current.length - 1; i >= 0; i--) {
+        stack.push({ value: current[i] });
+        if (i > 0) stack.push(',');
+      }
+    } else {
+      const object = current as Record<string, unknown>;
+      const keys = Object.keys(
+        Object.fromEntries(
+          Object.keys(object)
+            .sort()
+            .map((key) => [key, 0]),
+        ),
+      );
+      out += '{';
+      stack.push('}');
+      for (let i = keys.length - 1; i >= 0; i--) {
+        stack.push({ value: object[keys[i]!] });
+        stack.push(`${i > 0 ? ',' : ''}${JSON.stringify(keys[i])}:`);
+      }
+    }
+  }
+  return out;
 }
 
 async function finish(request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<void> {
@@ -131,9 +167,12 @@ async function finish(request: FastifyRequest, reply: FastifyReply, payload: unk
   claim.finished = true;
   const keys = request.server.idempotency;
   try {
-    if (reply.statusCode >= 500 || typeof payload !== 'string') await keys.release(claim);
+    // A response without a body (204) is stored as empty, and replayed as such; only a stream
+    // cannot be stored.
+    const body = payload == null ? '' : payload;
+    if (reply.statusCode >= 500 || typeof body !== 'string') await keys.release(claim);
     else if (claim.recordedStatus !== reply.statusCode) {
-      await keys.completeAlone(claim, { status: reply.statusCode, body: payload });
+      await keys.completeAlone(claim, { status: reply.statusCode, body });
     }
   } catch (error) {
     // The response still goes out; the key stays in flight until its lock times out.
@@ -157,5 +196,5 @@ export function recorderFor<T>(request: FastifyRequest, render: (result: T) => R
 
 /** Sends what `render` made of a result: the same status and body a replay will send. */
 export function sendRendered(reply: FastifyReply, rendered: Rendered): FastifyReply {
-  return reply.code(rendered.status).send(rendered.body);
+  return rendered.body === null ? reply.code(rendered.status).send() : reply.code(rendered.status).send(rendered.body);
 }

@@ -11,7 +11,8 @@ export type Outcome<T> = T | DomainError;
 
 export interface Rendered {
   status: number;
-  body: object;
+  /** null: no body (204), stored as empty text. */
+  body: object | null;
 }
 
 export class Recorder<T> {
@@ -40,7 +41,7 @@ export async function recordOutcomes<T>(
     tx,
     keyed.map(([recorder, outcome]) => {
       const { status, body } = recorder.render(outcome);
-      return { claim: recorder.claim, response: { status, body: JSON.stringify(body) } };
+      return { claim: recorder.claim, response: { status, body: body === null ? '' : JSON.stringify(body) } };
     }),
   );
 }

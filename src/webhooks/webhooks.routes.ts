@@ -140,6 +140,7 @@ const withSecret = (status: number) => (webhook: WebhookRow) => ({
   body: { ...webhookBody(webhook), secret: webhook.secret },
 });
 const edited = (webhook: WebhookRow): Rendered => ({ status: 200, body: webhookBody(webhook) });
+const deleted = (): Rendered => ({ status: 204, body: null });
 
 const attemptBody = (attempt: AttemptRow) => ({
   attempt_id: attempt.id,
@@ -267,7 +268,7 @@ export function webhookRoutes(app: App, webhooks: WebhooksService, requireAdmin:
       schema: {
         ...doc,
         summary: 'Delete a webhook endpoint and its attempts',
-        description: 'Deleting it again answers 404.',
+        description: 'Deleting it again answers 404; a retry with the same Idempotency-Key replays the 204 instead.',
         params: IdParams,
         response: {
           204: { description: 'Deleted', type: 'null' },
@@ -276,8 +277,8 @@ export function webhookRoutes(app: App, webhooks: WebhooksService, requireAdmin:
       },
     },
     async (request, reply) => {
-      await webhooks.remove(Number(request.params.id));
-      return reply.code(204).send();
+      await webhooks.remove(Number(request.params.id), recorderFor(request, deleted));
+      return sendRendered(reply, deleted());
     },
   );
 

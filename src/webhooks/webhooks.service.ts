@@ -95,10 +95,15 @@ export class WebhooksService {
     return this.edit(id, recorder, (webhook) => ({ webhook: { ...webhook, secret: newSecret() } }));
   }
 
-  /** Deletes the webhook and its attempts; an attempt in flight still finishes. */
-  async remove(id: number): Promise<void> {
-    const deleted = await this.store.transaction((tx) => this.store.deleteWebhook(tx, id));
-    if (!deleted) throw notFound('webhook', id);
+  /**
+   * Deletes the webhook and its attempts; an attempt in flight still finishes. With a
+   * recorder, the answer is stored in the same transaction, so a retry replays it.
+   */
+  async remove(id: number, recorder?: Recorder<void>): Promise<void> {
+    await this.store.transaction(async (tx) => {
+      if (!(await this.store.deleteWebhook(tx, id))) throw notFound('webhook', id);
+      await recorder?.record(tx, undefined);
+    });
   }
 
   async attempts(webhookId: number, query: { beforeId: number; limit: number }): Promise<AttemptPage> {
