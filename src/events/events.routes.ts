@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { AdminGuard, App } from '../app.ts';
+import type { AdminGuard, App } from '../http/types.ts';
 import { DomainError } from '../errors.ts';
 import { BODY_ERRORS, IdParams, Timestamp, problems } from '../http/schemas.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
@@ -95,7 +95,10 @@ function decodeCursor(cursor: string | undefined): number | null {
   return match === null ? null : Number(match[1]);
 }
 
-export function eventRoutes(app: App, events: EventsService, requireAdmin: AdminGuard): void {
+export async function eventRoutes(
+  app: App,
+  { events, requireAdmin }: { events: EventsService; requireAdmin: AdminGuard },
+): Promise<void> {
   app.post(
     '/events',
     {

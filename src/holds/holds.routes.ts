@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { App } from '../app.ts';
+import type { App } from '../http/types.ts';
 import type { Config } from '../config.ts';
 import { BODY_ERRORS, Id, IdParams, PaymentTokenHeaders, Timestamp, problems } from '../http/schemas.ts';
 import { rateLimited } from '../http/rate-limit.ts';
@@ -56,12 +56,10 @@ const HOLD_ERRORS = ['validation_failed', 'invalid_payment_token', 'not_found'] 
 
 type HoldRoutesConfig = Pick<Config, 'maxSeatsPerHold' | 'maxHoldLifetimeSeconds' | 'rateLimitHoldsPerMinute'>;
 
-export function holdRoutes(
+export async function holdRoutes(
   app: App,
-  holds: HoldsService,
-  lifecycle: HoldLifecycleService,
-  config: HoldRoutesConfig,
-): void {
+  { holds, lifecycle, config }: { holds: HoldsService; lifecycle: HoldLifecycleService; config: HoldRoutesConfig },
+): Promise<void> {
   const CreateHoldBody = Type.Object(
     {
       hold: Type.Object(

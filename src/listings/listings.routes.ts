@@ -2,7 +2,7 @@
 // and its bookings as CSV.
 import { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
-import type { AdminGuard, App } from '../app.ts';
+import type { AdminGuard, App } from '../http/types.ts';
 import { CursorQuery, NextCursor, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import { IdParams, Timestamp, problems } from '../http/schemas.ts';
 import type { ListedBooking, ListedHold } from '../model.ts';
@@ -113,7 +113,10 @@ const pageRequest = (
   order: query.order ?? 'asc',
 });
 
-export function listingRoutes(app: App, listings: ListingsService, requireAdmin: AdminGuard): void {
+export async function listingRoutes(
+  app: App,
+  { listings, requireAdmin }: { listings: ListingsService; requireAdmin: AdminGuard },
+): Promise<void> {
   const staff = { onRequest: requireAdmin };
   const documented = { tags: ['listings'], security: [{ adminBearer: [] }], params: IdParams };
 
