@@ -3,6 +3,7 @@
 // server memory, where the CPU went and the ratio to the ceiling. Optionally also an open-loop
 // latency curve (--open-loop) and several checkouts side by side (--tree, --compare).
 // See docs/performance.md and `npm run bench -- --help`.
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -24,6 +25,7 @@ import {
   summarizeOpenLoop,
 } from './report.ts';
 import { type HotEvent, type OpenArrivals, type Target, api, createEvent, runScenario } from './scenarios.ts';
+import type { ChildMessage, ParentMessage, StreamsOpened, StreamsSettled } from './streams.ts';
 import { type Tree, codeVersion, migrateCommand, resolveTrees } from './trees.ts';
 
 const LOG_DIR = resolve('.bench/logs');
@@ -107,6 +109,7 @@ interface Window {
   cpu: CpuSplit;
   serverStats: ServerStats | null;
   window: { startUs: number; endUs: number };
+  streams?: Measurement['streams'];
 }
 
 /** What counts as one unit of work for CPU per unit: the headline figure's. */
@@ -189,6 +192,7 @@ function toMeasurement(subject: Subject, round: Round, w: Window): Measurement {
     cpu: w.cpu,
     openLoop: w.openLoop === null ? null : openLoopStats(w.openLoop, w.rate),
     window: w.window,
+    streams: w.streams ?? null,
     profile: null,
   };
 }
@@ -303,23 +307,68 @@ async function warmUp(target: Target, conns: number): Promise<void> {
  */
 async function measureTarget(server: Server, round: Round): Promise<Measurement[]> {
   if (options.warmupSeconds > 0) await warmUp(server.target, round.conns);
-  const rates: Array<OpenRate | null> = [
-    ...(options.closedLoop ? [null] : []),
-    ...options.openLoop.map((spec) => ({ spec, ceilingRate: round.ceilingRate })),
+  // With --streams, the closed loop twice: without and with the streams, alternating by round.
+  const streamCounts =
+    options.streams === 0 ? [0] : round.repeat % 2 === 1 ? [0, options.streams] : [options.streams, 0];
+  const windows: Array<[OpenRate | null, number]> = [
+    ...(options.closedLoop ? streamCounts.map((n): [null, number] => [null, n]) : []),
+    ...options.openLoop.map((spec): [OpenRate, number] => [{ spec, ceilingRate: round.ceilingRate }, 0]),
   ];
   const measured: Measurement[] = [];
-  for (const rate of rates) measured.push(await measureWindow(server, round, rate));
+  for (const [rate, streams] of windows) measured.push(await measureWindow(server, round, rate, streams));
   return measured;
 }
 
+/** --streams: N listeners in a child process (bench/streams.ts), open and each with its first message. */
+async function openStreams(target: Target, events: HotEvent[], count: number) {
+  const scope = options.streamScope === 'all' ? ['--all'] : ['--event', String(events[0]!.id)];
+  const url = `http://${target.host}:${target.port}`;
+  const child = fork('bench/streams.ts', ['--url', url, ...scope, '--count', String(count), '--ipc'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const next = () =>
+    new Promise<ChildMessage>((resolve, reject) => {
+      child.once('message', (message) => resolve(message as ChildMessage));
+      child.once('exit', (code) => reject(new Error(`bench/streams.ts exited (${code})`)));
+    });
+  const { opened } = (await next()) as { opened: StreamsOpened };
+  return {
+    opened,
+    /** Tells the streams the final availability of each event and when the load ended; waits until they show it. */
+    async settle(since: number): Promise<StreamsSettled> {
+      const final: Record<string, number> = {};
+      for (const { id } of events)
+        final[id] = (await api<{ available: number }>(target, 'GET', `/events/${id}`)).json.available;
+      child.send({ final, since } satisfies ParentMessage);
+      return ((await next()) as { settled: StreamsSettled }).settled;
+    },
+    async stop(): Promise<void> {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.send({ stop: true } satisfies ParentMessage);
+      await exited;
+    },
+  };
+}
+
 /** One window of load at the server (closed loop when `rate` is null), then its books check. */
-async function measureWindow(server: Server, round: Round, rate: OpenRate | null): Promise<Measurement> {
-  const { target, subject, database } = server;
+async function measureWindow(
+  server: Server,
+  round: Round,
+  rate: OpenRate | null,
+  streamCount = 0,
+): Promise<Measurement> {
+  const { target, database } = server;
+  const subject =
+    streamCount === 0
+      ? server.subject
+      : { ...server.subject, target: server.subject.target.replace(/(@|$)/, `+${streamCount}sse$1`) };
   const events = await hotEvents(target);
   const busyBefore = await quiet();
   const shape = loadShape(round.conns);
+  const listeners = streamCount === 0 ? undefined : await openStreams(target, events, streamCount);
   let stop: ReturnType<typeof startWindow> | undefined;
-  let ended: Pick<Window, 'usage' | 'cpu' | 'window' | 'serverStats'> | undefined;
+  let ended: Pick<Window, 'usage' | 'cpu' | 'window' | 'serverStats' | 'streams'> | undefined;
   const outcome = await runScenario(
     target,
     events,
@@ -332,9 +381,20 @@ async function measureWindow(server: Server, round: Round, rate: OpenRate | null
       },
       // Before the books check, so neither its statements nor its CPU count.
       finished: async (load) => {
+        const loadEnded = Date.now();
         const window = stop!(load);
         const serverStats = target.benchRoutes ? (await api<ServerStats>(target, 'GET', '/__bench/stats')).json : null;
-        ended = { ...window, serverStats };
+        const streams =
+          listeners === undefined
+            ? null
+            : {
+                count: streamCount,
+                scope: options.streamScope === 'all' ? 'GET /stream' : 'the hot event',
+                ...listeners.opened,
+                ...(await listeners.settle(loadEnded)),
+              };
+        await listeners?.stop();
+        ended = { ...window, serverStats, streams };
       },
     },
   );

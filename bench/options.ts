@@ -48,6 +48,9 @@ export interface Options {
   treeEnv: Record<string, Record<string, string>>;
   /** A tree served on another database than --backend (--tree-backend LABEL:pglite). */
   treeBackend: Record<string, Backend>;
+  /** SSE listeners held open through a second closed-loop window (0: none). */
+  streams: number;
+  streamScope: 'event' | 'all';
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -82,6 +85,19 @@ export const USAGE = `usage: npm run bench -- [options]
                                    each run the top self time by package in the measured window
                                    is printed (full report: tsx bench/profile-summary.ts
                                    .bench/profiles/<server>)
+
+Server-Sent Events listeners (what they cost the hot path, and how soon they see it):
+  --streams N                      each closed-loop window is measured twice on the same
+                                   server, with no stream and with N streams open (the order
+                                   alternating by round), each N as target \`…+Nsse\` with its
+                                   same-run ratio. The streams (a child process, bench/streams.ts)
+                                   open before the clock: the time to the last one's first
+                                   availability message, their messages/s, and after the load
+                                   how long until every stream shows every hot event's final
+                                   availability are printed with the window
+  --stream-scope event|all         event: GET /events/:id/stream on the first hot event
+                                   (default); all: GET /stream (with --events K, K events
+                                   changing)
 
 Open loop (latency at a fixed arrival rate, no coordinated omission):
   --open-loop LIST                 after the closed-loop run, drive each server at each rate
@@ -177,6 +193,8 @@ const SPEC = {
   'self-label': string,
   'tree-env': repeatable,
   'tree-backend': repeatable,
+  streams: string,
+  'stream-scope': string,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -237,6 +255,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     trees,
     self,
     selfLabel: values['self-label'] ?? 'this',
+    streams: values.streams === undefined ? 0 : list(values.streams, '--streams')[0]!,
+    streamScope: oneOf(values['stream-scope'] ?? 'event', ['event', 'all'] as const, '--stream-scope'),
     ...treeSettings(values['tree-env'] ?? [], values['tree-backend'] ?? [], backend),
   };
 }

@@ -5,6 +5,7 @@
 // printed side by side, with the median of the same-round ratios against the first tree.
 import type { CpuSplit } from './cpu.ts';
 import type { BooksCheck } from './scenarios.ts';
+import type { StreamsOpened, StreamsSettled } from './streams.ts';
 
 export interface Measurement {
   /**
@@ -56,6 +57,8 @@ export interface Measurement {
   openLoop: OpenLoopStats | null;
   /** The measured window on the monotonic clock (µs), which V8 CPU profiles also use. */
   window: { startUs: number; endUs: number };
+  /** With --streams, in the window that had them open: what the listeners saw. */
+  streams: ({ count: number; scope: string } & StreamsOpened & Partial<StreamsSettled>) | null;
   /** With --cpu-prof: the server's top self time in the window. */
   profile: { dir: string; busyMs: number; top: Array<{ name: string; ms: number; share: number }> } | null;
 }
@@ -366,6 +369,18 @@ function profileLine(m: Measurement): string {
   return `\n${INDENT}profile (${num(m.profile.busyMs)} ms busy in the window): ${top}\n${INDENT}  ${m.profile.dir}`;
 }
 
+function streamsLine(m: Measurement): string {
+  const s = m.streams;
+  if (s === null) return '';
+  const ms = (v: number | null | undefined) => (v === null || v === undefined ? 'never' : `${num(v)} ms`);
+  return (
+    `\n${INDENT}streams: ${s.count} on ${s.scope}, ${s.open} open, ${s.failed} failed${s.failed > 0 ? ` ${codes(s.failures)}` : ''}; last first snapshot ${ms(s.lastFirstMs)}` +
+    `${s.withoutFirst > 0 ? ` (${s.withoutFirst} without one)` : ''}; ${num(s.messagesPerStreamPerSecond, 1)} availability msg/s each; ` +
+    `all show the final availability ${ms(s.settledMs)} after the load${s.unsettled ? ` (${s.unsettled} never did)` : ''}; ` +
+    `the listeners' process ${num(s.clientCpuCores, 2)} cores`
+  );
+}
+
 /** One line per measurement (and detail lines under it), printed as it finishes. */
 export function formatMeasurement(m: Measurement): string {
   const books =
@@ -385,6 +400,7 @@ export function formatMeasurement(m: Measurement): string {
     `(idle box before: ${num(m.machineBusyBefore * 100)}% busy)  ` +
     `books ${books}` +
     openLine(m) +
+    streamsLine(m) +
     cpuLine(m.cpu) +
     serverLine(m.serverStats) +
     profileLine(m)
@@ -441,7 +457,7 @@ function closedSection(rows: SummaryRow[], scenario: string, repeat: number): st
       const parts = Object.entries(main.ratios)
         .filter(([other]) => other === 'ceiling' || main.tree === null || other.endsWith(`@${main.tree}`))
         .map(([other, ratio]) =>
-          other === 'ceiling' ? `${num(ratio, 2)}x of the ceiling` : `${num(ratio, 1)}x ${other}`,
+          other === 'ceiling' ? `${num(ratio, 2)}x of the ceiling` : `${num(ratio, 2)}x ${other}`,
         );
       if (ceiling?.serverUs !== null && ceiling?.serverUs !== undefined && main.serverUs !== null)
         parts.push(
@@ -549,7 +565,10 @@ function abSection(measurements: Measurement[], trees: string[], scenario: strin
     { name: 'server µs/unit', digits: 0, value: (m) => m.cpu?.serverUs },
   ];
   const services = measurements.filter((m) => m.tree !== null);
-  const groups = groupBy(services, (m) => `${m.conns}/${m.strategy}/${m.mode}/${m.rate ?? ''}`);
+  const groups = groupBy(
+    services,
+    (m) => `${m.conns}/${m.strategy}/${m.mode}/${m.rate ?? ''}/${m.streams?.count ?? 0}`,
+  );
   for (const cell of groups.values()) {
     const first = cell[0]!;
     const byTree = trees.map((tree) => cell.filter((m) => m.tree === tree));
@@ -560,7 +579,7 @@ function abSection(measurements: Measurement[], trees: string[], scenario: strin
     const what =
       first.mode === 'open'
         ? `open loop at ${first.rate} (offered ${high - low < 1 ? num(low) : `${num(low)} to ${num(high)}`}/s)`
-        : 'closed loop';
+        : `closed loop${first.streams === null ? '' : ` with ${first.streams.count} SSE streams`}`;
     out.push(
       `\nA/B ${first.strategy}, ${what}, ${first.conns} conns: medians of ${reference.length} round(s); ` +
         `ratios are medians of same-round ratios against ${trees[0]}`,

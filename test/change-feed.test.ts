@@ -244,6 +244,74 @@ for (const backend of backends()) {
       }
     });
   });
+  describe(`many streams at once on ${backend.name}`, () => {
+    const STREAMS = 40;
+    const reads = { snapshot: 0, lastPosition: 0 };
+    const many = new Agent({ connections: STREAMS + 8 });
+    let h: H;
+    let base: string;
+    before(async () => {
+      h = await contractHarness(backend, {
+        wrapStore: (store) => ({
+          ...store,
+          // A slow read, as under load: streams arriving meanwhile wait for, and share, the next one.
+          snapshot: async (...args) => {
+            reads.snapshot++;
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            return store.snapshot(...args);
+          },
+          lastPosition: () => (reads.lastPosition++, store.lastPosition()),
+        }),
+      });
+      base = await h.app.listen({ port: 0, host: '127.0.0.1' });
+    });
+    after(async () => {
+      await h.close();
+      await many.close();
+    });
+
+    test('streams opened together share one snapshot read, and every one gets the snapshot', async () => {
+      const eventId = await createEvent(h.app, 50);
+      await hold(h.app, eventId, 3);
+      await allPublished(h.store);
+      reads.snapshot = 0;
+      reads.lastPosition = 0;
+      const streams = await Promise.all(
+        Array.from({ length: STREAMS }, () => openStream(`${base}/events/${eventId}/stream`, {}, many)),
+      );
+      try {
+        const firsts = await Promise.all(streams.map((sse) => sse.next('availability')));
+        for (const first of firsts) assert.deepEqual([first.data.available, first.data.held], [47, 3]);
+        // One read per stream before; now one per batch of streams that joined before it started.
+        assert.ok(reads.snapshot <= STREAMS / 4, `${reads.snapshot} snapshot reads for ${STREAMS} streams`);
+        assert.ok(reads.lastPosition <= STREAMS / 4, `${reads.lastPosition} watermark reads for ${STREAMS} streams`);
+      } finally {
+        for (const sse of streams) sse.close();
+      }
+    });
+
+    test('streams that open while holds are committing all end on the final availability', async () => {
+      const eventId = await createEvent(h.app, 200);
+      const holds: Array<Promise<unknown>> = [];
+      const opening: Array<ReturnType<typeof openStream>> = [];
+      for (let i = 0; i < 60; i++) {
+        holds.push(hold(h.app, eventId, 1));
+        if (i % 6 === 0) opening.push(openStream(`${base}/events/${eventId}/stream`, {}, many));
+        if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      const streams = await Promise.all(opening);
+      try {
+        await Promise.all(holds);
+        const final = (await snapshot(h.app, eventId)).available;
+        assert.equal(final, 140);
+        const started = Date.now();
+        await Promise.all(streams.map((sse) => sse.until('availability', (data) => data.available === final, 1000)));
+        assert.ok(Date.now() - started < 1000);
+      } finally {
+        for (const sse of streams) sse.close();
+      }
+    });
+  });
 }
 
 describe(
@@ -300,10 +368,10 @@ interface SseEvent {
 }
 
 /** A minimal Server-Sent Events reader over a real connection. */
-async function openStream(url: string, headers: Record<string, string> = {}) {
+async function openStream(url: string, headers: Record<string, string> = {}, dispatcher: Agent = agent) {
   const controller = new AbortController();
   const res = await request(url, {
-    dispatcher: agent,
+    dispatcher,
     headers: { accept: 'text/event-stream', ...headers },
     signal: controller.signal,
   });
