@@ -196,14 +196,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const { outbox } = feed;
 
   const holds = new HoldsService(store, clock, config, outbox, metrics);
-  eventRoutes(app, new EventsService(store, clock, outbox), requireAdmin);
+  eventRoutes(app, new EventsService(store, clock, outbox), requireAdmin, config);
   holdRoutes(app, holds, new HoldLifecycleService(store, clock, config, outbox), config);
   bookingRoutes(app, new BookingsService(store, clock, config, outbox, metrics), requireAdmin, config);
   adminRoutes(app, new AdminService(store, clock, outbox, config, metrics), requireAdmin);
   changeRoutes(app, new ChangesService(store, clock, feed), requireAdmin);
   webhookRoutes(app, new WebhooksService(store, clock, config), requireAdmin);
   probeRoutes(app, store, metrics);
-  listingRoutes(app, new ListingsService(store, clock), requireAdmin);
+  listingRoutes(app, new ListingsService(store, clock), requireAdmin, config);
   await consoleRoutes(app, requireAdmin, config);
   return app;
 }

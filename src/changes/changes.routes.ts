@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AdminGuard, App } from '../app.ts';
 import { CHANGE_TYPES, type Change, type Snapshot } from '../model.ts';
 import { IdParams, Timestamp, problems } from '../http/schemas.ts';
-import { renderChange } from './render.ts';
+import { type Audience, renderChange } from './render.ts';
 import type { ChangesService } from './changes.service.ts';
 
 /** An event's availability messages are at most this often, however fast its seats change. */
@@ -28,6 +28,9 @@ const ChangeSchema = Type.Object({
   hold_id: Type.Union([Type.Integer(), Type.Null()]),
   booking_id: Type.Union([Type.Integer(), Type.Null()]),
   qty: Type.Union([Type.Integer(), Type.Null()]),
+  customer: Type.Optional(
+    Type.Union([Type.String(), Type.Null()], { description: "The hold's customer: in the admin log only" }),
+  ),
   at: Timestamp,
   snapshot: Type.Object(
     { total: Type.Integer(), available: Type.Integer(), held: Type.Integer(), booked: Type.Integer() },
@@ -75,9 +78,9 @@ const EventStream = {
 };
 
 export function changeRoutes(app: App, changes: ChangesService, requireAdmin: AdminGuard): void {
-  const pageOf = async (query: { after?: string; limit?: string }, eventId?: number) => {
+  const pageOf = async (query: { after?: string; limit?: string }, audience: Audience, eventId?: number) => {
     const page = await changes.page(Number(query.after ?? 0), Number(query.limit ?? PAGE_SIZE_DEFAULT), eventId);
-    return { changes: page.changes.map(renderChange), next_cursor: String(page.next) };
+    return { changes: page.changes.map((change) => renderChange(change, audience)), next_cursor: String(page.next) };
   };
 
   app.get(
@@ -93,7 +96,7 @@ export function changeRoutes(app: App, changes: ChangesService, requireAdmin: Ad
         response: { 200: ChangePage, ...problems('validation_failed', 'unauthorized') },
       },
     },
-    async (request) => pageOf(request.query),
+    async (request) => pageOf(request.query, 'staff'),
   );
 
   app.get(
@@ -107,7 +110,7 @@ export function changeRoutes(app: App, changes: ChangesService, requireAdmin: Ad
         response: { 200: ChangePage, ...problems('validation_failed', 'not_found') },
       },
     },
-    async (request) => pageOf(request.query, Number(request.params.id)),
+    async (request) => pageOf(request.query, 'public', Number(request.params.id)),
   );
 
   const broadcasts = new Broadcasts(changes);
