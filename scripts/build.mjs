@@ -13,6 +13,6 @@ rmSync(`${root}dist`, { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', `${root}tsconfig.build.json`], { stdio: 'inherit' });
 cpSync(`${root}src/db/migrations`, `${root}dist/db/migrations`, { recursive: true });
-const { openPglite } = await import(`${root}dist/db/postgres.js`);
+const { openPglite } = await import(`${root}dist/db/pglite.js`);
 await (await openPglite(undefined)).close();
 console.log(`built dist/ and the PGlite template in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -1,7 +1,7 @@
 // The `box-office` command: serve (default), worker, migrate, sweep.
 import { readFileSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
-import type { DatabaseEvents } from './db/breaker.ts';
+import type { DatabaseEvents } from './db/faults.ts';
 import { DataDirInUse } from './db/data-dir-lock.ts';
 import { systemClock } from './clock.ts';
 import { type Config, ConfigError, loadConfig } from './config.ts';

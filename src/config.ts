@@ -1,7 +1,7 @@
 // The only place that reads the environment. Every variable is validated here, every bad one
 // is reported at once, and the result is frozen and passed down as `Config`.
 
-import { DATABASE_DEFAULTS } from './db/breaker.ts';
+import { DATABASE_DEFAULTS } from './db/types.ts';
 import { parsePostgresUrl } from './db/postgres-url.ts';
 
 export type Backend = 'pglite' | 'postgres' | 'mysql';

@@ -1,6 +1,6 @@
 // Domain errors: plain classes with a stable machine-readable `code`. Services throw them and
-// know nothing of HTTP; the single error handler in app.ts turns them into problem+json using
-// the table below.
+// know nothing of HTTP; the single error handler (http/problem.handlers.ts) turns them into
+// problem+json using the table below.
 
 export const ERROR_STATUS = {
   validation_failed: 400,
@@ -82,7 +82,7 @@ export class DomainError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    /** Extra members for the problem body. Never put a hold id here (see app.ts). */
+    /** Extra members for the problem body. Never put a hold id here (see http/problem.ts). */
     readonly details: Record<string, unknown> = {},
   ) {
     super(message);

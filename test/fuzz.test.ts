@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { MAX_JSON_DEPTH } from '../src/app.ts';
+import { MAX_JSON_DEPTH } from '../src/http/json-body.ts';
 import { ERROR_STATUS } from '../src/errors.ts';
 import { canonicalJson } from '../src/idempotency/idempotency.http.ts';
 import { contractHarness, contractTest, installContractCheck } from './support/contract.ts';

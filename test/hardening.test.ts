@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Socket, connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { BODY_DRAIN_LIMIT_BYTES, BODY_LIMIT_BYTES, MAX_JSON_DEPTH, type App } from '../src/app.ts';
+import type { App } from '../src/app.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
+import { BODY_DRAIN_LIMIT_BYTES, BODY_LIMIT_BYTES, MAX_JSON_DEPTH } from '../src/http/json-body.ts';
 import {
   SECURITY_HEADERS,
   contractHarness,

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { AdminGuard, App } from '../app.ts';
+import type { AdminGuard, App } from '../http/types.ts';
 import { IdParams, Timestamp, problems } from '../http/schemas.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
 import type { Rendered } from '../idempotency/recorder.ts';
@@ -17,7 +17,10 @@ const expired = (hold: HoldRow): Rendered => ({
   body: { hold_id: hold.id, status: hold.status, expires_at: hold.expiresAt.toISOString() },
 });
 
-export function adminRoutes(app: App, admin: AdminService, requireAdmin: AdminGuard): void {
+export async function adminRoutes(
+  app: App,
+  { admin, requireAdmin }: { admin: AdminService; requireAdmin: AdminGuard },
+): Promise<void> {
   app.post(
     '/admin/holds/:id/expire',
     {

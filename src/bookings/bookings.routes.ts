@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { AdminGuard, App } from '../app.ts';
+import type { AdminGuard, App } from '../http/types.ts';
 import type { Config } from '../config.ts';
 import { BODY_ERRORS, Id, IdParams, PaymentToken, Timestamp, problems } from '../http/schemas.ts';
 import { rateLimited } from '../http/rate-limit.ts';
@@ -45,12 +45,13 @@ const bookingBody = (booking: BookingRow) => ({
 });
 const ok = (booking: BookingRow): Rendered => ({ status: 200, body: bookingBody(booking) });
 
-export function bookingRoutes(
-  app: App,
-  bookings: BookingsService,
-  requireAdmin: AdminGuard,
-  config: Pick<Config, 'rateLimitBookPerMinute'>,
-): void {
+interface BookingRoutesOptions {
+  bookings: BookingsService;
+  requireAdmin: AdminGuard;
+  config: Pick<Config, 'rateLimitBookPerMinute'>;
+}
+
+export async function bookingRoutes(app: App, { bookings, requireAdmin, config }: BookingRoutesOptions): Promise<void> {
   app.post(
     '/book',
     {

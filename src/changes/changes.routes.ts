@@ -3,7 +3,7 @@
 import type { ServerResponse } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AdminGuard, App } from '../app.ts';
+import type { AdminGuard, App } from '../http/types.ts';
 import { CHANGE_TYPES, type Change, type Snapshot } from '../model.ts';
 import { IdParams, Timestamp, problems } from '../http/schemas.ts';
 import { type Audience, renderChange } from './render.ts';
@@ -77,7 +77,10 @@ const EventStream = {
   content: { 'text/event-stream': { schema: Type.String() } },
 };
 
-export function changeRoutes(app: App, changes: ChangesService, requireAdmin: AdminGuard): void {
+export async function changeRoutes(
+  app: App,
+  { changes, requireAdmin }: { changes: ChangesService; requireAdmin: AdminGuard },
+): Promise<void> {
   const pageOf = async (query: { after?: string; limit?: string }, audience: Audience, eventId?: number) => {
     const page = await changes.page(Number(query.after ?? 0), Number(query.limit ?? PAGE_SIZE_DEFAULT), eventId);
     return { changes: page.changes.map((change) => renderChange(change, audience)), next_cursor: String(page.next) };

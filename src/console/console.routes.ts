@@ -9,7 +9,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AdminGuard, App } from '../app.ts';
+import type { AdminGuard, App } from '../http/types.ts';
 import type { Config } from '../config.ts';
 import { notFound } from '../errors.ts';
 import { problems } from '../http/schemas.ts';
@@ -98,7 +98,10 @@ function send(request: FastifyRequest, reply: FastifyReply, asset: Asset) {
   return reply.type(asset.mediaType).send(encoded(asset, encoding));
 }
 
-export async function consoleRoutes(app: App, requireAdmin: AdminGuard, config: Pick<Config, 'adminToken'>) {
+export async function consoleRoutes(
+  app: App,
+  { requireAdmin, config }: { requireAdmin: AdminGuard; config: Pick<Config, 'adminToken'> },
+): Promise<void> {
   const assets = await consoleAssets();
   const hidden = { schema: { hide: true } };
 

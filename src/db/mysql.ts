@@ -2,44 +2,23 @@
 // above this sees only `MysqlRunner`. Every session is set up the same way when the pool opens
 // it (UTC, READ COMMITTED, strict SQL, timeouts), so no query depends on server defaults.
 //
-// Fault handling is postgres.ts's: every connection listens for 'error' for its whole life,
-// every wait is bounded, a broken connection is destroyed, errors are sorted into 503s, retried
-// deadlocks and bugs, and a breaker answers 503 at once while the server is down and swaps in a
-// fresh pool when it is back.
-import { createHash } from 'node:crypto';
+// Fault handling is postgres.ts's, written once in faults.ts: every connection listens for
+// 'error' for its whole life, every wait is bounded, a broken connection is destroyed, errors
+// are sorted (classifyMysqlError, here) into 503s, retried deadlocks and bugs, and a breaker
+// answers 503 at once while the server is down and swaps in a fresh pool when it is back. The
+// migrations are in migrate.ts.
 import mysql from 'mysql2/promise';
 import type { PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { DatabaseUnavailable } from '../errors.ts';
+import { Breaker, type FaultKind, faultHandling, listenForErrors, retryConflicts } from './faults.ts';
 import {
-  Breaker,
   CLIENT_DEADLINE_GRACE_MS,
   DATABASE_DEFAULTS,
-  type FaultKind,
   MIGRATION_TIMEOUT_MS,
+  type MysqlDatabase,
+  type MysqlRunner,
   type ServerDatabaseOptions,
-  acquireWithin,
-  describe,
-  retryConflicts,
-} from './breaker.ts';
-import { loadMigrations, splitStatements } from './migrate.ts';
-
-export interface WriteResult {
-  affectedRows: number;
-  insertId: number;
-}
-
-/** Runs one statement: on the pool, or on the connection of an open transaction. */
-export interface MysqlRunner {
-  rows<R>(sql: string, params?: unknown[]): Promise<R[]>;
-  write(sql: string, params?: unknown[]): Promise<WriteResult>;
-}
-
-export interface MysqlDatabase extends MysqlRunner {
-  transaction<T>(fn: (tx: MysqlRunner) => Promise<T>): Promise<T>;
-  /** Runs fn on one connection held throughout (session state such as GET_LOCK), autocommit, with the migration timeout. */
-  session<T>(fn: (conn: MysqlRunner) => Promise<T>): Promise<T>;
-  close(): Promise<void>;
-}
+} from './types.ts';
 
 // Session settings, sent once per new connection, before its first query.
 //  - time_zone: DATETIME has no zone; we store UTC. mysql2's `timezone: 'Z'` writes and reads
@@ -137,7 +116,7 @@ export async function openMysql(url: string, options: Partial<ServerDatabaseOpti
   const deadlineMs = settings.statementTimeoutMs + CLIENT_DEADLINE_GRACE_MS;
 
   const first = await mysql.createConnection({ uri: url, connectTimeout: settings.connectTimeoutMs });
-  first.on('error', () => {});
+  listenForErrors(first);
   const [[{ version }]] = (await first.query<RowDataPacket[]>({
     sql: 'select version() as version',
     timeout: deadlineMs,
@@ -163,9 +142,9 @@ export async function openMysql(url: string, options: Partial<ServerDatabaseOpti
     // On the callback-style core pool: its 'connection' event hands over the raw connection, and
     // these queries are queued ahead of the first query anyone sends on it.
     created.pool.on('connection', (connection) => {
-      // A pool connection listens for its first 'error' only (once), and an 'error' nobody
-      // listens to ends the process: a connection that fails twice must not.
-      connection.on('error', () => {});
+      // A pool connection listens for its first 'error' only (once): a connection that fails
+      // twice must not end the process.
+      listenForErrors(connection);
       for (const statement of setup) {
         // A session we could not set up must not serve queries: drop it, the next query fails.
         connection.query({ sql: statement, timeout: deadlineMs }, (error: unknown) => {
@@ -194,40 +173,15 @@ export async function openMysql(url: string, options: Partial<ServerDatabaseOpti
     }, deadlineMs + 1000).unref();
   }, events);
 
-  const fault = (error: unknown, inDoubt = false): unknown => {
-    if (error instanceof DatabaseUnavailable) return error;
-    const kind = classifyMysqlError(error);
-    if (kind === undefined || kind === 'conflict') return error;
-    events.fault?.(kind);
-    if (kind === 'down') breaker.trip(error);
-    return new DatabaseUnavailable(describe(error), inDoubt && kind !== 'busy', error);
-  };
-
-  const acquire = async (): Promise<PoolConnection> => {
-    breaker.check();
-    const from = pool;
-    try {
-      return await acquireWithin(
-        () => from.getConnection(),
-        (connection) => connection.release(),
-        settings.acquireTimeoutMs,
-        breaker,
-      );
-    } catch (error) {
-      if (error instanceof DatabaseUnavailable) throw error;
-      // getConnection() fails only when it could not open a connection: the server is down.
-      events.fault?.('down');
-      breaker.trip(error);
-      throw new DatabaseUnavailable(describe(error), false, error);
-    }
-  };
-
-  /** Returns the connection to the pool, or destroys it when it may be broken. */
-  const release = (connection: PoolConnection, error?: unknown) => {
-    const kind = error === undefined ? undefined : classifyMysqlError(error);
-    if (kind === 'lost' || kind === 'down') connection.destroy();
-    else connection.release();
-  };
+  const { acquire, release, fault } = faultHandling<PoolConnection>({
+    breaker,
+    events,
+    acquireTimeoutMs: settings.acquireTimeoutMs,
+    classify: classifyMysqlError,
+    checkout: () => pool.getConnection(),
+    giveBack: (connection) => connection.release(),
+    destroy: (connection) => connection.destroy(),
+  });
 
   const runTransaction = async <T>(fn: (tx: MysqlRunner) => Promise<T>): Promise<T> => {
     const connection = await acquire();
@@ -292,53 +246,4 @@ export async function openMysql(url: string, options: Partial<ServerDatabaseOpti
   };
   await db.rows('select 1');
   return db;
-}
-
-const MIGRATION_LOCK_SECONDS = 60;
-
-/**
- * Applies pending migrations; returns the names applied. Safe to run from several processes:
- * they take turns under GET_LOCK. MySQL commits DDL implicitly, so a migration is not one
- * transaction here as it is on PostgreSQL; our MySQL migrations are written to be re-runnable
- * (create table if not exists) so that one interrupted halfway completes on the next run.
- */
-export async function migrateMysql(db: MysqlDatabase): Promise<string[]> {
-  return db.session(async (conn) => {
-    // GET_LOCK names are server-wide, not per database, and at most 64 characters on MySQL:
-    // hash the database name into the lock name so separate databases migrate independently.
-    const [{ name }] = (await conn.rows<{ name: string | null }>('select database() as name')) as [
-      { name: string | null },
-    ];
-    if (name === null) throw new Error('the MySQL URL must name a database');
-    const lock = `box_office_migrate:${createHash('sha1').update(name).digest('hex')}`;
-    const [{ got }] = (await conn.rows<{ got: number | null }>('select get_lock(?, ?) as got', [
-      lock,
-      MIGRATION_LOCK_SECONDS,
-    ])) as [{ got: number | null }];
-    if (got !== 1) throw new Error(`timed out waiting for the migration lock on ${name}`);
-    try {
-      await conn.write(
-        `create table if not exists schema_migrations (
-           version integer primary key,
-           name varchar(255) not null,
-           applied_at datetime(3) not null default current_timestamp(3)
-         ) engine = innodb default charset = utf8mb4 collate = utf8mb4_bin`,
-      );
-      const seen = await conn.rows<{ version: number }>('select version from schema_migrations');
-      const done = new Set(seen.map((row) => row.version));
-      const applied: string[] = [];
-      for (const migration of loadMigrations('mysql')) {
-        if (done.has(migration.version)) continue;
-        for (const statement of splitStatements(migration.sql)) await conn.write(statement);
-        await conn.write('insert into schema_migrations (version, name) values (?, ?)', [
-          migration.version,
-          migration.name,
-        ]);
-        applied.push(migration.name);
-      }
-      return applied;
-    } finally {
-      await conn.rows('select release_lock(?)', [lock]);
-    }
-  });
 }

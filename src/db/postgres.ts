@@ -1,137 +1,34 @@
-// One PostgreSQL dialect, two engines: embedded PGlite (the default, persisted in DATA_DIR) and
-// a PostgreSQL server through a pg connection pool. The store above this sees only `SqlRunner`.
+// PostgreSQL servers through a pg connection pool, behind the same `PgDatabase` as embedded
+// PGlite (pglite.ts): the store above this sees only `SqlRunner`. One URL may list several hosts
+// (postgres-url.ts); the pool is on whichever is the primary, found again after a failover.
 //
 // Against a server, every call can fail, and none may crash the process or hang:
 //  - every connection has an 'error' listener for its whole life, checked out or idle;
 //  - every wait is bounded: connect, acquire, statement (server-side, and client-side for a
 //    server that cannot even cancel), idle in transaction;
-//  - errors are sorted (classify) into a 503 the client can act on, a transaction retried after a
-//    deadlock, or a bug (anything else, left as it is);
+//  - errors are sorted (classifyPgError) into a 503 the client can act on, a transaction retried
+//    after a deadlock, or a bug (anything else, left as it is);
 //  - a connection that broke is destroyed, never returned to the pool;
 //  - when the server is down the breaker answers 503 at once, and its probe finds the primary
 //    again (among several hosts after a failover) and swaps in a fresh pool.
+// What is done about a fault is shared with mysql.ts (faults.ts); what a fault is, is here.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { DatabaseUnavailable } from '../errors.ts';
+import { Breaker, type FaultKind, describe, faultHandling, listenForErrors, retryConflicts } from './faults.ts';
+import { type PgConfig, type PgHost, type PgTarget, describeHost, parsePostgresUrl } from './postgres-url.ts';
 import {
-  Breaker,
   CLIENT_DEADLINE_GRACE_MS,
   DATABASE_DEFAULTS,
-  type FaultKind,
+  PG_NUMBER_PARSERS,
+  type PgDatabase,
   type ServerDatabaseOptions,
-  acquireWithin,
-  describe,
-  retryConflicts,
-} from './breaker.ts';
-import { lockDataDir } from './data-dir-lock.ts';
-import { migratePostgres } from './migrate.ts';
-import { copyTemplate, pgliteTemplate, readTarball } from './pglite-template.ts';
-import { type PgHost, describeHost, parsePostgresUrl } from './postgres-url.ts';
+  type SqlResult,
+  type SqlRunner,
+  type TransactionOptions,
+} from './types.ts';
 
-export interface SqlResult<R> {
-  rows: R[];
-  rowCount: number;
-}
-
-/** Something that runs one statement: the database itself, or an open transaction. */
-export interface SqlRunner {
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<SqlResult<R>>;
-}
-
-export interface TransactionOptions {
-  /** Replaces the statement timeout inside this transaction (migrations). */
-  timeoutMs?: number;
-}
-
-export interface PgDatabase extends SqlRunner {
-  readonly engine: 'pglite' | 'postgres';
-  /**
-   * One autocommitted statement that changes data. If the connection is lost while it runs,
-   * it may have committed: the error says the outcome is unknown (503 outcome_unknown).
-   */
-  write<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<SqlResult<R>>;
-  transaction<T>(fn: (tx: SqlRunner) => Promise<T>, options?: TransactionOptions): Promise<T>;
-  /** Runs a script of several statements (migrations). */
-  exec(sql: string): Promise<void>;
-  /**
-   * Calls `onMessage` with the payload of each NOTIFY on `channel`, and with '' after each
-   * (re)connection, when notifications may have been missed; resolves to the function that stops.
-   */
-  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
-  close(): Promise<void>;
-}
-
-const INT8_OID = 20;
-const NUMERIC_OID = 1700;
-// Ids and SUM() results are int8/numeric on the wire; every value we store fits in 2^53.
-const toNumber = (value: string): number => Number(value);
-
-export async function openPglite(dataDir: string | undefined): Promise<PgDatabase> {
-  // A fresh database starts as a copy of a migrated template (see pglite-template.ts): PGlite's
-  // own initdb takes seconds.
-  const template = await pgliteTemplate(async (fresh) => {
-    await migratePostgres(wrapPglite(fresh, async () => {}));
-  });
-  // PGlite is one process's memory over files: a second process on the same files corrupts
-  // them (WASM aborts, holds expired twice). The lock makes the second one fail at once.
-  let unlock = () => {};
-  if (dataDir !== undefined) {
-    mkdirSync(dataDir, { recursive: true });
-    unlock = lockDataDir(dataDir);
-    if (!existsSync(join(dataDir, 'PG_VERSION'))) copyTemplate(template, dataDir);
-  }
-  let db: PGlite;
-  try {
-    db = new PGlite({
-      ...(dataDir === undefined ? { loadDataDir: readTarball(template) } : { dataDir }),
-      parsers: { [INT8_OID]: toNumber, [NUMERIC_OID]: toNumber },
-    });
-    await db.waitReady;
-  } catch (error) {
-    unlock();
-    throw error;
-  }
-  return wrapPglite(db, async () => {
-    try {
-      await db.close();
-    } finally {
-      unlock();
-    }
-  });
-}
-
-function wrapPglite(db: PGlite, close: () => Promise<void>): PgDatabase {
-  const wrap = (runner: Pick<PGlite, 'query'>): SqlRunner => ({
-    async query<R>(sql: string, params: unknown[] = []) {
-      const result = await runner.query<R>(sql, params);
-      return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
-    },
-  });
-  const runner = wrap(db);
-  return {
-    engine: 'pglite',
-    ...runner,
-    write: (sql, params) => runner.query(sql, params),
-    // PGlite has one connection; its transaction() holds it exclusively until commit.
-    transaction: async (fn) => {
-      // PGlite answers in microtasks, so without this a transaction runs to its commit before
-      // the event loop reads another request: every hold batch held one request (~200 holds/s).
-      // One turn of the event loop lets the requests that arrived meanwhile join the next batch.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      return db.transaction((tx) => fn(wrap(tx)));
-    },
-    exec: async (sql) => {
-      await db.exec(sql);
-    },
-    listen: (channel, onMessage) => db.listen(channel, onMessage),
-    close,
-  };
-}
-
-// ---- PostgreSQL servers
+type Settings = typeof DATABASE_DEFAULTS;
 
 /** SQLSTATEs by what to do about them. */
 const DOWN_STATES = new Set([
@@ -203,100 +100,149 @@ const SYNC_REP_CANCELLED = /canceling wait for synchronous replication/i;
 /** A pg client with the flags we keep on it. */
 type TrackedClient = pg.PoolClient & { syncRepCancelled?: boolean };
 
+function newPool(config: PgConfig, settings: Settings): pg.Pool {
+  const created = new pg.Pool({
+    ...config,
+    max: settings.poolSize,
+    connectionTimeoutMillis: settings.connectTimeoutMs,
+    statement_timeout: settings.statementTimeoutMs,
+    query_timeout: settings.statementTimeoutMs + CLIENT_DEADLINE_GRACE_MS,
+    idle_in_transaction_session_timeout: settings.idleInTransactionTimeoutMs,
+    // A dead peer that never closed the socket (a host gone mid-failover) is noticed by the
+    // kernel rather than never.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    application_name: 'box-office',
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        PG_NUMBER_PARSERS[oid] ?? pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  // pg-pool listens for errors only on idle clients; a checked-out client whose server dies
+  // emits 'error' too.
+  listenForErrors(created);
+  created.on('connect', (client: TrackedClient) => {
+    listenForErrors(client);
+    client.on('notice', (notice) => {
+      if (SYNC_REP_CANCELLED.test(notice.message ?? '')) client.syncRepCancelled = true;
+    });
+  });
+  return created;
+}
+
+/** A client connected to host, with the URL's sslmode (TLS or plain, whichever works for allow and prefer). */
+function connectTo(target: PgTarget, host: PgHost, settings: Settings): Promise<pg.Client> {
+  return target.open(host, async (config) => {
+    const client = new pg.Client({
+      ...config,
+      connectionTimeoutMillis: settings.connectTimeoutMs,
+      query_timeout: settings.statementTimeoutMs + CLIENT_DEADLINE_GRACE_MS,
+    });
+    listenForErrors(client);
+    try {
+      await client.connect();
+      return client;
+    } catch (error) {
+      client.end().catch(() => {});
+      throw error;
+    }
+  });
+}
+
+/** The first host that answers, and accepts writes when the URL asks for a primary. */
+async function findPrimary(target: PgTarget, settings: Settings): Promise<PgHost> {
+  if (target.hosts.length === 1 && !target.requirePrimary) {
+    // sslmode allow or prefer: learn whether this server takes TLS, for the pool to use.
+    if (target.learnsSsl)
+      await connectTo(target, target.hosts[0]!, settings).then(
+        (client) => client.end().catch(() => {}),
+        () => {},
+      );
+    return target.hosts[0]!;
+  }
+  const refusals: string[] = [];
+  for (const host of target.hosts) {
+    let client: pg.Client | undefined;
+    try {
+      client = await connectTo(target, host, settings);
+      // What libpq checks for target_session_attrs=read-write (transaction_read_only, which
+      // a hot standby reports as on), plus the recovery flag that 'primary' checks.
+      const { rows } = await client.query<{ standby: boolean; read_only: string }>(
+        "select pg_is_in_recovery() as standby, current_setting('transaction_read_only') as read_only",
+      );
+      if (!rows[0]!.standby && rows[0]!.read_only === 'off') return host;
+      refusals.push(`${describeHost(host)} is read-only`);
+    } catch (error) {
+      refusals.push(`${describeHost(host)}: ${describe(error)}`);
+    } finally {
+      client?.end().catch(() => {});
+    }
+  }
+  throw new DatabaseUnavailable(`no writable PostgreSQL server: ${refusals.join('; ')}`);
+}
+
+/**
+ * LISTEN needs a connection of its own for as long as it listens, so not a pooled one. It
+ * follows the primary the pool is on (`config` is asked at each connection), and reconnects
+ * after any error.
+ */
+async function listenOn(
+  config: () => PgConfig,
+  settings: Settings,
+  channel: string,
+  onMessage: (payload: string) => void,
+): Promise<() => Promise<void>> {
+  if (!/^[a-z_]+$/.test(channel)) throw new Error(`bad channel name ${channel}`);
+  let stopped = false;
+  let current: pg.Client | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const again = () => {
+    if (stopped || retry !== undefined) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      void connect();
+    }, LISTEN_RECONNECT_MS);
+    retry.unref();
+  };
+  const connect = async () => {
+    const client = new pg.Client({
+      ...config(),
+      connectionTimeoutMillis: settings.connectTimeoutMs,
+      keepAlive: true,
+      application_name: 'box-office-listen',
+    });
+    listenForErrors(client);
+    client.on('end', again);
+    client.on('notification', (message) => onMessage(message.payload ?? ''));
+    try {
+      await client.connect();
+      await client.query(`listen ${channel}`);
+      current = client;
+      onMessage('');
+    } catch {
+      client.end().catch(() => {});
+      again();
+    }
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    await current?.end().catch(() => {});
+  };
+}
+
 export async function openPostgres(url: string, options: Partial<ServerDatabaseOptions> = {}): Promise<PgDatabase> {
   const settings = { ...DATABASE_DEFAULTS, ...options };
   const { events = {} } = settings;
   const target = parsePostgresUrl(url);
 
-  const newPool = (host: PgHost): pg.Pool => {
-    const created = new pg.Pool({
-      ...target.configFor(host),
-      max: settings.poolSize,
-      connectionTimeoutMillis: settings.connectTimeoutMs,
-      statement_timeout: settings.statementTimeoutMs,
-      query_timeout: settings.statementTimeoutMs + CLIENT_DEADLINE_GRACE_MS,
-      idle_in_transaction_session_timeout: settings.idleInTransactionTimeoutMs,
-      // A dead peer that never closed the socket (a host gone mid-failover) is noticed by the
-      // kernel rather than never.
-      keepAlive: true,
-      keepAliveInitialDelayMillis: 10_000,
-      application_name: 'box-office',
-      types: {
-        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-          oid === INT8_OID || oid === NUMERIC_OID
-            ? toNumber
-            : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
-      },
-    });
-    // pg-pool listens for errors only on idle clients; a checked-out client whose server dies
-    // emits 'error' too, and an 'error' nobody listens to ends the process. The query in flight
-    // is rejected as well, which is where we handle it.
-    created.on('error', () => {});
-    created.on('connect', (client: TrackedClient) => {
-      client.on('error', () => {});
-      client.on('notice', (notice) => {
-        if (SYNC_REP_CANCELLED.test(notice.message ?? '')) client.syncRepCancelled = true;
-      });
-    });
-    return created;
-  };
-
-  /** A client connected to host, with the URL's sslmode (TLS or plain, whichever works for allow and prefer). */
-  const connectTo = (host: PgHost): Promise<pg.Client> =>
-    target.open(host, async (config) => {
-      const client = new pg.Client({
-        ...config,
-        connectionTimeoutMillis: settings.connectTimeoutMs,
-        query_timeout: settings.statementTimeoutMs + CLIENT_DEADLINE_GRACE_MS,
-      });
-      client.on('error', () => {});
-      try {
-        await client.connect();
-        return client;
-      } catch (error) {
-        client.end().catch(() => {});
-        throw error;
-      }
-    });
-
-  /** The first host that answers, and accepts writes when the URL asks for a primary. */
-  const findPrimary = async (): Promise<PgHost> => {
-    if (target.hosts.length === 1 && !target.requirePrimary) {
-      // sslmode allow or prefer: learn whether this server takes TLS, for the pool to use.
-      if (target.learnsSsl)
-        await connectTo(target.hosts[0]!).then(
-          (client) => client.end().catch(() => {}),
-          () => {},
-        );
-      return target.hosts[0]!;
-    }
-    const refusals: string[] = [];
-    for (const host of target.hosts) {
-      let client: pg.Client | undefined;
-      try {
-        client = await connectTo(host);
-        // What libpq checks for target_session_attrs=read-write (transaction_read_only, which
-        // a hot standby reports as on), plus the recovery flag that 'primary' checks.
-        const { rows } = await client.query<{ standby: boolean; read_only: string }>(
-          "select pg_is_in_recovery() as standby, current_setting('transaction_read_only') as read_only",
-        );
-        if (!rows[0]!.standby && rows[0]!.read_only === 'off') return host;
-        refusals.push(`${describeHost(host)} is read-only`);
-      } catch (error) {
-        refusals.push(`${describeHost(host)}: ${describe(error)}`);
-      } finally {
-        client?.end().catch(() => {});
-      }
-    }
-    throw new DatabaseUnavailable(`no writable PostgreSQL server: ${refusals.join('; ')}`);
-  };
-
-  let primary = await findPrimary();
-  let pool = newPool(primary);
+  let primary = await findPrimary(target, settings);
+  let pool = newPool(target.configFor(primary), settings);
 
   const breaker = new Breaker(async () => {
-    const found = await findPrimary();
-    const fresh = newPool(found);
+    const found = await findPrimary(target, settings);
+    const fresh = newPool(target.configFor(found), settings);
     try {
       await fresh.query('select 1');
     } catch (error) {
@@ -311,35 +257,17 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     old.end().catch(() => {});
   }, events);
 
-  /** Sorts an error out, trips the breaker if it says the server is gone, and maps it to what callers see. */
-  const fault = (error: unknown, inDoubt = false): unknown => {
-    if (error instanceof DatabaseUnavailable) return error;
-    const kind = classifyPgError(error);
-    if (kind === undefined || kind === 'conflict') return error;
-    events.fault?.(kind);
-    if (kind === 'down') breaker.trip(error);
-    return new DatabaseUnavailable(`${describeHost(primary)}: ${describe(error)}`, inDoubt && kind !== 'busy', error);
-  };
-
-  const acquire = async (): Promise<TrackedClient> => {
-    breaker.check();
-    const from = pool;
-    try {
-      return await acquireWithin(
-        () => from.connect(),
-        (client) => client.release(),
-        settings.acquireTimeoutMs,
-        breaker,
-      );
-    } catch (error) {
-      if (error instanceof DatabaseUnavailable) throw error;
-      // pg-pool rejects connect() only when it could not open a connection (refused, timed
-      // out, the server starting or shutting down): the server is down, whatever the code says.
-      events.fault?.('down');
-      breaker.trip(error);
-      throw new DatabaseUnavailable(`${describeHost(primary)}: ${describe(error)}`, false, error);
-    }
-  };
+  const { acquire, release, fault } = faultHandling<TrackedClient>({
+    breaker,
+    events,
+    acquireTimeoutMs: settings.acquireTimeoutMs,
+    classify: classifyPgError,
+    checkout: () => pool.connect(),
+    giveBack: (client) => client.release(),
+    // pg-pool destroys a client released with an error.
+    destroy: (client, error) => client.release(error as Error),
+    where: () => describeHost(primary),
+  });
 
   const clientRunner = (client: pg.PoolClient, timeoutMs?: number): SqlRunner => ({
     async query<R>(sql: string, params: unknown[] = []) {
@@ -350,12 +278,6 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
       return { rows: result.rows as R[], rowCount: result.rowCount ?? 0 };
     },
   });
-
-  /** Returns the client to the pool, or destroys it when it may be broken. */
-  const release = (client: pg.PoolClient, error: unknown) => {
-    const kind = error === undefined ? undefined : classifyPgError(error);
-    client.release(kind === 'lost' || kind === 'down' ? (error as Error) : undefined);
-  };
 
   const runTransaction = async <T>(fn: (tx: SqlRunner) => Promise<T>, options: TransactionOptions): Promise<T> => {
     const client = await acquire();
@@ -405,51 +327,6 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     }
   };
 
-  /**
-   * LISTEN needs a connection of its own for as long as it listens, so not a pooled one. It
-   * follows the primary the pool is on, and reconnects after any error.
-   */
-  const listenOn = async (channel: string, onMessage: (payload: string) => void) => {
-    if (!/^[a-z_]+$/.test(channel)) throw new Error(`bad channel name ${channel}`);
-    let stopped = false;
-    let current: pg.Client | undefined;
-    let retry: NodeJS.Timeout | undefined;
-    const again = () => {
-      if (stopped || retry !== undefined) return;
-      retry = setTimeout(() => {
-        retry = undefined;
-        void connect();
-      }, LISTEN_RECONNECT_MS);
-      retry.unref();
-    };
-    const connect = async () => {
-      const client = new pg.Client({
-        ...target.configFor(primary),
-        connectionTimeoutMillis: settings.connectTimeoutMs,
-        keepAlive: true,
-        application_name: 'box-office-listen',
-      });
-      client.on('error', () => {});
-      client.on('end', again);
-      client.on('notification', (message) => onMessage(message.payload ?? ''));
-      try {
-        await client.connect();
-        await client.query(`listen ${channel}`);
-        current = client;
-        onMessage('');
-      } catch {
-        client.end().catch(() => {});
-        again();
-      }
-    };
-    await connect();
-    return async () => {
-      stopped = true;
-      clearTimeout(retry);
-      await current?.end().catch(() => {});
-    };
-  };
-
   const db: PgDatabase = {
     engine: 'postgres',
     query: (sql, params) => autocommit(sql, params, false),
@@ -462,7 +339,7 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     exec: async (sql) => {
       await db.query(sql);
     },
-    listen: (channel, onMessage) => listenOn(channel, onMessage),
+    listen: (channel, onMessage) => listenOn(() => target.configFor(primary), settings, channel, onMessage),
     close: async () => {
       breaker.stop();
       await pool.end();

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { AdminGuard, App } from '../app.ts';
+import type { AdminGuard, App } from '../http/types.ts';
 import { DomainError } from '../errors.ts';
 import { BODY_ERRORS, CustomerText, IdParams, Timestamp, problems } from '../http/schemas.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
@@ -151,12 +151,14 @@ function decodeCursor(cursor: string | undefined): number | null {
   return match === null ? null : Number(match[1]);
 }
 
-export function eventRoutes(
+export async function eventRoutes(
   app: App,
-  events: EventsService,
-  requireAdmin: AdminGuard,
-  config: Pick<Config, 'customerEmailNormalization'>,
-): void {
+  {
+    events,
+    requireAdmin,
+    config,
+  }: { events: EventsService; requireAdmin: AdminGuard; config: Pick<Config, 'customerEmailNormalization'> },
+): Promise<void> {
   app.post(
     '/events',
     {

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { App } from '../app.ts';
+import type { App } from '../http/types.ts';
 import type { Config } from '../config.ts';
 import { normalizeCustomer } from '../customer.ts';
 import { BODY_ERRORS, CustomerText, Id, IdParams, PaymentTokenHeaders, Timestamp, problems } from '../http/schemas.ts';
@@ -68,12 +68,10 @@ type HoldRoutesConfig = Pick<
   'maxSeatsPerHold' | 'maxHoldLifetimeSeconds' | 'rateLimitHoldsPerMinute' | 'customerEmailNormalization'
 >;
 
-export function holdRoutes(
+export async function holdRoutes(
   app: App,
-  holds: HoldsService,
-  lifecycle: HoldLifecycleService,
-  config: HoldRoutesConfig,
-): void {
+  { holds, lifecycle, config }: { holds: HoldsService; lifecycle: HoldLifecycleService; config: HoldRoutesConfig },
+): Promise<void> {
   const CreateHoldBody = Type.Object(
     {
       hold: Type.Object(

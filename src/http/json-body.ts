@@ -7,9 +7,9 @@
 // the kernel answers it with a reset, and a client still writing (fetch, undici) fails with
 // `write EPIPE` and never reads the 413. So a body over BODY_LIMIT_BYTES is read to its end and
 // discarded, up to BODY_DRAIN_LIMIT_BYTES, and only then answered; the connection stays open
-// (app.ts drops Fastify's Connection: close once the body has been read to its end). Past that
-// bound the 413 is sent at once and the connection closed: a client sending that much may see
-// the connection reset instead.
+// (http/hooks.ts drops Fastify's Connection: close once the body has been read to its end).
+// Past that bound the 413 is sent at once and the connection closed: a client sending that much
+// may see the connection reset instead.
 //
 // Depth is bounded. A body nested deeper than MAX_JSON_DEPTH arrays and objects is 400
 // json_too_deep before it is parsed, on every route, so nothing downstream (the Idempotency-Key

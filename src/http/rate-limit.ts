@@ -9,7 +9,7 @@
 // frozen Redis costs a request at most REDIS_COMMAND_TIMEOUT_MS.
 import rateLimit from '@fastify/rate-limit';
 import type { Redis } from 'ioredis';
-import type { App } from '../app.ts';
+import type { App } from './types.ts';
 import { DomainError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
-import type { App } from '../app.ts';
+import type { App } from '../http/types.ts';
 import { DomainError } from '../errors.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from '../http/problem.ts';
 import { withProblems } from '../http/schemas.ts';

@@ -2,7 +2,7 @@
 // and its bookings as CSV.
 import { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
-import type { AdminGuard, App } from '../app.ts';
+import type { AdminGuard, App } from '../http/types.ts';
 import { CursorQuery, NextCursor, decodeCursor, encodeCursor } from '../http/cursor.ts';
 import type { Config } from '../config.ts';
 import { normalizeCustomer } from '../customer.ts';
@@ -124,12 +124,14 @@ const pageRequest = (
   order: query.order ?? 'asc',
 });
 
-export function listingRoutes(
+export async function listingRoutes(
   app: App,
-  listings: ListingsService,
-  requireAdmin: AdminGuard,
-  config: Pick<Config, 'customerEmailNormalization'>,
-): void {
+  {
+    listings,
+    requireAdmin,
+    config,
+  }: { listings: ListingsService; requireAdmin: AdminGuard; config: Pick<Config, 'customerEmailNormalization'> },
+): Promise<void> {
   const staff = { onRequest: requireAdmin };
   const customerOf = (customer: string | undefined) =>
     customer === undefined ? undefined : normalizeCustomer(customer, config.customerEmailNormalization);

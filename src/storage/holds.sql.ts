@@ -92,7 +92,7 @@ export function holdStatements(db: SqlDatabase): HoldStore {
   return {
     ...dialect,
     // Not on PGlite: it answers in microtasks, and only a transaction's turn of the event loop
-    // lets a batch fill there (db/postgres.ts).
+    // lets a batch fill there (db/pglite.ts).
     ...(db.backend === 'postgres' ? { grantAllFitting: (...args) => grantAllFitting(db, ...args) } : {}),
 
     async findHold(holdId) {

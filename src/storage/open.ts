@@ -1,6 +1,8 @@
 import type { Config } from '../config.ts';
-import type { DatabaseEvents, ServerDatabaseOptions } from '../db/breaker.ts';
-import { openPglite, openPostgres } from '../db/postgres.ts';
+import type { DatabaseEvents } from '../db/faults.ts';
+import { openPglite } from '../db/pglite.ts';
+import { openPostgres } from '../db/postgres.ts';
+import type { ServerDatabaseOptions } from '../db/types.ts';
 import { mysqlSql, postgresSql } from './sql.ts';
 import { type Store, createStore } from './store.ts';
 

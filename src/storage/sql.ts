@@ -2,9 +2,8 @@
 // written once. Statements use PostgreSQL's numbered placeholders ($1, $2, a number may repeat);
 // for MySQL they are rewritten to `?` with the parameters in order of appearance. An array
 // parameter is expanded by mysql2 (`in ($1)`, `values $1`), and bound as an array by pg.
-import { migratePostgres } from '../db/migrate.ts';
-import type { MysqlDatabase, MysqlRunner } from '../db/mysql.ts';
-import type { PgDatabase, SqlRunner } from '../db/postgres.ts';
+import { migrateMysql, migratePostgres } from '../db/migrate.ts';
+import type { MysqlDatabase, MysqlRunner, PgDatabase, SqlRunner } from '../db/types.ts';
 
 export type Dialect = 'postgres' | 'mysql';
 
@@ -99,8 +98,7 @@ export function mysqlSql(db: MysqlDatabase): SqlDatabase {
     writeRows: () => Promise.reject(new Error('writeRows is not available on MySQL')),
     backend: 'mysql',
     transaction: (fn) => db.transaction((tx) => fn(over(tx) as Tx)),
-    // Imported when used, so that the PostgreSQL paths never load the MySQL driver.
-    migrate: async () => (await import('../db/mysql.ts')).migrateMysql(db),
+    migrate: () => migrateMysql(db),
     close: () => db.close(),
     isUniqueViolation: (error) => (error as { errno?: unknown } | null)?.errno === MYSQL_ER_DUP_ENTRY,
   };

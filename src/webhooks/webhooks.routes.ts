@@ -2,7 +2,7 @@
 // attempts made at one, and a way to retry its head batch now. The secret is in the answer of POST
 // /webhooks and of rotate-secret only.
 import { Type } from '@sinclair/typebox';
-import type { AdminGuard, App } from '../app.ts';
+import type { AdminGuard, App } from '../http/types.ts';
 import { DomainError } from '../errors.ts';
 import { BODY_ERRORS, IdParams, Timestamp, problems } from '../http/schemas.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
@@ -168,7 +168,10 @@ function decodeCursor(cursor: string | undefined): number {
   return Number(match[1]);
 }
 
-export function webhookRoutes(app: App, webhooks: WebhooksService, requireAdmin: AdminGuard): void {
+export async function webhookRoutes(
+  app: App,
+  { webhooks, requireAdmin }: { webhooks: WebhooksService; requireAdmin: AdminGuard },
+): Promise<void> {
   const admin = { onRequest: requireAdmin };
   const doc = { tags: ['webhooks'], security: [{ adminBearer: [] }] };
 

@@ -1,4 +1,6 @@
-// What both server backends (PostgreSQL, MySQL) do when their database fails.
+// What both server backends (PostgreSQL, MySQL) do when their database fails. The drivers
+// (postgres.ts, mysql.ts) know their own pools and error codes; what they do about a fault is
+// written once, here.
 //
 // The breaker: once the database is known to be down (a connection cannot be made, a statement
 // hangs past its deadline, the server turned read-only in a failover), every request is
@@ -7,21 +9,15 @@
 // the primary it found) closes the breaker: recovery needs no restart and no request to
 // notice it.
 //
-// The rest are small helpers shared by postgres.ts and mysql.ts: a pooled connection with a
-// deadline, and the bounded retry of a transaction that lost a deadlock.
+// faultHandling: checking a connection out with a deadline, giving it back or destroying it
+// after an error, and turning an error into the 503 callers see. Then the 'error' listener every
+// connection keeps for life, and the bounded retry of a transaction that lost a deadlock.
 import { DatabaseUnavailable } from '../errors.ts';
 
 /** How often a tripped breaker checks whether the database is back. */
 export const PROBE_INTERVAL_MS = 200;
 /** Retries of a transaction that lost a deadlock or a serialization check, after the first try. */
 export const CONFLICT_RETRIES = 3;
-/**
- * Added to the statement timeout to get the client-side deadline of every round trip. The
- * server cancels a slow statement itself at the statement timeout and the connection stays
- * usable; the client deadline fires only when the server cannot even do that (frozen,
- * partitioned), and then the connection is thrown away.
- */
-export const CLIENT_DEADLINE_GRACE_MS = 250;
 
 /** How a database error should be handled. */
 export type FaultKind =
@@ -106,11 +102,77 @@ export class Breaker {
   }
 }
 
+/** A driver's pool, as faultHandling sees it. */
+export interface PoolFaults<C> {
+  breaker: Breaker;
+  events: DatabaseEvents;
+  /** Waiting for a pooled connection to become free. */
+  acquireTimeoutMs: number;
+  /** The engine's sorting of its errors (classifyPgError, classifyMysqlError). */
+  classify(error: unknown): FaultKind | undefined;
+  /** Checks a connection out of the pool in use now. */
+  checkout(): Promise<C>;
+  /** Gives a healthy connection back to its pool. */
+  giveBack(connection: C): void;
+  /** Closes a connection that may be broken, so that its pool never hands it out again. */
+  destroy(connection: C, error: unknown): void;
+  /** Where the database is (a PostgreSQL host), to start a 503's message with. */
+  where?(): string;
+}
+
+export interface FaultHandling<C> {
+  /** A pooled connection within acquireTimeoutMs; the 503 at once while the breaker is open. */
+  acquire(): Promise<C>;
+  /** Returns the connection to the pool, or destroys it when `error` says it may be broken. */
+  release(connection: C, error?: unknown): void;
+  /** Sorts an error out, trips the breaker if it says the server is gone, and maps it to what callers see. */
+  fault(error: unknown, inDoubt?: boolean): unknown;
+}
+
+export function faultHandling<C>(pool: PoolFaults<C>): FaultHandling<C> {
+  const { breaker, events } = pool;
+  const message = (error: unknown) =>
+    pool.where === undefined ? describe(error) : `${pool.where()}: ${describe(error)}`;
+  return {
+    acquire: async () => {
+      breaker.check();
+      try {
+        return await acquireWithin(
+          () => pool.checkout(),
+          (connection) => pool.giveBack(connection),
+          pool.acquireTimeoutMs,
+          breaker,
+        );
+      } catch (error) {
+        if (error instanceof DatabaseUnavailable) throw error;
+        // Both drivers fail a checkout only when they could not open a connection (refused, timed
+        // out, the server starting or shutting down): the server is down, whatever the code says.
+        events.fault?.('down');
+        breaker.trip(error);
+        throw new DatabaseUnavailable(message(error), false, error);
+      }
+    },
+    release: (connection, error) => {
+      const kind = error === undefined ? undefined : pool.classify(error);
+      if (kind === 'lost' || kind === 'down') pool.destroy(connection, error);
+      else pool.giveBack(connection);
+    },
+    fault: (error, inDoubt = false) => {
+      if (error instanceof DatabaseUnavailable) return error;
+      const kind = pool.classify(error);
+      if (kind === undefined || kind === 'conflict') return error;
+      events.fault?.(kind);
+      if (kind === 'down') breaker.trip(error);
+      return new DatabaseUnavailable(message(error), inDoubt && kind !== 'busy', error);
+    },
+  };
+}
+
 /**
  * Waits at most `timeoutMs` for a pooled connection, and not at all once the breaker trips. A
  * connection that arrives after we stopped waiting goes straight back to the pool.
  */
-export function acquireWithin<C>(
+function acquireWithin<C>(
   connect: () => Promise<C>,
   giveBack: (connection: C) => void,
   timeoutMs: number,
@@ -139,6 +201,15 @@ export function acquireWithin<C>(
       (error: unknown) => finish(error instanceof Error ? error : new Error(String(error))),
     );
   });
+}
+
+/**
+ * Gives a connection (or pool) an 'error' listener for its whole life, checked out or idle. An
+ * 'error' event nobody listens to ends the process; the query in flight is rejected as well,
+ * which is where the error is handled.
+ */
+export function listenForErrors(emitter: { on(event: 'error', listener: () => void): unknown }): void {
+  emitter.on('error', () => {});
 }
 
 /** Runs `attempt` again after a deadlock or serialization failure, a bounded number of times. */
@@ -171,28 +242,3 @@ export function describe(error: unknown): string {
   }
   return String(error);
 }
-
-/** Connection settings of the server backends; config.ts reads them from the environment. */
-export interface ServerDatabaseOptions {
-  poolSize: number;
-  /** Opening a TCP connection and logging in. */
-  connectTimeoutMs: number;
-  /** Waiting for a pooled connection to become free. */
-  acquireTimeoutMs: number;
-  /** One statement, enforced by the server; the client gives up CLIENT_DEADLINE_GRACE_MS later. */
-  statementTimeoutMs: number;
-  /** A transaction left open with no statement running; the server ends it and its locks. */
-  idleInTransactionTimeoutMs: number;
-  events?: DatabaseEvents;
-}
-
-export const DATABASE_DEFAULTS: Omit<ServerDatabaseOptions, 'events'> = {
-  poolSize: 10,
-  connectTimeoutMs: 1000,
-  acquireTimeoutMs: 1000,
-  statementTimeoutMs: 1000,
-  idleInTransactionTimeoutMs: 5000,
-};
-
-/** Migrations may rewrite big tables: they get this instead of the statement timeout. */
-export const MIGRATION_TIMEOUT_MS = 10 * 60 * 1000;
