@@ -94,14 +94,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const bookings = new BookingsService(store, clock, config, outbox, metrics);
   const admin = new AdminService(store, clock, outbox, config, metrics);
   // Registered in this order, which is the order of the paths in the OpenAPI document.
-  await app.register(eventRoutes, { events, requireAdmin });
+  await app.register(eventRoutes, { events, requireAdmin, config });
   await app.register(holdRoutes, { holds, lifecycle, config });
   await app.register(bookingRoutes, { bookings, requireAdmin, config });
   await app.register(adminRoutes, { admin, requireAdmin });
   await app.register(changeRoutes, { changes: new ChangesService(store, clock, feed), requireAdmin });
   await app.register(webhookRoutes, { webhooks: new WebhooksService(store, clock, config), requireAdmin });
   await app.register(probeRoutes, { store, metrics });
-  await app.register(listingRoutes, { listings: new ListingsService(store, clock), requireAdmin });
+  await app.register(listingRoutes, { listings: new ListingsService(store, clock), requireAdmin, config });
   await app.register(consoleRoutes, { requireAdmin, config });
   return app;
 }

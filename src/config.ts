@@ -28,6 +28,8 @@ export interface Config {
   readonly holdTtlSeconds: number;
   readonly sweepIntervalSeconds: number;
   readonly maxSeatsPerHold: number;
+  /** Compare customers that are email addresses trimmed, lower-cased and without a +tag (customer.ts). */
+  readonly customerEmailNormalization: boolean;
   /** Upper bound on hold requests granted in one transaction for one event. */
   readonly holdBatchMax: number;
   /** Hold requests allowed to wait for one event before new ones get 503. */
@@ -210,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken,
     redisUrl,
     sweeperInServe: bool('SWEEPER_IN_SERVE', true),
+    customerEmailNormalization: bool('CUSTOMER_EMAIL_NORMALIZATION', true),
     changeFeed: bool('CHANGE_FEED', true),
     changeRetentionSeconds,
     webhookRetrySeconds,

@@ -12,15 +12,30 @@
 //   expiry    a hold past expires_at stops counting at once; the hold path and the sweeper
 //             later mark it 'expired' and move its seats back (reclaim).
 //   snapshot  an event's counters exact at an instant: lapsed, unreclaimed holds not counted.
+//   customer  who a hold is for (an account id, or an email normalised: customer.ts); an event
+//             may cap the seats one customer holds and has booked (EventLimits).
 
 export type HoldStatus = 'active' | 'expired' | 'booked' | 'released';
 export type BookingStatus = 'confirmed' | 'cancelled';
+
+/** What an event allows one buyer; set by staff. Null: no limit. */
+export interface EventLimits {
+  /** Seats in a customer's active holds plus confirmed bookings. */
+  maxSeatsPerCustomer: number | null;
+  /** The largest qty of one hold. */
+  maxSeatsPerHold: number | null;
+  /** Holds without a customer are refused. */
+  customerRequired: boolean;
+}
+
+export const NO_LIMITS: EventLimits = { maxSeatsPerCustomer: null, maxSeatsPerHold: null, customerRequired: false };
 
 export interface EventRow {
   id: number;
   name: string;
   totalSeats: number;
   createdAt: Date;
+  limits: EventLimits;
 }
 
 export interface Snapshot {
@@ -30,6 +45,7 @@ export interface Snapshot {
   available: number;
   held: number;
   booked: number;
+  limits: EventLimits;
 }
 
 /** An event's row as locked by a writer: `held` still includes lapsed, unreclaimed holds. */
@@ -39,6 +55,16 @@ export interface EventBooks {
   total: number;
   available: number;
   held: number;
+  booked: number;
+  limits: EventLimits;
+}
+
+/** One customer's seats in one event, exact at an instant. */
+export interface CustomerSeats {
+  customer: string;
+  /** In active holds that have not lapsed. */
+  held: number;
+  /** In confirmed bookings. */
   booked: number;
 }
 
@@ -50,12 +76,15 @@ export interface LockedEvent {
 export interface NewHold {
   qty: number;
   paymentTokenHash: Buffer;
+  /** Normalised (customer.ts); null for an anonymous hold. */
+  customer: string | null;
 }
 
 export interface HoldRow {
   id: number;
   eventId: number;
   qty: number;
+  customer: string | null;
   status: HoldStatus;
   paymentTokenHash: Buffer;
   createdAt: Date;
@@ -70,6 +99,8 @@ export interface BookingRow {
   eventId: number;
   holdId: number;
   qty: number;
+  /** Its hold's customer. */
+  customer: string | null;
   status: BookingStatus;
   createdAt: Date;
   cancelledAt: Date | null;
@@ -132,6 +163,8 @@ export interface NewChange {
   holdId?: number;
   bookingId?: number;
   qty?: number;
+  /** The hold's customer: for staff and webhooks, never on public reads. */
+  customer?: string | null;
   /** The event's snapshot just after this change. */
   snapshot: Counters;
 }
@@ -144,6 +177,7 @@ export interface Change {
   holdId: number | null;
   bookingId: number | null;
   qty: number | null;
+  customer: string | null;
   at: Date;
   snapshot: Counters;
 }

@@ -1,7 +1,16 @@
 // The design's API, endpoint by endpoint, with every error it can return, on each backend.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type Harness, backends, book, createEvent, harness, hold, snapshot } from './support/helpers.ts';
+import {
+  type Harness,
+  backends,
+  book,
+  createEvent,
+  harness,
+  hold,
+  snapshot,
+  NO_LIMITS_BODY,
+} from './support/helpers.ts';
 import { contractTest, installContractCheck, isProblem } from './support/contract.ts';
 
 // Every response below is checked against the OpenAPI document.
@@ -33,6 +42,7 @@ for (const backend of backends()) {
       const res = await h.app.inject({ method: 'GET', url: `/events/${eventId}` });
       assert.equal(res.statusCode, 200);
       assert.deepEqual(res.json(), {
+        ...NO_LIMITS_BODY,
         event_id: eventId,
         name: 'Concert',
         total: 100,
@@ -54,6 +64,7 @@ for (const backend of backends()) {
       assert.equal(body.expires_at, new Date(h.clock.now().getTime() + 120_000).toISOString());
       assert.ok(typeof body.payment_token === 'string' && body.payment_token.length >= 22);
       assert.deepEqual(await snapshot(h.app, eventId), {
+        ...NO_LIMITS_BODY,
         event_id: eventId,
         name: 'Concert',
         total: 10,
@@ -91,6 +102,7 @@ for (const backend of backends()) {
         assert.deepEqual(retry.json(), { booking_id: bookingId });
       }
       assert.deepEqual(await snapshot(h.app, eventId), {
+        ...NO_LIMITS_BODY,
         event_id: eventId,
         name: 'Concert',
         total: 5,

@@ -5,7 +5,7 @@
 // it, and run a storm of concurrent writers against a reader that polls throughout.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Change, NewChange } from '../src/model.ts';
+import { type Change, NO_LIMITS, type NewChange } from '../src/model.ts';
 import type { Store } from '../src/storage/store.ts';
 import { allPublished, backends } from './support/helpers.ts';
 
@@ -76,7 +76,9 @@ for (const backend of backends()) {
     before(async () => {
       ({ store, drop } = await backend.open());
       for (let i = 0; i < EVENTS; i++) {
-        const event = await store.transaction((tx) => store.insertEvent(tx, `log ${i}`, 1_000_000, new Date()));
+        const event = await store.transaction((tx) =>
+          store.insertEvent(tx, `log ${i}`, 1_000_000, NO_LIMITS, new Date()),
+        );
         events.push(event.id);
       }
     });

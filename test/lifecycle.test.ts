@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { App } from '../src/app.ts';
 import { contractHarness, contractTest, installContractCheck, isProblem } from './support/contract.ts';
-import { type Harness, backends, book, books, createEvent, hold, snapshot } from './support/helpers.ts';
+import { type Harness, backends, book, books, createEvent, hold, snapshot, NO_LIMITS_BODY } from './support/helpers.ts';
 
 installContractCheck();
 
@@ -61,6 +61,7 @@ for (const backend of backends()) {
         hold_id: granted.hold_id,
         event_id: eventId,
         qty: 3,
+        customer: null,
         status: 'active',
         created_at: h.clock.now().toISOString(),
         expires_at: granted.expires_at,
@@ -200,6 +201,7 @@ for (const backend of backends()) {
         hold_id: granted.hold_id,
         event_id: eventId,
         qty: 2,
+        customer: null,
         status: 'confirmed',
         created_at: h.clock.now().toISOString(),
         cancelled_at: null,
@@ -297,6 +299,7 @@ for (const backend of backends()) {
       const renamed = await patchEvent(h.app, eventId, { name: 'Renamed' });
       assert.equal(renamed.statusCode, 200);
       assert.deepEqual(renamed.json(), {
+        ...NO_LIMITS_BODY,
         event_id: eventId,
         name: 'Renamed',
         total: 10,
@@ -305,13 +308,29 @@ for (const backend of backends()) {
         booked: 2,
       });
       const grown = (await patchEvent(h.app, eventId, { total_seats: 15 })).json();
-      assert.deepEqual(grown, { event_id: eventId, name: 'Renamed', total: 15, available: 10, held: 3, booked: 2 });
+      assert.deepEqual(grown, {
+        ...NO_LIMITS_BODY,
+        event_id: eventId,
+        name: 'Renamed',
+        total: 15,
+        available: 10,
+        held: 3,
+        booked: 2,
+      });
       await assertBalanced(h, eventId, { available: 10, held: 3, booked: 2 });
 
       const refused = isProblem(await patchEvent(h.app, eventId, { total_seats: 4 }), 409, 'seats_in_use');
       assert.deepEqual([refused.held, refused.booked, refused.minimum_total_seats, refused.requested], [3, 2, 5, 4]);
       const tight = (await patchEvent(h.app, eventId, { total_seats: 5, name: 'Tight' })).json();
-      assert.deepEqual(tight, { event_id: eventId, name: 'Tight', total: 5, available: 0, held: 3, booked: 2 });
+      assert.deepEqual(tight, {
+        ...NO_LIMITS_BODY,
+        event_id: eventId,
+        name: 'Tight',
+        total: 5,
+        available: 0,
+        held: 3,
+        booked: 2,
+      });
       await assertBalanced(h, eventId, { available: 0, held: 3, booked: 2 });
       assert.deepEqual(await snapshot(h.app, eventId), tight);
     });
@@ -321,7 +340,15 @@ for (const backend of backends()) {
       await newHold(h.app, eventId, 4);
       h.clock.advanceSeconds(120);
       const shrunk = (await patchEvent(h.app, eventId, { total_seats: 1 })).json();
-      assert.deepEqual(shrunk, { event_id: eventId, name: 'Concert', total: 1, available: 1, held: 0, booked: 0 });
+      assert.deepEqual(shrunk, {
+        ...NO_LIMITS_BODY,
+        event_id: eventId,
+        name: 'Concert',
+        total: 1,
+        available: 1,
+        held: 0,
+        booked: 0,
+      });
       await assertBalanced(h, eventId, { available: 1, held: 0, booked: 0 });
       for (const event of [
         {},

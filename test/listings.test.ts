@@ -69,6 +69,7 @@ for (const backend of backends()) {
         hold_id: lapsing.hold_id,
         event_id: eventId,
         qty: 1,
+        customer: null,
         status: 'expired',
         created_at: new Date(h.clock.now().getTime() - 130_000).toISOString(),
         expires_at: new Date(h.clock.now().getTime() - 10_000).toISOString(),
@@ -186,12 +187,12 @@ for (const backend of backends()) {
       assert.equal(res.headers['content-disposition'], `attachment; filename="event-${eventId}-bookings.csv"`);
       assert.equal(
         res.body,
-        'booking_id,hold_id,event_id,qty,status,created_at,cancelled_at\r\n' +
-          `${firstId},${first.hold_id},${eventId},2,cancelled,${now},${now}\r\n` +
-          `${secondId},${second.hold_id},${eventId},3,confirmed,${now},\r\n`,
+        'booking_id,hold_id,event_id,qty,status,created_at,cancelled_at,customer\r\n' +
+          `${firstId},${first.hold_id},${eventId},2,cancelled,${now},${now},\r\n` +
+          `${secondId},${second.hold_id},${eventId},3,confirmed,${now},,\r\n`,
       );
       const empty = await get(h.app, `/events/${await createEvent(h.app, 1)}/bookings.csv`);
-      assert.equal(empty.body, 'booking_id,hold_id,event_id,qty,status,created_at,cancelled_at\r\n');
+      assert.equal(empty.body, 'booking_id,hold_id,event_id,qty,status,created_at,cancelled_at,customer\r\n');
     });
 
     test('the export reads a page per statement and misses no booking between pages', async () => {

@@ -1,31 +1,119 @@
-// Pure rules, no database: seat allocation, per-event batching, configuration.
+// Pure rules, no database: seat allocation and customer limits, per-event batching, configuration.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ConfigError, loadConfig } from '../src/config.ts';
-import { allocate } from '../src/holds/holds.service.ts';
+import { normalizeCustomer } from '../src/customer.ts';
+import type { DomainError } from '../src/errors.ts';
+import { decideHolds } from '../src/holds/holds.service.ts';
 import { KeyedBatcher } from '../src/holds/keyed-batcher.ts';
 import { hashToken, newPaymentToken, tokenMatches } from '../src/holds/payment-token.ts';
 
-describe('allocate', () => {
+const anyone = (qtys: number[]) => qtys.map((qty) => ({ qty, customer: null }));
+const noLimits = { maxSeatsPerCustomer: null, maxSeatsPerHold: null, customerRequired: false };
+const granted = (refusals: Array<DomainError | null>) => refusals.map((refusal) => refusal === null);
+const codes = (refusals: Array<DomainError | null>) => refusals.map((refusal) => refusal?.code ?? 'granted');
+
+describe('decideHolds', () => {
   test('first come, first served; a request that does not fit does not block smaller ones', () => {
-    assert.deepEqual(allocate(5, [3, 3, 2, 1]), [true, false, true, false]);
-    assert.deepEqual(allocate(0, [1]), [false]);
-    assert.deepEqual(allocate(4, [4]), [true]);
+    const decide = (available: number, qtys: number[]) =>
+      granted(decideHolds(anyone(qtys), { limits: noLimits, available, customerSeats: new Map() }));
+    assert.deepEqual(decide(5, [3, 3, 2, 1]), [true, false, true, false]);
+    assert.deepEqual(decide(0, [1]), [false]);
+    assert.deepEqual(decide(4, [4]), [true]);
   });
 
   test('never grants more than available, and refuses only what would not fit', () => {
     fc.assert(
       fc.property(fc.nat(200), fc.array(fc.integer({ min: 1, max: 10 }), { maxLength: 300 }), (available, qtys) => {
-        const granted = allocate(available, qtys);
+        const refusals = decideHolds(anyone(qtys), { limits: noLimits, available, customerSeats: new Map() });
         let used = 0;
         qtys.forEach((qty, i) => {
-          if (granted[i]) used += qty;
+          if (refusals[i] === null) used += qty;
           else assert.ok(qty > available - used, 'a refused request did not fit at its turn');
         });
         assert.ok(used <= available);
       }),
     );
+  });
+
+  test("a customer's requests in one batch are decided in order against their allowance", () => {
+    const requests = [
+      { qty: 2, customer: 'ann' },
+      { qty: 2, customer: 'ann' },
+      { qty: 1, customer: 'ann' },
+      { qty: 3, customer: 'bob' },
+      { qty: 1, customer: null },
+    ];
+    const refusals = decideHolds(requests, {
+      limits: { ...noLimits, maxSeatsPerCustomer: 4 },
+      available: 100,
+      customerSeats: new Map([['ann', 1]]),
+    });
+    assert.deepEqual(codes(refusals), ['granted', 'customer_limit_reached', 'granted', 'granted', 'granted']);
+    assert.deepEqual(refusals[1]!.details, { limit: 4, in_use: 3, requested: 2 });
+  });
+
+  test('max_seats_per_hold and customer_required refuse before the seats are counted', () => {
+    const refusals = decideHolds(
+      [
+        { qty: 5, customer: 'ann' },
+        { qty: 1, customer: null },
+        { qty: 4, customer: 'ann' },
+      ],
+      {
+        limits: { maxSeatsPerCustomer: null, maxSeatsPerHold: 4, customerRequired: true },
+        available: 4,
+        customerSeats: new Map(),
+      },
+    );
+    assert.deepEqual(codes(refusals), ['hold_too_large', 'customer_required', 'granted']);
+  });
+
+  test('no customer ever goes over the limit, and every refusal names a reason that holds', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.nat(30),
+        fc.array(fc.record({ qty: fc.integer({ min: 1, max: 5 }), customer: fc.constantFrom('a', 'b', 'c', null) }), {
+          maxLength: 50,
+        }),
+        (limit, available, requests) => {
+          const refusals = decideHolds(requests, {
+            limits: { ...noLimits, maxSeatsPerCustomer: limit },
+            available,
+            customerSeats: new Map(),
+          });
+          const seats = new Map<string, number>();
+          let used = 0;
+          requests.forEach(({ qty, customer }, i) => {
+            const inUse = customer === null ? 0 : (seats.get(customer) ?? 0);
+            if (refusals[i] === null) {
+              used += qty;
+              if (customer !== null) seats.set(customer, inUse + qty);
+            } else if (refusals[i]!.code === 'customer_limit_reached') {
+              assert.ok(inUse + qty > limit);
+            } else {
+              assert.equal(refusals[i]!.code, 'insufficient_seats');
+              assert.ok(qty > available - used);
+            }
+          });
+          for (const n of seats.values()) assert.ok(n <= limit);
+          assert.ok(used <= available);
+        },
+      ),
+    );
+  });
+});
+
+describe('normalizeCustomer', () => {
+  test('an email address: trimmed, lower-cased, +tag dropped; anything else exactly as given', () => {
+    assert.equal(normalizeCustomer('  Ann+Sale@Example.COM ', true), 'ann@example.com');
+    assert.equal(normalizeCustomer('ann@example.com', true), 'ann@example.com');
+    assert.equal(normalizeCustomer('+tag@example.com', true), '+tag@example.com');
+    assert.equal(normalizeCustomer('Account-42', true), 'Account-42');
+    assert.equal(normalizeCustomer(' Account-42', true), ' Account-42', 'not an email: compared exactly');
+    assert.equal(normalizeCustomer('Ann+Sale@Example.COM', false), 'Ann+Sale@Example.COM', 'switched off');
   });
 });
 

@@ -164,7 +164,9 @@ async function writeChanges(h: H, changes: Array<{ eventId: number; type: Change
 /** The log's changes after a webhook's start, as it should receive them. */
 async function expectedChanges(store: Store, after: string, types: ChangeType[] = []): Promise<ChangeBody[]> {
   const changes = await store.changesAfter(Number(after), 100_000);
-  return changes.filter((c) => types.length === 0 || types.includes(c.type)).map(renderChange);
+  return changes
+    .filter((c) => types.length === 0 || types.includes(c.type))
+    .map((change) => renderChange(change, 'staff'));
 }
 
 /** Passes until one finds nothing to do. */

@@ -27,7 +27,11 @@ export class AdminService {
       const ended = await this.store.transaction(async (tx) => {
         await this.store.lockEvent(tx, hold.eventId);
         if (!(await this.store.endHold(tx, hold, 'expired', now))) return false;
-        await this.outbox.recordOne(tx, { eventId: hold.eventId, type: 'hold.expired', holdId, qty: hold.qty }, now);
+        await this.outbox.recordOne(
+          tx,
+          { eventId: hold.eventId, type: 'hold.expired', holdId, qty: hold.qty, customer: hold.customer },
+          now,
+        );
         // endHold keeps a deadline already passed and sets any later one to now.
         const expiresAt = hold.expiresAt <= now ? hold.expiresAt : now;
         await recorder?.record(tx, { ...hold, status: 'expired', expiresAt });

@@ -141,6 +141,7 @@ export class BookingsService {
       holdId: hold.id,
       bookingId,
       qty: hold.qty,
+      customer: hold.customer,
       snapshot: snapshots[i]!,
     }));
     await this.outbox.record(tx, changes, now);
@@ -170,7 +171,14 @@ export class BookingsService {
       if (!(await this.store.cancelBooking(tx, bookingId, now))) return null;
       await this.outbox.recordOne(
         tx,
-        { eventId: booking.eventId, type: 'booking.cancelled', holdId: booking.holdId, bookingId, qty: booking.qty },
+        {
+          eventId: booking.eventId,
+          type: 'booking.cancelled',
+          holdId: booking.holdId,
+          bookingId,
+          qty: booking.qty,
+          customer: booking.customer,
+        },
         now,
       );
       const row: BookingRow = { ...booking, status: 'cancelled', cancelledAt: now };

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { AdminGuard, App } from '../http/types.ts';
 import { CHANGE_TYPES } from '../model.ts';
 import { IdParams, Timestamp, problems } from '../http/schemas.ts';
-import { renderChange } from './render.ts';
+import { type Audience, renderChange } from './render.ts';
 import type { ChangesService } from './changes.service.ts';
 import { STREAM_COALESCE_MS, STREAM_HEARTBEAT_MS, Streams } from './streams.ts';
 
@@ -24,6 +24,9 @@ const ChangeSchema = Type.Object({
   hold_id: Type.Union([Type.Integer(), Type.Null()]),
   booking_id: Type.Union([Type.Integer(), Type.Null()]),
   qty: Type.Union([Type.Integer(), Type.Null()]),
+  customer: Type.Optional(
+    Type.Union([Type.String(), Type.Null()], { description: "The hold's customer: in the admin log only" }),
+  ),
   at: Timestamp,
   snapshot: Type.Object(
     { total: Type.Integer(), available: Type.Integer(), held: Type.Integer(), booked: Type.Integer() },
@@ -74,13 +77,13 @@ export async function changeRoutes(
   app: App,
   { changes, requireAdmin }: { changes: ChangesService; requireAdmin: AdminGuard },
 ): Promise<void> {
-  const pageOf = async (query: { after?: string; limit?: string }, eventId?: number) => {
+  const pageOf = async (query: { after?: string; limit?: string }, audience: Audience, eventId?: number) => {
     const page = await changes.page(
       Number(query.after ?? 0),
       Number(query.limit ?? PAGE_SIZE_DEFAULT_CHANGES),
       eventId,
     );
-    return { changes: page.changes.map(renderChange), next_cursor: String(page.next) };
+    return { changes: page.changes.map((change) => renderChange(change, audience)), next_cursor: String(page.next) };
   };
 
   app.get(
@@ -96,7 +99,7 @@ export async function changeRoutes(
         response: { 200: ChangePage, ...problems('validation_failed', 'unauthorized') },
       },
     },
-    async (request) => pageOf(request.query),
+    async (request) => pageOf(request.query, 'staff'),
   );
 
   app.get(
@@ -110,7 +113,7 @@ export async function changeRoutes(
         response: { 200: ChangePage, ...problems('validation_failed', 'not_found') },
       },
     },
-    async (request) => pageOf(request.query, Number(request.params.id)),
+    async (request) => pageOf(request.query, 'public', Number(request.params.id)),
   );
 
   const streams = new Streams(changes);

@@ -59,12 +59,19 @@ export function snapshotsBefore(
  */
 export function reclaimChanges(
   event: EventBooks,
-  holds: ReadonlyArray<{ id: number; qty: number }>,
+  holds: ReadonlyArray<{ id: number; qty: number; customer: string | null }>,
 ): { changes: NewChange[]; after: Counters } {
   let after: Counters = { total: event.total, available: event.available, held: event.held, booked: event.booked };
   const changes = holds.map((hold): NewChange => {
     after = { ...after, available: after.available + hold.qty, held: after.held - hold.qty };
-    return { eventId: event.id, type: 'hold.expired', holdId: hold.id, qty: hold.qty, snapshot: after };
+    return {
+      eventId: event.id,
+      type: 'hold.expired',
+      holdId: hold.id,
+      qty: hold.qty,
+      customer: hold.customer,
+      snapshot: after,
+    };
   });
   return { changes, after };
 }

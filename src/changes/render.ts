@@ -1,6 +1,7 @@
 // A change as clients see it, in the log (GET /changes, GET /events/:id/changes), in webhook
 // bodies and on the stream: one shape everywhere. Positions travel as strings, so that a log
-// longer than 2^53 changes is still read exactly.
+// longer than 2^53 changes is still read exactly. Staff (the admin log, webhooks) also see the
+// hold's customer; public reads never do, since a customer may be an email address.
 import type { Change } from '../model.ts';
 
 export interface ChangeBody {
@@ -10,11 +11,15 @@ export interface ChangeBody {
   hold_id: number | null;
   booking_id: number | null;
   qty: number | null;
+  /** Staff only. */
+  customer?: string | null;
   at: string;
   snapshot: { total: number; available: number; held: number; booked: number };
 }
 
-export function renderChange(change: Change): ChangeBody {
+export type Audience = 'public' | 'staff';
+
+export function renderChange(change: Change, audience: Audience = 'public'): ChangeBody {
   return {
     position: String(change.position),
     type: change.type,
@@ -22,6 +27,7 @@ export function renderChange(change: Change): ChangeBody {
     hold_id: change.holdId,
     booking_id: change.bookingId,
     qty: change.qty,
+    ...(audience === 'staff' ? { customer: change.customer } : {}),
     at: change.at.toISOString(),
     snapshot: { ...change.snapshot },
   };

@@ -1,10 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import type { AdminGuard, App } from '../http/types.ts';
 import { DomainError } from '../errors.ts';
-import { BODY_ERRORS, IdParams, Timestamp, problems } from '../http/schemas.ts';
+import { BODY_ERRORS, CustomerText, IdParams, Timestamp, problems } from '../http/schemas.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
 import type { Rendered } from '../idempotency/recorder.ts';
-import type { EventRow, Snapshot } from '../model.ts';
+import type { Config } from '../config.ts';
+import { normalizeCustomer } from '../customer.ts';
+import { type EventLimits, type EventRow, NO_LIMITS, type Snapshot } from '../model.ts';
 import type { EventsService } from './events.service.ts';
 
 const MAX_TOTAL_SEATS = 1_000_000;
@@ -12,26 +14,58 @@ const PAGE_SIZE_DEFAULT = 20;
 
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 const TotalSeats = Type.Integer({ minimum: 1, maximum: MAX_TOTAL_SEATS });
+const SeatLimit = (description: string) =>
+  Type.Union([Type.Integer({ minimum: 1, maximum: MAX_TOTAL_SEATS }), Type.Null()], {
+    description: `${description}; null: no limit. At most total_seats.`,
+  });
+const LimitFields = {
+  max_seats_per_customer: Type.Optional(
+    SeatLimit('The seats one customer may have in active holds plus confirmed bookings for this event'),
+  ),
+  max_seats_per_hold: Type.Optional(SeatLimit('The largest qty of one hold')),
+  customer_required: Type.Optional(Type.Boolean({ description: 'Refuse holds without a customer' })),
+};
 
 const CreateEventBody = Type.Object(
-  { event: Type.Object({ name: Name, total_seats: TotalSeats }, { additionalProperties: false }) },
+  {
+    event: Type.Object({ name: Name, total_seats: TotalSeats, ...LimitFields }, { additionalProperties: false }),
+  },
   { additionalProperties: false },
 );
 
 const UpdateEventBody = Type.Object(
   {
     event: Type.Object(
-      { name: Type.Optional(Name), total_seats: Type.Optional(TotalSeats) },
+      { name: Type.Optional(Name), total_seats: Type.Optional(TotalSeats), ...LimitFields },
       { additionalProperties: false, minProperties: 1 },
     ),
   },
   { additionalProperties: false },
 );
 
+const Limits = {
+  max_seats_per_customer: Type.Union([Type.Integer(), Type.Null()]),
+  max_seats_per_hold: Type.Union([Type.Integer(), Type.Null()]),
+  customer_required: Type.Boolean(),
+};
+
+const CustomerParams = Type.Object(
+  { id: IdParams.properties.id, customer: CustomerText('the customer, as holds carry it') },
+  { additionalProperties: false },
+);
+
+const CustomerBody = Type.Object({
+  customer: Type.String({ description: 'As compared: an email address normalised' }),
+  held: Type.Integer({ description: 'Seats in active holds that have not expired' }),
+  booked: Type.Integer({ description: 'Seats in confirmed bookings' }),
+  limit: Type.Union([Type.Integer(), Type.Null()], { description: 'max_seats_per_customer' }),
+});
+
 const CreatedEvent = Type.Object({
   event_id: Type.Integer(),
   name: Type.String(),
   total_seats: Type.Integer(),
+  ...Limits,
   created_at: Timestamp,
 });
 
@@ -42,6 +76,7 @@ const EventSnapshot = Type.Object({
   available: Type.Integer({ description: 'total - held - booked, exact at the moment of the request' }),
   held: Type.Integer({ description: 'Seats in active holds that have not yet expired' }),
   booked: Type.Integer(),
+  ...Limits,
 });
 
 const ListQuery = Type.Object(
@@ -73,9 +108,29 @@ const createdBody = (event: EventRow): Rendered => ({
     event_id: event.id,
     name: event.name,
     total_seats: event.totalSeats,
+    ...limitsBody(event.limits),
     created_at: event.createdAt.toISOString(),
   },
 });
+
+const limitsBody = (limits: EventLimits) => ({
+  max_seats_per_customer: limits.maxSeatsPerCustomer,
+  max_seats_per_hold: limits.maxSeatsPerHold,
+  customer_required: limits.customerRequired,
+});
+
+/** The limits a body sets; a field left out keeps its value. */
+function limitsOf(body: {
+  max_seats_per_customer?: number | null;
+  max_seats_per_hold?: number | null;
+  customer_required?: boolean;
+}): Partial<EventLimits> {
+  return {
+    ...(body.max_seats_per_customer === undefined ? {} : { maxSeatsPerCustomer: body.max_seats_per_customer }),
+    ...(body.max_seats_per_hold === undefined ? {} : { maxSeatsPerHold: body.max_seats_per_hold }),
+    ...(body.customer_required === undefined ? {} : { customerRequired: body.customer_required }),
+  };
+}
 
 const snapshotBody = (snapshot: Snapshot) => ({
   event_id: snapshot.eventId,
@@ -84,6 +139,7 @@ const snapshotBody = (snapshot: Snapshot) => ({
   available: snapshot.available,
   held: snapshot.held,
   booked: snapshot.booked,
+  ...limitsBody(snapshot.limits),
 });
 const ok = (snapshot: Snapshot): Rendered => ({ status: 200, body: snapshotBody(snapshot) });
 
@@ -97,7 +153,11 @@ function decodeCursor(cursor: string | undefined): number | null {
 
 export async function eventRoutes(
   app: App,
-  { events, requireAdmin }: { events: EventsService; requireAdmin: AdminGuard },
+  {
+    events,
+    requireAdmin,
+    config,
+  }: { events: EventsService; requireAdmin: AdminGuard; config: Pick<Config, 'customerEmailNormalization'> },
 ): Promise<void> {
   app.post(
     '/events',
@@ -113,8 +173,30 @@ export async function eventRoutes(
     },
     async (request, reply) => {
       const { name, total_seats } = request.body.event;
-      const event = await events.create(name, total_seats, recorderFor(request, createdBody));
+      const limits = { ...NO_LIMITS, ...limitsOf(request.body.event) };
+      const event = await events.create(name, total_seats, limits, recorderFor(request, createdBody));
       return sendRendered(reply, createdBody(event));
+    },
+  );
+
+  app.get(
+    '/events/:id/customers/:customer',
+    {
+      onRequest: requireAdmin,
+      schema: {
+        summary: "One customer's seats in an event (staff)",
+        description:
+          "held and booked are exact now; limit is the event's max_seats_per_customer. An email address is " +
+          'normalised as holds are (CUSTOMER_EMAIL_NORMALIZATION).',
+        tags: ['events'],
+        security: [{ adminBearer: [] }],
+        params: CustomerParams,
+        response: { 200: CustomerBody, ...problems('validation_failed', 'unauthorized', 'not_found') },
+      },
+    },
+    async (request) => {
+      const customer = normalizeCustomer(request.params.customer, config.customerEmailNormalization);
+      return events.customer(Number(request.params.id), customer);
     },
   );
 
@@ -161,10 +243,11 @@ export async function eventRoutes(
     {
       onRequest: requireAdmin,
       schema: {
-        summary: 'Rename or resize an event (staff)',
+        summary: 'Rename, resize or set the limits of an event (staff)',
         description:
           'total_seats may change but never below held + booked (409 seats_in_use with the numbers); ' +
-          'available moves by the difference.',
+          'available moves by the difference. A limit lowered below what a customer already has refuses ' +
+          'that customer more seats; it takes nothing back.',
         tags: ['events'],
         security: [{ adminBearer: [] }],
         params: IdParams,
@@ -177,6 +260,7 @@ export async function eventRoutes(
       const changes = {
         ...(name === undefined ? {} : { name }),
         ...(total_seats === undefined ? {} : { totalSeats: total_seats }),
+        limits: limitsOf(request.body.event),
       };
       const snapshot = await events.update(Number(request.params.id), changes, recorderFor(request, ok));
       return sendRendered(reply, ok(snapshot));

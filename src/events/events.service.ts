@@ -5,12 +5,24 @@ import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { type Outbox, reclaimChanges } from '../changes/outbox.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
-import type { EventRow, Snapshot } from '../model.ts';
+import { type CustomerSeats, type EventLimits, type EventRow, NO_LIMITS, type Snapshot } from '../model.ts';
 import type { Store } from '../storage/store.ts';
 
 export interface EventChanges {
   name?: string;
   totalSeats?: number;
+  limits?: Partial<EventLimits>;
+}
+
+/** A limit above the event's seats could never bind: refused, so that staff notice the typo. */
+function checkLimits(limits: EventLimits, totalSeats: number): void {
+  const errors = (['maxSeatsPerCustomer', 'maxSeatsPerHold'] as const)
+    .filter((key) => (limits[key] ?? 0) > totalSeats)
+    .map((key) => ({
+      path: `body/event/${key === 'maxSeatsPerCustomer' ? 'max_seats_per_customer' : 'max_seats_per_hold'}`,
+      message: `must be at most total_seats (${totalSeats})`,
+    }));
+  if (errors.length > 0) throw new DomainError('validation_failed', 'a limit is above total_seats', { errors });
 }
 
 export interface SnapshotPage {
@@ -26,12 +38,18 @@ export class EventsService {
     private readonly outbox: Outbox,
   ) {}
 
-  async create(name: string, totalSeats: number, recorder?: Recorder<EventRow>): Promise<EventRow> {
+  async create(
+    name: string,
+    totalSeats: number,
+    limits: EventLimits = NO_LIMITS,
+    recorder?: Recorder<EventRow>,
+  ): Promise<EventRow> {
+    checkLimits(limits, totalSeats);
     const now = this.clock.now();
     // Always a transaction, even alone: a commit whose outcome is lost is then reported as in
     // doubt (503 outcome_unknown), which a lone autocommitted insert could not be.
     const created = await this.store.transaction(async (tx) => {
-      const event = await this.store.insertEvent(tx, name, totalSeats, now);
+      const event = await this.store.insertEvent(tx, name, totalSeats, limits, now);
       const snapshot = { total: totalSeats, available: totalSeats, held: 0, booked: 0 };
       await this.outbox.record(tx, [{ eventId: event.id, type: 'event.created', snapshot }], now);
       await recorder?.record(tx, event);
@@ -39,6 +57,15 @@ export class EventsService {
     });
     this.outbox.committed();
     return created;
+  }
+
+  /** One customer's seats in the event, exact now, with the event's limit. */
+  async customer(eventId: number, customer: string): Promise<CustomerSeats & { limit: number | null }> {
+    const now = this.clock.now();
+    const snapshot = await this.store.snapshot(eventId, now);
+    if (snapshot === null) throw notFound('event', eventId);
+    const seats = await this.store.customerSeats(eventId, customer, now);
+    return { ...seats, limit: snapshot.limits.maxSeatsPerCustomer };
   }
 
   async snapshot(eventId: number): Promise<Snapshot> {
@@ -71,8 +98,18 @@ export class EventsService {
         );
       }
       const name = changes.name ?? books.name;
-      await this.store.updateEvent(tx, eventId, name, total);
-      const snapshot = { eventId, name, total, available: total - held - books.booked, held, booked: books.booked };
+      const limits = { ...books.limits, ...changes.limits };
+      checkLimits(limits, total);
+      await this.store.updateEvent(tx, eventId, name, total, limits);
+      const snapshot = {
+        eventId,
+        name,
+        total,
+        available: total - held - books.booked,
+        held,
+        booked: books.booked,
+        limits,
+      };
       const { changes: expired } = reclaimChanges(books, reclaimed.holds);
       const counters = { total, available: snapshot.available, held, booked: books.booked };
       await this.outbox.record(tx, [...expired, { eventId, type: 'event.updated', snapshot: counters }], now);

@@ -14,6 +14,7 @@ export interface HoldView {
   id: number;
   eventId: number;
   qty: number;
+  customer: string | null;
   /** 'expired' as soon as the deadline passes, whether or not the sweeper has run. */
   status: HoldStatus;
   createdAt: Date;
@@ -27,6 +28,7 @@ export function holdView(hold: HoldRow, now: Date): HoldView {
     id: hold.id,
     eventId: hold.eventId,
     qty: hold.qty,
+    customer: hold.customer,
     status: lapsed ? 'expired' : hold.status,
     createdAt: hold.createdAt,
     expiresAt: hold.expiresAt,
@@ -79,7 +81,11 @@ export class HoldLifecycleService {
       const hold = (await this.store.lockHold(tx, holdId))!;
       assertChangeable(hold, now);
       await this.store.endHold(tx, hold, 'released', now);
-      await this.outbox.recordOne(tx, { eventId, type: 'hold.released', holdId, qty: hold.qty }, now);
+      await this.outbox.recordOne(
+        tx,
+        { eventId, type: 'hold.released', holdId, qty: hold.qty, customer: hold.customer },
+        now,
+      );
       const released = holdView({ ...hold, status: 'released', expiresAt: now }, now);
       await recorder?.record(tx, released);
       return released;
@@ -103,7 +109,11 @@ export class HoldLifecycleService {
       assertChangeable(hold, now);
       const expiresAt = extendedDeadline(hold, seconds, this.config.maxHoldLifetimeSeconds);
       await this.store.setHoldExpiry(tx, holdId, expiresAt);
-      await this.outbox.recordOne(tx, { eventId, type: 'hold.extended', holdId, qty: hold.qty }, now);
+      await this.outbox.recordOne(
+        tx,
+        { eventId, type: 'hold.extended', holdId, qty: hold.qty, customer: hold.customer },
+        now,
+      );
       const extended = holdView({ ...hold, expiresAt }, now);
       await recorder?.record(tx, extended);
       return extended;

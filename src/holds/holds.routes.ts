@@ -1,17 +1,23 @@
 import { Type } from '@sinclair/typebox';
 import type { App } from '../http/types.ts';
 import type { Config } from '../config.ts';
-import { BODY_ERRORS, Id, IdParams, PaymentTokenHeaders, Timestamp, problems } from '../http/schemas.ts';
+import { normalizeCustomer } from '../customer.ts';
+import { BODY_ERRORS, CustomerText, Id, IdParams, PaymentTokenHeaders, Timestamp, problems } from '../http/schemas.ts';
 import { rateLimited } from '../http/rate-limit.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
 import type { Rendered } from '../idempotency/recorder.ts';
 import type { HoldLifecycleService, HoldView } from './hold-lifecycle.service.ts';
 import type { GrantedHold, HoldsService } from './holds.service.ts';
 
+const Customer = Type.Union([Type.String(), Type.Null()], {
+  description: 'Who the hold is for, as compared (an email address normalised); null when anonymous',
+});
+
 const HoldCreated = Type.Object({
   hold_id: Type.Integer(),
   event_id: Type.Integer(),
   qty: Type.Integer(),
+  customer: Customer,
   expires_at: Timestamp,
   payment_token: Type.String({ description: 'Secret proving ownership of the hold; shown only once' }),
 });
@@ -20,6 +26,7 @@ const Hold = Type.Object({
   hold_id: Type.Integer(),
   event_id: Type.Integer(),
   qty: Type.Integer(),
+  customer: Customer,
   status: Type.String({
     enum: ['active', 'expired', 'booked', 'released'],
     description: "'expired' as soon as expires_at has passed, whether or not the sweeper has run",
@@ -35,6 +42,7 @@ const created = (hold: GrantedHold): Rendered => ({
     hold_id: hold.holdId,
     event_id: hold.eventId,
     qty: hold.qty,
+    customer: hold.customer,
     expires_at: hold.expiresAt.toISOString(),
     payment_token: hold.paymentToken,
   },
@@ -44,6 +52,7 @@ const holdBody = (hold: HoldView) => ({
   hold_id: hold.id,
   event_id: hold.eventId,
   qty: hold.qty,
+  customer: hold.customer,
   status: hold.status,
   created_at: hold.createdAt.toISOString(),
   expires_at: hold.expiresAt.toISOString(),
@@ -54,7 +63,10 @@ const ok = (hold: HoldView): Rendered => ({ status: 200, body: holdBody(hold) })
 /** Errors of every route that names a hold and proves ownership with its token. */
 const HOLD_ERRORS = ['validation_failed', 'invalid_payment_token', 'not_found'] as const;
 
-type HoldRoutesConfig = Pick<Config, 'maxSeatsPerHold' | 'maxHoldLifetimeSeconds' | 'rateLimitHoldsPerMinute'>;
+type HoldRoutesConfig = Pick<
+  Config,
+  'maxSeatsPerHold' | 'maxHoldLifetimeSeconds' | 'rateLimitHoldsPerMinute' | 'customerEmailNormalization'
+>;
 
 export async function holdRoutes(
   app: App,
@@ -66,6 +78,12 @@ export async function holdRoutes(
         {
           event_id: Id,
           qty: Type.Integer({ minimum: 1, maximum: config.maxSeatsPerHold, description: 'MAX_SEATS_PER_HOLD' }),
+          customer: Type.Optional(
+            CustomerText(
+              "Who the hold is for: the integrator's account id, or an email address (compared trimmed, " +
+                "lower-cased and without a +tag). Counts toward the event's max_seats_per_customer.",
+            ),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -79,18 +97,31 @@ export async function holdRoutes(
       ...rateLimited(config.rateLimitHoldsPerMinute),
       schema: {
         summary: 'Hold seats for a limited time',
-        description: 'Grants all the seats asked for or none. 409 insufficient_seats when fewer are free.',
+        description:
+          'Grants all the seats asked for or none. 409 insufficient_seats when fewer are free; 409 ' +
+          "customer_limit_reached past the event's max_seats_per_customer; 422 hold_too_large past its " +
+          'max_seats_per_hold; 422 customer_required without a customer where the event needs one.',
         tags: ['holds'],
         body: CreateHoldBody,
         response: {
           201: HoldCreated,
-          ...problems(...BODY_ERRORS, 'not_found', 'insufficient_seats', 'rate_limited', 'overloaded'),
+          ...problems(
+            ...BODY_ERRORS,
+            'not_found',
+            'insufficient_seats',
+            'customer_limit_reached',
+            'customer_required',
+            'hold_too_large',
+            'rate_limited',
+            'overloaded',
+          ),
         },
       },
     },
     async (request, reply) => {
-      const { event_id, qty } = request.body.hold;
-      const hold = await holds.createHold(event_id, qty, recorderFor(request, created));
+      const { event_id, qty, customer } = request.body.hold;
+      const normalized = customer === undefined ? null : normalizeCustomer(customer, config.customerEmailNormalization);
+      const hold = await holds.createHold(event_id, qty, normalized, recorderFor(request, created));
       return sendRendered(reply, created(hold));
     },
   );

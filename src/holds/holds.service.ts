@@ -8,7 +8,7 @@ import { DomainError, notFound } from '../errors.ts';
 import { keyTakenOver } from '../idempotency/idempotency.service.ts';
 import { type Outcome, type Recorder, lockClaims, recordOutcomes } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Counters, EventBooks, NewChange, NewHold } from '../model.ts';
+import type { Counters, EventBooks, EventLimits, NewChange, NewHold } from '../model.ts';
 import { type Outbox, reclaimChanges } from '../changes/outbox.ts';
 import type { Reclaimed } from '../storage/holds.sql.ts';
 import type { Store } from '../storage/store.ts';
@@ -25,6 +25,7 @@ export interface GrantedHold {
   holdId: number;
   eventId: number;
   qty: number;
+  customer: string | null;
   expiresAt: Date;
   paymentToken: string;
 }
@@ -34,16 +35,56 @@ interface HoldRequest extends NewHold {
   recorder: Recorder<GrantedHold> | undefined;
 }
 
+/** What a batch's decisions are made against, read under the event's lock after the reclaim. */
+export interface GrantState {
+  limits: EventLimits;
+  available: number;
+  /** Seats already counted against each customer of the batch (customer_seats). */
+  customerSeats: Map<string, number>;
+}
+
 /**
- * First come, first served, each request on its own: a request that does not fit is refused
- * without blocking smaller ones behind it.
+ * First come, first served, each request on its own: a request that cannot be granted is
+ * refused without blocking smaller ones behind it. In order, a request must carry a customer
+ * if the event requires one, stay within max_seats_per_hold, keep its customer within
+ * max_seats_per_customer (counting what the batch granted them before it), and fit.
+ * Null for a request granted, else its refusal.
  */
-export function allocate(available: number, quantities: number[]): boolean[] {
-  let left = available;
-  return quantities.map((qty) => {
-    if (qty > left) return false;
+export function decideHolds(
+  requests: ReadonlyArray<{ qty: number; customer: string | null }>,
+  state: GrantState,
+): Array<DomainError | null> {
+  const { limits } = state;
+  const seats = new Map(state.customerSeats);
+  let left = state.available;
+  return requests.map(({ qty, customer }) => {
+    if (customer === null && limits.customerRequired) {
+      return new DomainError('customer_required', 'this event sells only to a named customer: give hold.customer');
+    }
+    if (limits.maxSeatsPerHold !== null && qty > limits.maxSeatsPerHold) {
+      return new DomainError(
+        'hold_too_large',
+        `one hold of this event takes at most ${limits.maxSeatsPerHold} seats (max_seats_per_hold)`,
+        { limit: limits.maxSeatsPerHold, requested: qty },
+      );
+    }
+    const inUse = customer === null ? 0 : (seats.get(customer) ?? 0);
+    if (customer !== null && limits.maxSeatsPerCustomer !== null && inUse + qty > limits.maxSeatsPerCustomer) {
+      return new DomainError(
+        'customer_limit_reached',
+        `this customer already has ${inUse} of the ${limits.maxSeatsPerCustomer} seats one customer may hold or book`,
+        { limit: limits.maxSeatsPerCustomer, in_use: inUse, requested: qty },
+      );
+    }
+    if (qty > left) {
+      return new DomainError('insufficient_seats', `only ${left} of the ${qty} seats asked for are available`, {
+        available: left,
+        requested: qty,
+      });
+    }
     left -= qty;
-    return true;
+    if (customer !== null) seats.set(customer, inUse + qty);
+    return null;
   });
 }
 
@@ -64,9 +105,15 @@ export class HoldsService {
     );
   }
 
-  createHold(eventId: number, qty: number, recorder?: Recorder<GrantedHold>): Promise<GrantedHold> {
+  /** `customer` normalised already (customer.ts); null for an anonymous hold. */
+  createHold(
+    eventId: number,
+    qty: number,
+    customer: string | null,
+    recorder?: Recorder<GrantedHold>,
+  ): Promise<GrantedHold> {
     const { token, hash } = newPaymentToken();
-    return this.batcher.submit(eventId, { qty, paymentToken: token, paymentTokenHash: hash, recorder });
+    return this.batcher.submit(eventId, { qty, customer, paymentToken: token, paymentTokenHash: hash, recorder });
   }
 
   private async grantBatch(eventId: number, requests: HoldRequest[]): Promise<Array<GrantedHold | Error>> {
@@ -84,15 +131,19 @@ export class HoldsService {
       );
       const live = requests.filter((_, i) => owned[i]);
       const reclaimed = await this.store.reclaimLapsedHolds(tx, eventId, now);
-      const available = event.available + reclaimed.seats;
-      const granted = allocate(
-        available,
-        live.map((request) => request.qty),
-      );
-      const winners = live.filter((_, i) => granted[i]);
+      const customers = [...new Set(live.flatMap((request) => (request.customer === null ? [] : [request.customer])))];
+      const refusals = decideHolds(live, {
+        limits: event.limits,
+        available: event.available + reclaimed.seats,
+        customerSeats:
+          event.limits.maxSeatsPerCustomer === null
+            ? new Map()
+            : await this.store.seatsOfCustomers(tx, eventId, customers),
+      });
+      const winners = live.filter((_, i) => refusals[i] === null);
       const ids = winners.length > 0 ? await this.store.insertHolds(tx, eventId, winners, now, expiresAt) : [];
       await this.outbox.record(tx, batchChanges(event, reclaimed.holds, winners, ids), now);
-      const decided = decide(eventId, live, { available, granted, ids, expiresAt });
+      const decided = outcomesOf(eventId, live, refusals, ids, expiresAt);
       await recordOutcomes(
         tx,
         live.map((request, i) => [request.recorder, decided[i]!] as const),
@@ -131,6 +182,7 @@ export class HoldsService {
       holdId: ids[i]!,
       eventId,
       qty: request.qty,
+      customer: request.customer,
       expiresAt,
       paymentToken: request.paymentToken,
     }));
@@ -152,36 +204,37 @@ function batchChanges(
   let counters: Counters = after;
   winners.forEach((hold, i) => {
     counters = { ...counters, available: counters.available - hold.qty, held: counters.held + hold.qty };
-    changes.push({ eventId: event.id, type: 'hold.granted', holdId: ids[i]!, qty: hold.qty, snapshot: counters });
+    changes.push({
+      eventId: event.id,
+      type: 'hold.granted',
+      holdId: ids[i]!,
+      qty: hold.qty,
+      customer: hold.customer,
+      snapshot: counters,
+    });
   });
   return changes;
 }
 
-interface BatchDecision {
-  available: number;
-  granted: boolean[];
+/** Each request's outcome: its hold, or its refusal. */
+function outcomesOf(
+  eventId: number,
+  requests: HoldRequest[],
+  refusals: Array<DomainError | null>,
   /** Ids of the granted holds, in request order. */
-  ids: number[];
-  expiresAt: Date;
-}
-
-/** Each request's outcome: its hold, or the refusal naming the seats left at its turn. */
-function decide(eventId: number, requests: HoldRequest[], batch: BatchDecision): Array<Outcome<GrantedHold>> {
+  ids: number[],
+  expiresAt: Date,
+): Array<Outcome<GrantedHold>> {
   let next = 0;
-  let left = batch.available;
   return requests.map((request, i) => {
-    if (!batch.granted[i]) {
-      return new DomainError('insufficient_seats', `only ${left} of the ${request.qty} seats asked for are available`, {
-        available: left,
-        requested: request.qty,
-      });
-    }
-    left -= request.qty;
+    const refusal = refusals[i];
+    if (refusal !== null && refusal !== undefined) return refusal;
     return {
-      holdId: batch.ids[next++]!,
+      holdId: ids[next++]!,
       eventId,
       qty: request.qty,
-      expiresAt: batch.expiresAt,
+      customer: request.customer,
+      expiresAt,
       paymentToken: request.paymentToken,
     };
   });

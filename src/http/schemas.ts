@@ -1,6 +1,7 @@
 // Schemas shared by every route. The same TypeBox objects validate requests, serialize
 // responses and generate the OpenAPI document.
 import { Type, type TSchema } from '@sinclair/typebox';
+import { CUSTOMER_MAX_LENGTH } from '../customer.ts';
 import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
 
 /** Largest id a JSON number carries exactly. */
@@ -15,6 +16,18 @@ export const IdParams = Type.Object(
 );
 
 export const Timestamp = Type.String({ format: 'date-time' });
+
+/**
+ * A customer as a request carries it: 1 to CUSTOMER_MAX_LENGTH characters, none a control
+ * character (PostgreSQL text cannot hold NUL, and none belongs in an account id or address).
+ */
+export const CustomerText = (description: string) =>
+  Type.String({
+    minLength: 1,
+    maxLength: CUSTOMER_MAX_LENGTH,
+    pattern: '^[^\\u0000-\\u001f\\u007f]+$',
+    description,
+  });
 
 /** The secret issued with a hold. Any length within bounds is accepted, and a wrong one is 403. */
 export const PaymentToken = Type.String({ minLength: 1, maxLength: 256 });

@@ -4,7 +4,9 @@ import { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { AdminGuard, App } from '../http/types.ts';
 import { CursorQuery, NextCursor, decodeCursor, encodeCursor } from '../http/cursor.ts';
-import { IdParams, Timestamp, problems } from '../http/schemas.ts';
+import type { Config } from '../config.ts';
+import { normalizeCustomer } from '../customer.ts';
+import { CustomerText, IdParams, Timestamp, problems } from '../http/schemas.ts';
 import type { ListedBooking, ListedHold } from '../model.ts';
 import type { ListingsService, PageRequest } from './listings.service.ts';
 
@@ -12,7 +14,7 @@ const PAGE_SIZE_DEFAULT = 20;
 const HOLD_STATUSES = ['active', 'expired', 'booked', 'released'] as const;
 const BOOKING_STATUSES = ['confirmed', 'cancelled'] as const;
 const ORDERS = ['asc', 'desc'] as const;
-const CSV_COLUMNS = ['booking_id', 'hold_id', 'event_id', 'qty', 'status', 'created_at', 'cancelled_at'];
+const CSV_COLUMNS = ['booking_id', 'hold_id', 'event_id', 'qty', 'status', 'created_at', 'cancelled_at', 'customer'];
 
 /** A query parameter that takes one of `values`, typed as their union. */
 const oneOf = <V extends string>(values: readonly V[], description: string) =>
@@ -31,6 +33,9 @@ const pageQuery = <S extends string>(statuses: readonly S[], statusHelp: string)
       ),
       order: Type.Optional(oneOf(ORDERS, 'oldest first (asc, the default) or newest first (desc)')),
       cursor: Type.Optional(CursorQuery),
+      customer: Type.Optional(
+        CustomerText('only those of this customer (an email address is normalised as holds are)'),
+      ),
     },
     { additionalProperties: false },
   );
@@ -45,6 +50,7 @@ const ListedHoldSchema = Type.Object({
   hold_id: Type.Integer(),
   event_id: Type.Integer(),
   qty: Type.Integer(),
+  customer: Type.Union([Type.String(), Type.Null()]),
   status: Type.String({
     enum: [...HOLD_STATUSES],
     description: "'expired' as soon as expires_at has passed, whether or not the sweeper has run",
@@ -59,6 +65,7 @@ const ListedBookingSchema = Type.Object({
   hold_id: Type.Integer(),
   event_id: Type.Integer(),
   qty: Type.Integer(),
+  customer: Type.Union([Type.String(), Type.Null()]),
   status: Type.String({ enum: [...BOOKING_STATUSES] }),
   created_at: Timestamp,
   cancelled_at: Type.Union([Timestamp, Type.Null()]),
@@ -77,6 +84,7 @@ const holdBody = (hold: ListedHold) => ({
   hold_id: hold.id,
   event_id: hold.eventId,
   qty: hold.qty,
+  customer: hold.customer,
   status: hold.status,
   created_at: hold.createdAt.toISOString(),
   expires_at: hold.expiresAt.toISOString(),
@@ -88,16 +96,19 @@ const bookingBody = (booking: ListedBooking) => ({
   hold_id: booking.holdId,
   event_id: booking.eventId,
   qty: booking.qty,
+  customer: booking.customer,
   status: booking.status,
   created_at: booking.createdAt.toISOString(),
   cancelled_at: booking.cancelledAt?.toISOString() ?? null,
 });
 
-// Every value is a number, a fixed status word or an ISO time: nothing to quote, and nothing a
-// spreadsheet could take for a formula.
+// Every value but the customer is a number, a fixed status word or an ISO time: nothing to quote.
+// The customer is the integrator's text: quoted, and kept from reading as a spreadsheet formula.
+const csvText = (text: string | null): string =>
+  text === null ? '' : `"${(/^[=+\-@\t\r]/.test(text) ? `'${text}` : text).replace(/"/g, '""')}"`;
 const csvLine = (booking: ListedBooking): string =>
   `${booking.id},${booking.holdId},${booking.eventId},${booking.qty},${booking.status},` +
-  `${booking.createdAt.toISOString()},${booking.cancelledAt?.toISOString() ?? ''}\r\n`;
+  `${booking.createdAt.toISOString()},${booking.cancelledAt?.toISOString() ?? ''},${csvText(booking.customer)}\r\n`;
 
 async function* csvLines(pages: AsyncGenerator<ListedBooking[]>): AsyncGenerator<string> {
   yield `${CSV_COLUMNS.join(',')}\r\n`;
@@ -115,9 +126,15 @@ const pageRequest = (
 
 export async function listingRoutes(
   app: App,
-  { listings, requireAdmin }: { listings: ListingsService; requireAdmin: AdminGuard },
+  {
+    listings,
+    requireAdmin,
+    config,
+  }: { listings: ListingsService; requireAdmin: AdminGuard; config: Pick<Config, 'customerEmailNormalization'> },
 ): Promise<void> {
   const staff = { onRequest: requireAdmin };
+  const customerOf = (customer: string | undefined) =>
+    customer === undefined ? undefined : normalizeCustomer(customer, config.customerEmailNormalization);
   const documented = { tags: ['listings'], security: [{ adminBearer: [] }], params: IdParams };
 
   app.get(
@@ -134,7 +151,7 @@ export async function listingRoutes(
     async (request) => {
       const page = await listings.holds(
         Number(request.params.id),
-        request.query.status,
+        { status: request.query.status, customer: customerOf(request.query.customer) },
         pageRequest('h', request.query),
       );
       return {
@@ -158,7 +175,7 @@ export async function listingRoutes(
     async (request) => {
       const page = await listings.bookings(
         Number(request.params.id),
-        request.query.status,
+        { status: request.query.status, customer: customerOf(request.query.customer) },
         pageRequest('b', request.query),
       );
       return {

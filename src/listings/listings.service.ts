@@ -29,14 +29,22 @@ export class ListingsService {
     private readonly exportPageRows = EXPORT_PAGE_ROWS,
   ) {}
 
-  async holds(eventId: number, status: HoldStatus | undefined, page: PageRequest): Promise<Page<ListedHold>> {
+  async holds(
+    eventId: number,
+    filter: { status?: HoldStatus; customer?: string },
+    page: PageRequest,
+  ): Promise<Page<ListedHold>> {
     // One row more than asked says whether another page follows, without a count.
-    const rows = await this.store.listHolds(eventId, status, { ...page, limit: page.limit + 1 }, this.clock.now());
+    const rows = await this.store.listHolds(eventId, filter, { ...page, limit: page.limit + 1 }, this.clock.now());
     return this.paged(eventId, rows, page.limit);
   }
 
-  async bookings(eventId: number, status: BookingStatus | undefined, page: PageRequest): Promise<Page<ListedBooking>> {
-    const rows = await this.store.listBookings(eventId, status, { ...page, limit: page.limit + 1 });
+  async bookings(
+    eventId: number,
+    filter: { status?: BookingStatus; customer?: string },
+    page: PageRequest,
+  ): Promise<Page<ListedBooking>> {
+    const rows = await this.store.listBookings(eventId, filter, { ...page, limit: page.limit + 1 });
     return this.paged(eventId, rows, page.limit);
   }
 
@@ -52,11 +60,15 @@ export class ListingsService {
   private async *bookingPages(eventId: number): AsyncGenerator<ListedBooking[]> {
     let afterId: number | null = null;
     for (;;) {
-      const rows = await this.store.listBookings(eventId, undefined, {
-        afterId,
-        limit: this.exportPageRows,
-        order: 'asc',
-      });
+      const rows = await this.store.listBookings(
+        eventId,
+        {},
+        {
+          afterId,
+          limit: this.exportPageRows,
+          order: 'asc',
+        },
+      );
       if (rows.length > 0) yield rows;
       if (rows.length < this.exportPageRows) return;
       afterId = rows[rows.length - 1]!.id;

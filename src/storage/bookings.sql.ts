@@ -27,6 +27,7 @@ interface BookingRecord {
   event_id: number;
   hold_id: number;
   qty: number;
+  customer: string | null;
   status: BookingStatus;
   created_at: Date;
   cancelled_at: Date | null;
@@ -39,7 +40,7 @@ export function bookingStatements(db: SqlDatabase): BookingStore {
 
     async findBooking(bookingId) {
       const [row] = await db.rows<BookingRecord>(
-        `select b.id, b.event_id, b.hold_id, b.qty, b.status, b.created_at, b.cancelled_at, h.payment_token_hash
+        `select b.id, b.event_id, b.hold_id, b.qty, h.customer, b.status, b.created_at, b.cancelled_at, h.payment_token_hash
            from bookings b
            join holds h on h.id = b.hold_id
           where b.id = $1`,
@@ -51,6 +52,7 @@ export function bookingStatements(db: SqlDatabase): BookingStore {
         eventId: row.event_id,
         holdId: row.hold_id,
         qty: row.qty,
+        customer: row.customer,
         status: row.status,
         createdAt: row.created_at,
         cancelledAt: row.cancelled_at,
@@ -101,7 +103,12 @@ const postgresBookings: DialectBookings = {
       `with cancelled as (
          update bookings set status = 'cancelled', cancelled_at = $2
           where id = $1 and status = 'confirmed'
-         returning event_id, qty
+         returning event_id, hold_id, qty
+       ), returned as (
+         -- The seats go back to the customer's allowance too.
+         update customer_seats c set seats = c.seats - x.qty
+           from cancelled x join holds h on h.id = x.hold_id
+          where c.event_id = x.event_id and c.customer = h.customer
        )
        update events set booked = booked - cancelled.qty, available = available + cancelled.qty
          from cancelled
@@ -147,6 +154,14 @@ const mysqlBookings: DialectBookings = {
       `update events e
          join bookings b on b.event_id = e.id
           set e.booked = e.booked - b.qty, e.available = e.available + b.qty
+        where b.id = $1`,
+      [bookingId],
+    );
+    await tx.run(
+      `update customer_seats c
+         join holds h on h.event_id = c.event_id and h.customer = c.customer
+         join bookings b on b.hold_id = h.id
+          set c.seats = c.seats - b.qty
         where b.id = $1`,
       [bookingId],
     );

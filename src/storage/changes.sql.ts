@@ -28,6 +28,7 @@ interface ChangeRecord {
   hold_id: number | null;
   booking_id: number | null;
   qty: number | null;
+  customer: string | null;
   total: number;
   available: number;
   held: number;
@@ -42,11 +43,13 @@ const toChange = (row: ChangeRecord): Change => ({
   holdId: row.hold_id,
   bookingId: row.booking_id,
   qty: row.qty,
+  customer: row.customer,
   at: row.created_at,
   snapshot: { total: row.total, available: row.available, held: row.held, booked: row.booked },
 });
 
-const COLUMNS = 'position, event_id, type, hold_id, booking_id, qty, total, available, held, booked, created_at';
+const COLUMNS =
+  'position, event_id, type, hold_id, booking_id, qty, customer, total, available, held, booked, created_at';
 
 export function changeStatements(db: SqlDatabase): ChangeStore {
   const watermark =
@@ -60,10 +63,10 @@ export function changeStatements(db: SqlDatabase): ChangeStore {
         // the watermark relies on it (serverWatermark). Every caller has written the change's
         // effect first; pg_current_xact_id() makes sure of it.
         await tx.run(
-          `insert into changes (event_id, type, hold_id, booking_id, qty, total, available, held, booked, created_at)
+          `insert into changes (event_id, type, hold_id, booking_id, qty, total, available, held, booked, customer, created_at)
            select * , $10::timestamptz
              from unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[],
-                         $6::int[], $7::int[], $8::int[], $9::int[])
+                         $6::int[], $7::int[], $8::int[], $9::int[], $11::text[])
             where pg_current_xact_id() is not null`,
           [
             column((c) => c.eventId),
@@ -76,12 +79,13 @@ export function changeStatements(db: SqlDatabase): ChangeStore {
             column((c) => c.snapshot.held),
             column((c) => c.snapshot.booked),
             now,
+            column((c) => c.customer ?? null),
           ],
         );
         return;
       }
       await tx.run(
-        'insert into changes (event_id, type, hold_id, booking_id, qty, total, available, held, booked, created_at) values $1',
+        'insert into changes (event_id, type, hold_id, booking_id, qty, total, available, held, booked, created_at, customer) values $1',
         [
           changes.map((c) => [
             c.eventId,
@@ -94,6 +98,7 @@ export function changeStatements(db: SqlDatabase): ChangeStore {
             c.snapshot.held,
             c.snapshot.booked,
             now,
+            c.customer ?? null,
           ]),
         ],
       );

@@ -1,9 +1,9 @@
 // Events: created, read as exact snapshots, locked by every writer, edited.
-import type { EventBooks, EventRow, LockedEvent, Snapshot } from '../model.ts';
+import type { CustomerSeats, EventBooks, EventLimits, EventRow, LockedEvent, Snapshot } from '../model.ts';
 import type { Sql, SqlDatabase, Tx } from './sql.ts';
 
 export interface EventStore {
-  insertEvent(tx: Tx, name: string, totalSeats: number, now: Date): Promise<EventRow>;
+  insertEvent(tx: Tx, name: string, totalSeats: number, limits: EventLimits, now: Date): Promise<EventRow>;
   /** Exact at `now`: lapsed holds count as available even before they are reclaimed. */
   snapshot(eventId: number, now: Date): Promise<Snapshot | null>;
   /** Snapshots (exact at `now`) of events with id > afterId, by id, at most `limit`. */
@@ -19,11 +19,31 @@ export interface EventStore {
    * change written in it carries.
    */
   snapshotIn(tx: Tx, eventId: number, now: Date): Promise<Snapshot | null>;
-  /** Sets name and total_seats and recomputes available = total - held - booked (event locked). */
-  updateEvent(tx: Tx, eventId: number, name: string, totalSeats: number): Promise<void>;
+  /** Sets name, total_seats and limits, and recomputes available = total - held - booked (event locked). */
+  updateEvent(tx: Tx, eventId: number, name: string, totalSeats: number, limits: EventLimits): Promise<void>;
+  /**
+   * One customer's seats exact at `now`: held in active holds not yet lapsed, booked in
+   * confirmed bookings. Reads that customer's rows only (an index on event and customer).
+   */
+  customerSeats(eventId: number, customer: string, now: Date): Promise<CustomerSeats>;
 }
 
-interface SnapshotRecord {
+interface LimitColumns {
+  max_seats_per_customer: number | null;
+  max_seats_per_hold: number | null;
+  customer_required: boolean | number;
+}
+
+const LIMIT_COLUMNS = 'max_seats_per_customer, max_seats_per_hold, customer_required';
+
+// MySQL's boolean is a tinyint: 0 or 1.
+export const toLimits = (row: LimitColumns): EventLimits => ({
+  maxSeatsPerCustomer: row.max_seats_per_customer,
+  maxSeatsPerHold: row.max_seats_per_hold,
+  customerRequired: Boolean(row.customer_required),
+});
+
+interface SnapshotRecord extends LimitColumns {
   id: number;
   name: string;
   total_seats: number;
@@ -41,6 +61,7 @@ const toSnapshot = (row: SnapshotRecord): Snapshot => ({
   available: row.available + row.lapsed,
   held: row.held - row.lapsed,
   booked: row.booked,
+  limits: toLimits(row),
 });
 
 /**
@@ -51,25 +72,30 @@ const toSnapshot = (row: SnapshotRecord): Snapshot => ({
  * index, which it otherwise passes over for the status index when few holds have lapsed.
  */
 const snapshotColumns = (sql: Sql) => `e.id, e.name, e.total_seats, e.available, e.held, e.booked,
+        e.max_seats_per_customer, e.max_seats_per_hold, e.customer_required,
         (select coalesce(sum(h.qty), 0)
            from holds h ${sql.dialect === 'mysql' ? 'force index (holds_by_event_status_expiry)' : ''}
           where h.event_id = e.id and h.status = 'active' and h.expires_at <= $1) as lapsed`;
 
 export function eventStatements(db: SqlDatabase): EventStore {
   return {
-    async insertEvent(tx, name, totalSeats, now) {
+    async insertEvent(tx, name, totalSeats, limits, now) {
+      const insert = `insert into events (name, total_seats, available, created_at, ${LIMIT_COLUMNS})
+                      values ($1, $2, $2, $3, $4, $5, $6)`;
+      const params = [
+        name,
+        totalSeats,
+        now,
+        limits.maxSeatsPerCustomer,
+        limits.maxSeatsPerHold,
+        limits.customerRequired,
+      ];
       if (tx.dialect === 'mysql') {
-        const { insertId } = await tx.run(
-          'insert into events (name, total_seats, available, created_at) values ($1, $2, $2, $3)',
-          [name, totalSeats, now],
-        );
-        return { id: insertId, name, totalSeats, createdAt: now };
+        const { insertId } = await tx.run(insert, params);
+        return { id: insertId, name, totalSeats, createdAt: now, limits };
       }
-      const [row] = await tx.rows<{ id: number }>(
-        'insert into events (name, total_seats, available, created_at) values ($1, $2, $2, $3) returning id',
-        [name, totalSeats, now],
-      );
-      return { id: row!.id, name, totalSeats, createdAt: now };
+      const [row] = await tx.rows<{ id: number }>(`${insert} returning id`, params);
+      return { id: row!.id, name, totalSeats, createdAt: now, limits };
     },
 
     async snapshot(eventId, now) {
@@ -112,20 +138,35 @@ export function eventStatements(db: SqlDatabase): EventStore {
     },
 
     async lockEventBooks(tx, eventId) {
-      const [row] = await tx.rows<EventBooks>(
-        'select id, name, total_seats as total, available, held, booked from events where id = $1 for update',
+      const [row] = await tx.rows<Omit<EventBooks, 'limits'> & LimitColumns>(
+        `select id, name, total_seats as total, available, held, booked, ${LIMIT_COLUMNS}
+           from events where id = $1 for update`,
         [eventId],
       );
-      return row ?? null;
+      if (row === undefined) return null;
+      const { id, name, total, available, held, booked } = row;
+      return { id, name, total, available, held, booked, limits: toLimits(row) };
     },
 
-    async updateEvent(tx, eventId, name, totalSeats) {
+    async updateEvent(tx, eventId, name, totalSeats, limits) {
       // available is derived in the same statement, so the books balance whatever the new total.
-      await tx.run('update events set name = $2, total_seats = $3, available = $3 - held - booked where id = $1', [
-        eventId,
-        name,
-        totalSeats,
-      ]);
+      await tx.run(
+        `update events set name = $2, total_seats = $3, available = $3 - held - booked,
+                max_seats_per_customer = $4, max_seats_per_hold = $5, customer_required = $6
+          where id = $1`,
+        [eventId, name, totalSeats, limits.maxSeatsPerCustomer, limits.maxSeatsPerHold, limits.customerRequired],
+      );
+    },
+
+    async customerSeats(eventId, customer, now) {
+      const [row] = await db.rows<{ held: number | null; booked: number | null }>(
+        `select (select sum(qty) from holds
+                  where event_id = $1 and customer = $2 and status = 'active' and expires_at > $3) as held,
+                (select sum(b.qty) from bookings b join holds h on h.id = b.hold_id
+                  where h.event_id = $1 and h.customer = $2 and b.status = 'confirmed') as booked`,
+        [eventId, customer, now],
+      );
+      return { customer, held: Number(row?.held ?? 0), booked: Number(row?.booked ?? 0) };
     },
   };
 }

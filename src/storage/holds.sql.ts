@@ -38,11 +38,17 @@ export interface HoldStore {
   setHoldExpiry(tx: Tx, holdId: number, expiresAt: Date): Promise<boolean>;
   /** Events that have lapsed, unreclaimed holds at `now`, oldest first. */
   eventsWithLapsedHolds(now: Date, limit: number): Promise<number[]>;
+  /**
+   * The seats counted against each of these customers' allowance (active holds, lapsed ones
+   * included until reclaimed, plus confirmed bookings), as kept in customer_seats; 0 for one
+   * with none (event locked, lapsed holds reclaimed: then exact).
+   */
+  seatsOfCustomers(tx: Tx, eventId: number, customers: string[]): Promise<Map<string, number>>;
 }
 
 /** What a reclaim did: the holds it expired (id order) and the seats it moved back. */
 export interface Reclaimed {
-  holds: Array<{ id: number; qty: number }>;
+  holds: Array<{ id: number; qty: number; customer: string | null }>;
   seats: number;
 }
 
@@ -50,6 +56,7 @@ interface HoldRecord {
   id: number;
   event_id: number;
   qty: number;
+  customer: string | null;
   status: HoldStatus;
   payment_token_hash: Uint8Array;
   created_at: Date;
@@ -60,7 +67,7 @@ interface HoldRecord {
 
 /** A hold and its booking, if any. PostgreSQL can lock the hold alone (`of h`); MySQL locks both. */
 const holdQuery = (sql: Sql, lock: boolean) => `
-  select h.id, h.event_id, h.qty, h.status, h.payment_token_hash, h.created_at, h.expires_at,
+  select h.id, h.event_id, h.qty, h.customer, h.status, h.payment_token_hash, h.created_at, h.expires_at,
          b.id as booking_id, b.status as booking_status
     from holds h
     left join bookings b on b.hold_id = h.id
@@ -71,6 +78,7 @@ const toHoldRow = (row: HoldRecord): HoldRow => ({
   id: row.id,
   eventId: row.event_id,
   qty: row.qty,
+  customer: row.customer,
   status: row.status,
   paymentTokenHash: bytes(row.payment_token_hash),
   createdAt: row.created_at,
@@ -116,15 +124,40 @@ export function holdStatements(db: SqlDatabase): HoldStore {
       );
       return rows.map((row) => row.event_id);
     },
+
+    async seatsOfCustomers(tx, eventId, customers) {
+      const seats = new Map<string, number>();
+      if (customers.length === 0) return seats;
+      const rows = await tx.rows<{ customer: string; seats: number }>(
+        `select customer, seats from customer_seats
+          where event_id = $1 and ${tx.dialect === 'postgres' ? 'customer = any($2::text[])' : 'customer in ($2)'}`,
+        [eventId, customers],
+      );
+      for (const row of rows) seats.set(row.customer, Number(row.seats));
+      return seats;
+    },
   };
 }
+
+/** What the fast grant's statement raises when a customer would go over the event's limit. */
+const OVER_LIMIT = { code: '23514', constraint: 'customer_seats_within_limit' };
+/** Below any count, so that an over-limit batch fails the check whatever the stored count. */
+const OVER = -1_000_000_000;
 
 /**
  * One round trip instead of five (begin, lock, reclaim, insert, commit). The update takes the
  * event's row lock and moves the seats only if they are all there (re-checked on the locked row
- * after any wait) and no active hold of the event has lapsed (so there is nothing to reclaim
- * first; a stale answer here can only be "yes", which merely sends the batch to the full path).
- * The insert runs only if the update did. All of it commits, or none.
+ * after any wait), every hold is within the event's max_seats_per_hold, none lacks a customer
+ * the event requires, and no active hold of the event has lapsed (so there is nothing to reclaim
+ * first, and the customers' counts are exact; a stale answer here can only be "yes", which
+ * merely sends the batch to the full path). The insert runs only if the update did.
+ *
+ * Customers' allowances are counted in the same statement, after the event's lock (its CTE is
+ * read first): each customer's seats in the batch are added to customer_seats by an upsert,
+ * which works on the row's latest version, not the statement's snapshot. A customer who would
+ * go over max_seats_per_customer gets a count of OVER instead, which fails the table's check and
+ * so undoes the whole statement: the batch then goes to the full path, which refuses in order.
+ * All of it commits, or none.
  */
 async function grantAllFitting(
   db: SqlDatabase,
@@ -136,31 +169,66 @@ async function grantAllFitting(
 ): Promise<number[] | null> {
   const hashes = holds.map((hold) => hold.paymentTokenHash.toString('hex'));
   const seats = holds.reduce((sum, hold) => sum + hold.qty, 0);
+  const largest = holds.reduce((max, hold) => Math.max(max, hold.qty), 0);
+  const everyCustomer = holds.every((hold) => hold.customer !== null);
   // The changes carry the snapshot after each hold: the event's counters after the whole
   // batch, plus the seats of the holds granted after it (higher ids).
-  const rows = await db.writeRows<{ id: number; hash: string }>(
-    `with event as (
-       update events set available = available - $6, held = held + $6
-        where id = $1 and available >= $6
-          and not exists (select 1 from holds
-                           where event_id = $1 and status = 'active' and expires_at <= $4)
-       returning id, total_seats, available, held, booked
-     ), granted as (
-       insert into holds (event_id, qty, payment_token_hash, created_at, expires_at)
-       select event.id, t.qty, decode(t.hash, 'hex'), $4, $5
-         from event, unnest($2::int[], $3::text[]) as t (qty, hash)
-       returning id, qty, encode(payment_token_hash, 'hex') as hash
-     ), logged as (
-       insert into changes (event_id, type, hold_id, qty, total, available, held, booked, created_at)
-       select $1, 'hold.granted', g.id, g.qty, e.total_seats, e.available + g.later, e.held - g.later, e.booked, $4
-         from event e,
-              (select id, qty, coalesce(sum(qty) over (order by id rows between 1 following and unbounded following), 0) as later
-                 from granted) g
-        where $7::boolean
-     )
-     select id, hash from granted`,
-    [eventId, holds.map((hold) => hold.qty), hashes, now, expiresAt, seats, withChanges],
-  );
+  let rows: Array<{ id: number; hash: string }>;
+  try {
+    rows = await db.writeRows<{ id: number; hash: string }>(
+      `with event as (
+         update events set available = available - $6, held = held + $6
+          where id = $1 and available >= $6
+            and (max_seats_per_hold is null or max_seats_per_hold >= $9)
+            and (not customer_required or $10::boolean)
+            and not exists (select 1 from holds
+                             where event_id = $1 and status = 'active' and expires_at <= $4)
+         returning id, total_seats, available, held, booked, max_seats_per_customer as most
+       ), granted as (
+         insert into holds (event_id, qty, payment_token_hash, created_at, expires_at, customer)
+         select event.id, t.qty, decode(t.hash, 'hex'), $4, $5, t.customer
+           from event, unnest($2::int[], $3::text[], $8::text[]) as t (qty, hash, customer)
+         returning id, qty, customer, encode(payment_token_hash, 'hex') as hash
+       ), counted as (
+         insert into customer_seats as c (event_id, customer, seats)
+         select e.id, g.customer, case when e.most is null or sum(g.qty) <= e.most then sum(g.qty) else ${OVER} end
+           from event e, granted g
+          where g.customer is not null
+          group by e.id, e.most, g.customer
+         on conflict (event_id, customer) do update
+            set seats = case when excluded.seats >= 0
+                              and ((select most from event) is null
+                                   or c.seats + excluded.seats <= (select most from event))
+                             then c.seats + excluded.seats else ${OVER} end
+       ), logged as (
+         insert into changes (event_id, type, hold_id, qty, customer, total, available, held, booked, created_at)
+         select $1, 'hold.granted', g.id, g.qty, g.customer,
+                e.total_seats, e.available + g.later, e.held - g.later, e.booked, $4
+           from event e,
+                (select id, qty, customer,
+                        coalesce(sum(qty) over (order by id rows between 1 following and unbounded following), 0) as later
+                   from granted) g
+          where $7::boolean
+       )
+       select id, hash from granted`,
+      [
+        eventId,
+        holds.map((hold) => hold.qty),
+        hashes,
+        now,
+        expiresAt,
+        seats,
+        withChanges,
+        holds.map((hold) => hold.customer),
+        largest,
+        everyCustomer,
+      ],
+    );
+  } catch (error) {
+    const { code, constraint } = (error ?? {}) as { code?: unknown; constraint?: unknown };
+    if (code === OVER_LIMIT.code && constraint === OVER_LIMIT.constraint) return null;
+    throw error;
+  }
   if (rows.length === 0) return null;
   const idByHash = new Map(rows.map((row) => [row.hash, row.id]));
   return hashes.map((hash) => idByHash.get(hash)!);
@@ -170,17 +238,21 @@ type DialectHolds = Pick<HoldStore, 'reclaimLapsedHolds' | 'insertHolds' | 'endH
 
 const postgresHolds: DialectHolds = {
   async reclaimLapsedHolds(tx, eventId, now) {
-    const rows = await tx.rows<{ id: number; qty: number }>(
+    const rows = await tx.rows<{ id: number; qty: number; customer: string | null }>(
       `with lapsed as (
          update holds set status = 'expired'
           where event_id = $1 and status = 'active' and expires_at <= $2
-         returning id, qty
+         returning id, qty, customer
        ), moved as (
          update events set held = held - s.seats, available = available + s.seats
            from (select coalesce(sum(qty), 0)::int as seats from lapsed) s
           where events.id = $1 and s.seats > 0
+       ), returned as (
+         update customer_seats c set seats = c.seats - l.seats
+           from (select customer, sum(qty)::int as seats from lapsed where customer is not null group by customer) l
+          where c.event_id = $1 and c.customer = l.customer
        )
-       select id, qty from lapsed order by id`,
+       select id, qty, customer from lapsed order by id`,
       [eventId, now],
     );
     return { holds: rows, seats: rows.reduce((sum, row) => sum + row.qty, 0) };
@@ -190,19 +262,24 @@ const postgresHolds: DialectHolds = {
     // The grant: one statement inserts the batch's winners and moves their seats. Arrays travel
     // as parameters (bytea as hex text), so the statement is the same for any batch size.
     const hashes = holds.map((hold) => hold.paymentTokenHash.toString('hex'));
+    // The limits were checked by the caller under the event's lock: customers' counts only add.
     const rows = await tx.rows<{ id: number; hash: string }>(
       `with granted as (
-         insert into holds (event_id, qty, payment_token_hash, created_at, expires_at)
-         select $1, t.qty, decode(t.hash, 'hex'), $4, $5
-           from unnest($2::int[], $3::text[]) as t (qty, hash)
-         returning id, encode(payment_token_hash, 'hex') as hash
+         insert into holds (event_id, qty, payment_token_hash, created_at, expires_at, customer)
+         select $1, t.qty, decode(t.hash, 'hex'), $4, $5, t.customer
+           from unnest($2::int[], $3::text[], $6::text[]) as t (qty, hash, customer)
+         returning id, qty, customer, encode(payment_token_hash, 'hex') as hash
        ), moved as (
          update events set available = available - s.seats, held = held + s.seats
            from (select sum(q)::int as seats from unnest($2::int[]) as q) s
           where events.id = $1
+       ), counted as (
+         insert into customer_seats as c (event_id, customer, seats)
+         select $1, customer, sum(qty) from granted where customer is not null group by customer
+         on conflict (event_id, customer) do update set seats = c.seats + excluded.seats
        )
        select id, hash from granted`,
-      [eventId, holds.map((hold) => hold.qty), hashes, now, expiresAt],
+      [eventId, holds.map((hold) => hold.qty), hashes, now, expiresAt, holds.map((hold) => hold.customer)],
     );
     // Tokens are unique, so they map each new id back to its request whatever the row order.
     const idByHash = new Map(rows.map((row) => [row.hash, row.id]));
@@ -214,7 +291,11 @@ const postgresHolds: DialectHolds = {
       `with ended as (
          update holds set status = $2, expires_at = least(expires_at, $3)
           where id = $1 and status = 'active'
-         returning event_id, qty
+         returning event_id, qty, customer
+       ), returned as (
+         update customer_seats c set seats = c.seats - ended.qty
+           from ended
+          where c.event_id = ended.event_id and c.customer = ended.customer
        )
        update events set held = held - ended.qty, available = available + ended.qty
          from ended
@@ -234,8 +315,8 @@ const mysqlHolds: DialectHolds = {
     // holds_by_status_expiry instead, whose range covers every event's lapsed holds, and the
     // locking scan then waits on rows another event's transaction has locked: two events
     // reclaiming at once deadlock. On the per-event index a scan touches only this event.
-    const holds = await tx.rows<{ id: number; qty: number }>(
-      `select id, qty
+    const holds = await tx.rows<{ id: number; qty: number; customer: string | null }>(
+      `select id, qty, customer
          from holds force index (holds_by_event_status_expiry)
         where event_id = $1 and status = 'active' and expires_at <= $2
         order by id
@@ -246,15 +327,23 @@ const mysqlHolds: DialectHolds = {
     const seats = holds.reduce((sum, hold) => sum + hold.qty, 0);
     await tx.run("update holds set status = 'expired' where id in ($1)", [holds.map((hold) => hold.id)]);
     await tx.run('update events set held = held - $2, available = available + $2 where id = $1', [eventId, seats]);
+    await mysqlReturnSeats(tx, eventId, holds);
     return { holds, seats };
   },
 
   async insertHolds(tx, eventId, holds, now, expiresAt) {
-    await tx.run('insert into holds (event_id, qty, payment_token_hash, created_at, expires_at) values $1', [
-      holds.map((hold) => [eventId, hold.qty, hold.paymentTokenHash, now, expiresAt]),
+    await tx.run('insert into holds (event_id, qty, payment_token_hash, created_at, expires_at, customer) values $1', [
+      holds.map((hold) => [eventId, hold.qty, hold.paymentTokenHash, now, expiresAt, hold.customer]),
     ]);
     const seats = holds.reduce((sum, hold) => sum + hold.qty, 0);
     await tx.run('update events set available = available - $2, held = held + $2 where id = $1', [eventId, seats]);
+    const perCustomer = seatsPerCustomer(holds);
+    if (perCustomer.size > 0) {
+      await tx.run(
+        'insert into customer_seats (event_id, customer, seats) values $1 on duplicate key update seats = seats + values(seats)',
+        [[...perCustomer].map(([customer, n]) => [eventId, customer, n])],
+      );
+    }
     // A multi-row insert's ids need not be consecutive (innodb_autoinc_lock_mode 2, the MySQL 8
     // default); tokens are unique, so they map each new id back to its request.
     const rows = await tx.rows<{ id: number; payment_token_hash: Buffer }>(
@@ -276,6 +365,31 @@ const mysqlHolds: DialectHolds = {
       hold.eventId,
       hold.qty,
     ]);
+    await mysqlReturnSeats(tx, hold.eventId, [hold]);
     return true;
   },
 };
+
+/** Seats per customer among these holds; anonymous ones left out. */
+function seatsPerCustomer(holds: ReadonlyArray<{ qty: number; customer: string | null }>): Map<string, number> {
+  const seats = new Map<string, number>();
+  for (const hold of holds) {
+    if (hold.customer !== null) seats.set(hold.customer, (seats.get(hold.customer) ?? 0) + hold.qty);
+  }
+  return seats;
+}
+
+/** Gives ended holds' seats back to their customers' allowances (event locked). */
+async function mysqlReturnSeats(
+  tx: Tx,
+  eventId: number,
+  holds: ReadonlyArray<{ qty: number; customer: string | null }>,
+): Promise<void> {
+  for (const [customer, seats] of seatsPerCustomer(holds)) {
+    await tx.run('update customer_seats set seats = seats - $3 where event_id = $1 and customer = $2', [
+      eventId,
+      customer,
+      seats,
+    ]);
+  }
+}

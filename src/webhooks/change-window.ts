@@ -64,7 +64,7 @@ export class ChangeWindow {
   }
 }
 
-const rendered = (change: Change): WindowChange => ({ change, json: JSON.stringify(renderChange(change)) });
+const rendered = (change: Change): WindowChange => ({ change, json: JSON.stringify(renderChange(change, 'staff')) });
 
 /** The index of the first change after `position`. */
 function lowerBound(changes: WindowChange[], position: number): number {
