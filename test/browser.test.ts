@@ -345,6 +345,30 @@ describe('the console and the buyer in Chromium', { skip: chromiumMissing }, () 
     await done();
   });
 
+  test('the create form takes the optional limits, checked against the total first', async () => {
+    const page = await open('/');
+    const create = page.getByRole('region', { name: 'Create an event' });
+    await create.getByLabel('Name').fill('Capped matinee');
+    await create.getByLabel('Total seats').fill('5');
+    await create.getByLabel('Seats per customer').fill('6');
+    await create.getByRole('button', { name: 'Create event' }).click();
+    assert.match(
+      await create.getByRole('alert').innerText(),
+      /event › max_seats_per_customer: must be at most total_seats \(5\)/,
+    );
+    await create.getByLabel('Seats per customer').fill('2');
+    await create.getByLabel('Customer required').check();
+    await create.getByRole('button', { name: 'Create event' }).click();
+    await create.getByRole('status').getByText('Created “Capped matinee”').waitFor();
+    const eventId = Number(await page.locator('tr', { hasText: 'Capped matinee' }).getAttribute('data-event-id'));
+    const created = await s.call<Record<string, unknown>>('GET', `/events/${eventId}`);
+    assert.deepEqual(
+      [created.max_seats_per_customer, created.max_seats_per_hold, created.customer_required],
+      [2, null, true],
+    );
+    await done();
+  });
+
   test("staff list one customer's holds and bookings, with their seats against the limit", async () => {
     const { event_id: eventId } = await s.call<{ event_id: number }>('POST', '/events', {
       event: { name: 'Filter night', total_seats: 20, max_seats_per_customer: 5 },
