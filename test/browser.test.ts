@@ -154,8 +154,8 @@ describe('the console and the buyer in Chromium', { skip: chromiumMissing }, () 
       bookings.getByRole('link', { name: 'Download every booking (CSV)' }).click(),
     ]);
     const csv = readFileSync(await download.path(), 'utf8');
-    assert.match(csv, /^booking_id,hold_id,event_id,qty,status,created_at,cancelled_at\r\n/);
-    assert.match(csv, new RegExp(`^${bookingId},${first.hold_id},${eventId},2,cancelled,`, 'm'));
+    assert.match(csv, /^booking_id,hold_id,event_id,qty,status,created_at,cancelled_at,customer\r\n/);
+    assert.match(csv, new RegExp(`^${bookingId},${first.hold_id},${eventId},2,cancelled,.*,$`, 'm'));
     await done();
   });
 
@@ -262,6 +262,170 @@ describe('the console and the buyer in Chromium', { skip: chromiumMissing }, () 
     await page.getByRole('heading', { name: 'Seats released' }).waitFor();
     await page.getByText(/You released hold #\d+\. Its 1 seat are back on sale\./).waitFor();
     await page.getByText('Small room: 1 of 5 seats available').waitFor();
+    await done();
+  });
+
+  test("staff set an event's limits on its page and see them; a buyer over a limit reads why, in words", async () => {
+    const eventId = await createEvent(s, 'Limited gig', 10);
+    const page = await open(`/console/events/${eventId}`);
+    await page.getByRole('heading', { name: `#${eventId} Limited gig` }).waitFor();
+    const limits = page.locator('#limits');
+    await limits.getByText('Optional').waitFor();
+    assert.equal(await page.locator('#limit-per-customer').innerText(), 'No limit');
+
+    await page.getByText('Set limits').click();
+    const form = page.getByRole('form', { name: 'Limits of Limited gig' });
+    // Checked as the server would: no limit above the event's seats.
+    await form.getByLabel('Seats per customer').fill('11');
+    await form.getByRole('button', { name: 'Save limits' }).click();
+    await form.getByRole('alert').getByText('Request failed validation').waitFor();
+    assert.match(
+      await form.getByRole('alert').innerText(),
+      /event › max_seats_per_customer: must be at most total_seats \(10\)/,
+    );
+    await form.getByLabel('Seats per customer').fill('4');
+    await form.getByLabel('Seats per hold').fill('3');
+    await form.getByLabel('Customer required').check();
+    await form.getByRole('button', { name: 'Save limits' }).click();
+    await form
+      .getByRole('status')
+      .getByText('Limits saved: 4 seats per customer, 3 seats per hold, customer required.')
+      .waitFor();
+    await limits.getByText('Required on every hold').waitFor();
+    assert.equal(await page.locator('#limit-per-customer').innerText(), '4 seats');
+    assert.equal(await page.locator('#limit-per-hold').innerText(), '3 seats');
+    const saved = await s.call<Record<string, unknown>>('GET', `/events/${eventId}`);
+    assert.deepEqual([saved.max_seats_per_customer, saved.max_seats_per_hold, saved.customer_required], [4, 3, true]);
+    await page.screenshot({ path: screenshotPath('console-limits.png') });
+
+    const buyer = await context.newPage();
+    problems.push(...watchPage(buyer));
+    await buyer.goto(`${s.base}/buy?event=${eventId}`);
+    await buyer
+      .getByText(
+        'This event sells at most 4 seats per customer, at most 3 seats per hold. ' +
+          'Enter your email address or account id to hold seats.',
+      )
+      .waitFor();
+    const seats = buyer.getByRole('spinbutton', { name: 'Seats' });
+    const who = buyer.getByLabel('Your email or account id');
+    const hold = buyer.getByRole('button', { name: 'Hold seats' });
+    const alert = buyer.getByRole('alert');
+    await seats.fill('2');
+    await hold.click();
+    await alert.getByText('This event needs a customer on every hold').waitFor();
+    assert.match(await alert.innerText(), /Enter your email address or account id as the customer/);
+    assert.equal(await buyer.evaluate(() => document.activeElement?.id), 'customer', 'focus moves to the customer');
+
+    await who.fill('Ann+gig@Example.com');
+    await seats.fill('4');
+    await hold.click();
+    await alert.getByText('More seats than one hold of this event may take').waitFor();
+    assert.match(await alert.innerText(), /One hold of this event may take at most 3 seats: ask for 3 or fewer\./);
+
+    await seats.fill('3');
+    await hold.click();
+    await buyer.getByText(/^Hold #\d+: 3 seats for Limited gig\. Customer: Ann\+gig@Example\.com\.$/).waitFor();
+    await buyer.getByRole('button', { name: 'Book these seats' }).click();
+    await buyer.getByRole('heading', { name: 'Booked!' }).waitFor();
+    await buyer.getByRole('button', { name: 'Hold more seats' }).click();
+    // The same person by another spelling of the address: one allowance.
+    await who.fill('ann@example.com');
+    await seats.fill('2');
+    await hold.click();
+    await alert.getByText('This customer has reached the limit of seats for this event').waitFor();
+    assert.match(
+      await alert.innerText(),
+      /3 seats are already held or booked for this customer, of the 4 allowed: ask for 1 or fewer\./,
+    );
+    await buyer.screenshot({ path: screenshotPath('buy-customer-limit.png') });
+    await seats.fill('1');
+    await hold.click();
+    await buyer.getByRole('heading', { name: 'Your seats are held' }).waitFor();
+    await done();
+  });
+
+  test('the create form takes the optional limits, checked against the total first', async () => {
+    const page = await open('/');
+    const create = page.getByRole('region', { name: 'Create an event' });
+    await create.getByLabel('Name').fill('Capped matinee');
+    await create.getByLabel('Total seats').fill('5');
+    await create.getByLabel('Seats per customer').fill('6');
+    await create.getByRole('button', { name: 'Create event' }).click();
+    assert.match(
+      await create.getByRole('alert').innerText(),
+      /event › max_seats_per_customer: must be at most total_seats \(5\)/,
+    );
+    await create.getByLabel('Seats per customer').fill('2');
+    await create.getByLabel('Customer required').check();
+    await create.getByRole('button', { name: 'Create event' }).click();
+    await create.getByRole('status').getByText('Created “Capped matinee”').waitFor();
+    const eventId = Number(await page.locator('tr', { hasText: 'Capped matinee' }).getAttribute('data-event-id'));
+    const created = await s.call<Record<string, unknown>>('GET', `/events/${eventId}`);
+    assert.deepEqual(
+      [created.max_seats_per_customer, created.max_seats_per_hold, created.customer_required],
+      [2, null, true],
+    );
+    await done();
+  });
+
+  test("staff list one customer's holds and bookings, with their seats against the limit", async () => {
+    const { event_id: eventId } = await s.call<{ event_id: number }>('POST', '/events', {
+      event: { name: 'Filter night', total_seats: 20, max_seats_per_customer: 5 },
+    });
+    const holdFor = (customer: string | null, qty: number) =>
+      s.call<Granted>('POST', '/holds', {
+        hold: { event_id: eventId, qty, ...(customer === null ? {} : { customer }) },
+      });
+    const annBooked = await holdFor('ann@example.com', 2);
+    const annBookingId = await bookHold(s, annBooked);
+    const annHeld = await holdFor('ann@example.com', 1);
+    const bob = await holdFor('bob-42', 3);
+    const nobody = await holdFor(null, 1);
+    // A customer is the integrator's text: shown as text, never read as markup.
+    const markup = await holdFor('<b>zoe</b>', 1);
+
+    const page = await open(`/console/events/${eventId}`);
+    const holds = page.getByRole('region', { name: 'Holds', exact: true });
+    const bookings = page.getByRole('region', { name: 'Bookings', exact: true });
+    const cell = (region: typeof holds, id: number) => region.getByRole('cell', { name: `#${id}`, exact: true });
+    await cell(holds, bob.hold_id).waitFor();
+    await cell(holds, nobody.hold_id).waitFor();
+    await holds.getByRole('button', { name: 'Only customer <b>zoe</b>' }).waitFor();
+    assert.equal(await holds.getByRole('row', { name: new RegExp(`^#${markup.hold_id} `) }).count(), 1);
+    assert.equal(await page.locator('#holds-rows b').count(), 0, 'no markup from a customer');
+    await bookings.getByRole('button', { name: 'Only customer ann@example.com' }).waitFor();
+
+    const sent: string[] = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.searchParams.has('customer')) sent.push(`${url.pathname}?customer=${url.searchParams.get('customer')}`);
+    });
+    const filter = page.getByRole('region', { name: 'One customer' });
+    await filter.getByLabel('Customer (email or account id)').fill('Ann+vip@Example.com');
+    await filter.getByRole('button', { name: 'Show their holds and bookings' }).click();
+    await filter
+      .getByRole('status')
+      .getByText('ann@example.com: 1 seat held, 2 booked; at most 5 seats per customer, 2 left.')
+      .waitFor();
+    await cell(holds, bob.hold_id).waitFor({ state: 'detached' });
+    await cell(holds, annHeld.hold_id).waitFor();
+    assert.equal(await cell(holds, nobody.hold_id).count(), 0);
+    await cell(bookings, annBookingId).first().waitFor();
+    assert.ok(sent.includes(`/events/${eventId}/holds?customer=Ann+vip@Example.com`), sent.join(' '));
+    assert.ok(sent.includes(`/events/${eventId}/bookings?customer=Ann+vip@Example.com`), sent.join(' '));
+    await page.screenshot({ path: screenshotPath('console-customer.png'), fullPage: true });
+
+    await filter.getByRole('button', { name: 'Everyone' }).click();
+    await cell(holds, bob.hold_id).waitFor();
+    await holds.getByRole('button', { name: 'Only customer bob-42' }).click();
+    await filter
+      .getByRole('status')
+      .getByText('bob-42: 3 seats held, 0 booked; at most 5 seats per customer, 2 left.')
+      .waitFor();
+    assert.equal(await filter.getByLabel('Customer (email or account id)').inputValue(), 'bob-42');
+    await cell(holds, annHeld.hold_id).waitFor({ state: 'detached' });
+    await bookings.getByText('None yet for “bob-42”.').waitFor();
     await done();
   });
 

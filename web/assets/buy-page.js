@@ -1,10 +1,13 @@
 // The buyer's flow: pick an event, hold seats, watch the time left, then book, extend or
 // release; or see the hold run out and its seats go back on sale. The hold's payment token is
 // kept in this tab's sessionStorage so that a reload does not lose the seats, and is sent only
-// in the X-Payment-Token header (or the booking body) to this origin.
+// in the X-Payment-Token header (or the booking body) to this origin. A buyer may give a customer
+// (an email address or account id), sent as hold.customer: an event with per-customer limits
+// counts the seats against it, and one that requires a customer refuses holds without.
 import { ApiError, api } from './api.js';
 import { countdown } from './countdown.js';
 import { announce, byId, clockTime, count, h, replace } from './dom.js';
+import { limitsForBuyer } from './limits.js';
 import { follow, modeText } from './live.js';
 import { problemView } from './problems.js';
 
@@ -13,6 +16,7 @@ const EXTEND_SECONDS = 60;
 
 const select = /** @type {HTMLSelectElement} */ (byId('event'));
 const qty = /** @type {HTMLInputElement} */ (byId('qty'));
+const customer = /** @type {HTMLInputElement} */ (byId('customer'));
 const timeLeft = countdown({
   timer: byId('countdown'),
   progress: /** @type {HTMLProgressElement} */ (byId('time-left')),
@@ -26,7 +30,7 @@ const actions = /** @type {HTMLButtonElement[]} */ (['book', 'extend', 'release'
  * The hold being bought, as stored. offsetMs: server time minus this browser's, so that the
  * countdown follows the server's deadline whatever this machine's clock says.
  * @typedef {{ hold_id: number, payment_token: string, event_id: number, event_name: string, qty: number,
- *   created_at: string, expires_at: string, offsetMs: number }} HeldSeats
+ *   created_at: string, expires_at: string, offsetMs: number, customer?: string | null }} HeldSeats
  */
 /** @type {HeldSeats | null} */
 let held = null;
@@ -43,10 +47,13 @@ const tokenHeader = () => ({ 'x-payment-token': /** @type {HeldSeats} */ (held).
 
 /** @param {any} snapshot */
 function showAvailability(snapshot) {
+  // Stream messages carry the seats only: the limits read with the event are kept.
+  snapshot = { ...events.get(snapshot.event_id), ...snapshot };
   events.set(snapshot.event_id, snapshot);
   const option = select.querySelector(`option[value="${snapshot.event_id}"]`);
   if (option !== null) option.textContent = `${snapshot.name} (${snapshot.available} left)`;
   if (Number(select.value) !== snapshot.event_id) return;
+  byId('limits-note').textContent = 'customer_required' in snapshot ? (limitsForBuyer(snapshot) ?? '') : '';
   byId('availability-text').textContent =
     `${snapshot.name}: ${snapshot.available.toLocaleString('en')} of ${count(snapshot.total, 'seat')} available ` +
     `(${snapshot.held} held, ${snapshot.booked} booked).`;
@@ -95,7 +102,9 @@ function render() {
     timeLeft.stop();
     return;
   }
-  byId('hold-summary').textContent = `Hold #${held.hold_id}: ${count(held.qty, 'seat')} for ${held.event_name}.`;
+  byId('hold-summary').textContent =
+    `Hold #${held.hold_id}: ${count(held.qty, 'seat')} for ${held.event_name}.` +
+    (held.customer ? ` Customer: ${held.customer}.` : '');
   byId('deadline').textContent = `Book before ${clockTime(Date.parse(held.expires_at) - held.offsetMs)}.`;
   timeLeft.set(held.created_at, held.expires_at, held.offsetMs);
 }
@@ -212,10 +221,11 @@ byId('hold-form').addEventListener('submit', (submitted) => {
     replace(outcome);
     try {
       const eventId = Number(select.value);
+      const who = customer.value.trim();
       const sentAt = Date.now();
       const granted = await api('/holds', {
         method: 'POST',
-        body: { hold: { event_id: eventId, qty: Number(qty.value) } },
+        body: { hold: { event_id: eventId, qty: Number(qty.value), ...(who === '' ? {} : { customer: who }) } },
       });
       const receivedAt = Date.now();
       const hold = await api(`/holds/${granted.hold_id}`, { headers: { 'x-payment-token': granted.payment_token } });
@@ -229,6 +239,7 @@ byId('hold-form').addEventListener('submit', (submitted) => {
         expires_at: hold.expires_at,
         // The hold was created between sending and receiving: the midpoint is the best guess.
         offsetMs: Date.parse(hold.created_at) - (sentAt + receivedAt) / 2,
+        customer: who === '' ? null : who,
       };
       save();
       render();
@@ -237,6 +248,10 @@ byId('hold-form').addEventListener('submit', (submitted) => {
       void live?.refresh();
     } catch (error) {
       replace(byId('hold-problem'), problemView(error));
+      // Where the buyer can act on the refusal: the customer, or the number of seats.
+      if (error instanceof ApiError && error.code === 'customer_required') customer.focus();
+      else if (error instanceof ApiError && ['customer_limit_reached', 'hold_too_large'].includes(error.code))
+        qty.focus();
     } finally {
       button.disabled = false;
     }

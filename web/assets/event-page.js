@@ -1,11 +1,13 @@
 // The operator console's page for one event: live counters and bar, holds and bookings per
-// second, recent activity, and the staff listings with their actions (expire a hold, cancel a
-// booking) and the CSV export.
+// second, recent activity, the event's per-customer limits (staff set them here), and the staff
+// listings with their actions (expire a hold, cancel a booking), a filter by customer with that
+// customer's seats against the limit, and the CSV export.
 import { ApiError, adminToken, api } from './api.js';
 import { Activity, rateChart, renderRecent } from './activity.js';
 import { availabilityBar } from './bar.js';
 import { byId, clockTime, count, h, replace } from './dom.js';
 import { eventEditForm } from './event-form.js';
+import { eventLimitsForm, limitsText } from './limits.js';
 import { listingTable } from './listing-table.js';
 import { follow, modeText } from './live.js';
 import { problemView } from './problems.js';
@@ -26,6 +28,8 @@ let current = null;
 let feedPosition = null;
 let feedMissing = false;
 let streaming = false;
+/** The customer whose holds and bookings alone are listed; null: everyone's. @type {string | null} */
+let onlyCustomer = null;
 
 /** @param {any} snapshot */
 function showSnapshot(snapshot) {
@@ -36,6 +40,13 @@ function showSnapshot(snapshot) {
     byId(`count-${name}`).textContent = Number(current[name]).toLocaleString('en');
   }
   bar.update(current);
+  // Stream messages carry the seats only; the limits come with GET /events/:id and PATCH.
+  if ('customer_required' in current) {
+    const text = limitsText(current);
+    byId('limit-per-customer').textContent = text.perCustomer;
+    byId('limit-per-hold').textContent = text.perHold;
+    byId('limit-customer').textContent = text.customer;
+  }
   byId('event-body').hidden = false;
 }
 
@@ -77,6 +88,7 @@ const holds = listingTable({
   prefix: 'holds',
   path: `${base}/holds`,
   key: 'holds',
+  customer: () => onlyCustomer,
   cells: (hold) => [
     `#${hold.hold_id}`,
     String(hold.qty),
@@ -84,6 +96,7 @@ const holds = listingTable({
     clockTime(hold.created_at),
     clockTime(hold.expires_at),
     hold.booking_id === null ? '' : `#${hold.booking_id}`,
+    customerCell(hold.customer),
   ],
   action: (hold) =>
     hold.status !== 'active'
@@ -109,6 +122,7 @@ const bookings = listingTable({
   prefix: 'bookings',
   path: `${base}/bookings`,
   key: 'bookings',
+  customer: () => onlyCustomer,
   cells: (booking) => [
     `#${booking.booking_id}`,
     `#${booking.hold_id}`,
@@ -116,6 +130,7 @@ const bookings = listingTable({
     booking.status,
     clockTime(booking.created_at),
     booking.cancelled_at === null ? '' : clockTime(booking.cancelled_at),
+    customerCell(booking.customer),
   ],
   action: (booking) =>
     booking.status !== 'confirmed'
@@ -136,6 +151,63 @@ const bookings = listingTable({
           'Cancel booking',
         ),
 });
+
+/**
+ * Who a hold or booking is for: a button that lists that customer alone, or a dash for none.
+ * @param {string | null} customer
+ */
+function customerCell(customer) {
+  if (customer === null) return h('span', { class: 'muted' }, '–');
+  return h(
+    'button',
+    {
+      type: 'button',
+      class: 'link',
+      'aria-label': `Only customer ${customer}`,
+      onclick: () => void showCustomer(customer),
+    },
+    customer,
+  );
+}
+
+const customerInput = /** @type {HTMLInputElement} */ (byId('customer'));
+
+/** Lists one customer's holds and bookings alone, with their seats against the limit; null: everyone's. @param {string | null} customer */
+async function showCustomer(customer) {
+  onlyCustomer = customer;
+  customerInput.value = customer ?? '';
+  replace(byId('customer-summary'));
+  replace(byId('customer-problem'));
+  await Promise.all([holds.reset(), bookings.reset(), lookUpCustomer()]);
+}
+
+/** GET /events/:id/customers/:customer, in words. */
+async function lookUpCustomer() {
+  if (onlyCustomer === null) return;
+  const asked = onlyCustomer;
+  try {
+    const seats = await api(`${base}/customers/${encodeURIComponent(asked)}`, { admin: true });
+    if (asked !== onlyCustomer) return;
+    const limit =
+      seats.limit === null
+        ? 'no limit per customer'
+        : `at most ${count(seats.limit, 'seat')} per customer, ${Math.max(0, seats.limit - seats.held - seats.booked)} left`;
+    byId('customer-summary').textContent =
+      `${seats.customer}: ${count(seats.held, 'seat')} held, ${seats.booked} booked; ${limit}.`;
+    replace(byId('customer-problem'));
+  } catch (error) {
+    if (asked !== onlyCustomer) return;
+    replace(byId('customer-summary'));
+    replace(byId('customer-problem'), problemView(error));
+  }
+}
+
+byId('customer-filter').addEventListener('submit', (submitted) => {
+  submitted.preventDefault();
+  // Sent as typed (an account id is compared exactly); blank lists everyone.
+  void showCustomer(customerInput.value.trim() === '' ? null : customerInput.value);
+});
+byId('customer-clear').addEventListener('click', () => void showCustomer(null));
 
 /**
  * A staff action, confirmed first; the figures and tables are read again after it.
@@ -164,7 +236,7 @@ async function refreshAll() {
 
 async function refreshListings() {
   if (!isAdmin) return;
-  await Promise.all([holds.refresh(), bookings.refresh()]);
+  await Promise.all([holds.refresh(), bookings.refresh(), lookUpCustomer()]);
   if (!live.isLive() || feedMissing) await activityFromListings().catch(() => {});
   drawActivity();
 }
@@ -242,6 +314,13 @@ editor.addEventListener('toggle', () => {
   if (!editor.open || current === null) return;
   editor.querySelector('form')?.remove();
   editor.append(eventEditForm(current, showSnapshot));
+});
+
+const limitsEditor = /** @type {HTMLDetailsElement} */ (byId('edit-limits'));
+limitsEditor.addEventListener('toggle', () => {
+  if (!limitsEditor.open || current === null) return;
+  limitsEditor.querySelector('form')?.remove();
+  limitsEditor.append(eventLimitsForm(current, showSnapshot));
 });
 
 initSession((admin) => {

@@ -6,6 +6,7 @@ import { announce, byId, h, replace } from './dom.js';
 import { eventEditForm } from './event-form.js';
 import { follow, modeText } from './live.js';
 import { problemView } from './problems.js';
+import { limitFields, limitsRefused } from './limits.js';
 import { initSession } from './session.js';
 
 const PAGE_SIZE = 100;
@@ -99,6 +100,9 @@ follow({
 });
 
 const createForm = /** @type {HTMLFormElement} */ (byId('create-event'));
+// The three limits are optional: left empty, the event has none.
+const newLimits = limitFields('new', null);
+byId('new-limits').append(...newLimits.elements);
 createForm.addEventListener('submit', (submitted) => {
   void (async () => {
     submitted.preventDefault();
@@ -106,13 +110,18 @@ createForm.addEventListener('submit', (submitted) => {
     const total = /** @type {HTMLInputElement} */ (byId('new-total'));
     const outcome = byId('create-outcome');
     const button = /** @type {HTMLButtonElement} */ (createForm.querySelector('button'));
-    button.disabled = true;
     replace(outcome);
+    const { limits, errors } = newLimits.read(Number(total.value));
+    if (errors.length > 0) {
+      replace(outcome, problemView(limitsRefused(errors)));
+      return;
+    }
+    button.disabled = true;
     try {
       const event = await api('/events', {
         method: 'POST',
         admin: true,
-        body: { event: { name: name.value.trim(), total_seats: Number(total.value) } },
+        body: { event: { name: name.value.trim(), total_seats: Number(total.value), ...limits } },
       });
       show({ ...event, total: event.total_seats, available: event.total_seats, held: 0, booked: 0 });
       replace(

@@ -1,5 +1,5 @@
 // A staff listing (an event's holds or bookings) as a table, newest first, a page at a time,
-// with a status filter and an action button per row.
+// with a status filter, an optional customer filter and an action button per row.
 import { api } from './api.js';
 import { byId, h, replace } from './dom.js';
 import { problemView } from './problems.js';
@@ -13,10 +13,11 @@ const PAGE_SIZE = 20;
  *   key: 'holds' | 'bookings',
  *   cells: (row: any) => Array<Node | string>,
  *   action: (row: any) => Node | null,
- * }} options The page has #<prefix>-status (a select), #<prefix>-rows (a tbody),
+ *   customer?: () => string | null,
+ * }} options customer: the customer to list alone (?customer=), or null for everyone. The page has #<prefix>-status (a select), #<prefix>-rows (a tbody),
  *   #<prefix>-newer and #<prefix>-older (buttons) and #<prefix>-problem.
  */
-export function listingTable({ prefix, path, key, cells, action }) {
+export function listingTable({ prefix, path, key, cells, action, customer = () => null }) {
   const status = /** @type {HTMLSelectElement} */ (byId(`${prefix}-status`));
   const rows = byId(`${prefix}-rows`);
   const newer = /** @type {HTMLButtonElement} */ (byId(`${prefix}-newer`));
@@ -32,6 +33,8 @@ export function listingTable({ prefix, path, key, cells, action }) {
     const cursor = cursors[cursors.length - 1];
     const query = new URLSearchParams({ order: 'desc', limit: String(PAGE_SIZE) });
     if (status.value !== '') query.set('status', status.value);
+    const only = customer();
+    if (only !== null) query.set('customer', only);
     if (cursor !== null && cursor !== undefined) query.set('cursor', cursor);
     try {
       const body = await api(`${path}?${query}`, { admin: true });
@@ -47,7 +50,11 @@ export function listingTable({ prefix, path, key, cells, action }) {
           h(
             'tr',
             {},
-            h('td', { colspan: columns, class: 'muted' }, status.value === '' ? 'None yet.' : `None ${status.value}.`),
+            h(
+              'td',
+              { colspan: columns, class: 'muted' },
+              `${status.value === '' ? 'None yet' : `None ${status.value}`}${only === null ? '' : ` for “${only}”`}.`,
+            ),
           ),
         );
       }
@@ -59,10 +66,12 @@ export function listingTable({ prefix, path, key, cells, action }) {
     older.disabled = next === null;
   };
 
-  status.addEventListener('change', () => {
+  /** From the newest page again: the filters changed. */
+  const reset = () => {
     cursors = [null];
-    void load();
-  });
+    return load();
+  };
+  status.addEventListener('change', () => void reset());
   older.addEventListener('click', () => {
     cursors.push(next);
     void load();
@@ -73,6 +82,7 @@ export function listingTable({ prefix, path, key, cells, action }) {
   });
   return {
     load,
+    reset,
     /** Reloads when showing the newest page; an operator paging back in time is left alone. */
     refresh: () => (cursors.length === 1 ? load() : Promise.resolve()),
   };

@@ -20,6 +20,18 @@ function advice(problem) {
         `${count(n('held'), 'seat is', 'seats are')} held and ${n('booked')} booked, so the event needs at least ` +
         `${count(n('minimum_total_seats'), 'seat')}. Wait for holds to end, or cancel bookings first.`
       );
+    case 'customer_limit_reached': {
+      const left = n('limit') - n('in_use');
+      return left <= 0
+        ? `All ${count(n('limit'), 'seat')} one customer may have for this event are already held or booked. ` +
+            'Seats on hold count until they are booked, released or expire.'
+        : `${count(n('in_use'), 'seat is', 'seats are')} already held or booked for this customer, of the ` +
+            `${n('limit')} allowed: ask for ${left} or fewer.`;
+    }
+    case 'hold_too_large':
+      return `One hold of this event may take at most ${count(n('limit'), 'seat')}: ask for ${n('limit')} or fewer.`;
+    case 'customer_required':
+      return 'Enter your email address or account id as the customer, then hold the seats again.';
     case 'hold_lifetime_exceeded':
       return `This hold cannot last past ${clockTime(String(problem.max_expires_at))}. Book before then.`;
     case 'hold_expired':
