@@ -114,7 +114,7 @@ function newPool(config: PgConfig, settings: Settings): pg.Pool {
     keepAliveInitialDelayMillis: 10_000,
     application_name: 'box-office',
     types: {
-      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+      getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
         PG_NUMBER_PARSERS[oid] ?? pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
     },
   });
