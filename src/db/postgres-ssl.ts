@@ -14,6 +14,7 @@
 // a second connection and remember, per host, which way worked (SslChoice).
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
+import { messageOf } from '../errors.ts';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -51,7 +52,7 @@ export function takeSslParams(params: URLSearchParams, env: NodeJS.ProcessEnv = 
     try {
       return readFileSync(path, 'utf8');
     } catch (error) {
-      throw new Error(`DATABASE_URL ${name}=${path} cannot be read: ${(error as Error).message}`);
+      throw new Error(`DATABASE_URL ${name}=${path} cannot be read: ${messageOf(error)}`);
     }
   };
   const rootcert = params.has('sslrootcert');
@@ -120,7 +121,7 @@ export class SslChoice {
         opened = await open(other);
       } catch (again) {
         // "no TLS here" says less than why plain was refused (allow).
-        throw (again as Error).message === NO_TLS ? error : again;
+        throw messageOf(again) === NO_TLS ? error : again;
       }
     }
     this.chosen.set(host, ssl);
