@@ -30,19 +30,23 @@ export interface SslPlan {
 
 const FILES = ['sslrootcert', 'sslcert', 'sslkey'] as const;
 
+/** Whether `value` is one of `list`'s strings (and so of its type). */
+const oneOf = <T extends string>(list: readonly T[], value: string): value is T =>
+  (list as readonly string[]).includes(value);
+
 /**
  * Takes libpq's ssl parameters out of `params` (node-postgres must not see them) and says what
  * they ask for. Without sslmode in the URL, PGSSLMODE or else prefer, as libpq does.
  */
 export function takeSslParams(params: URLSearchParams, env: NodeJS.ProcessEnv = process.env): SslPlan {
   for (const name of params.keys()) {
-    if (name.startsWith('ssl') && name !== 'sslmode' && !(FILES as readonly string[]).includes(name))
+    if (name.startsWith('ssl') && name !== 'sslmode' && !oneOf(FILES, name))
       throw new Error(
         `DATABASE_URL ${name} is not supported; the ssl parameters honoured are sslmode, ${FILES.join(', ')}`,
       );
   }
   const mode = params.get('sslmode') ?? env.PGSSLMODE ?? 'prefer';
-  if (!(SSL_MODES as readonly string[]).includes(mode))
+  if (!oneOf(SSL_MODES, mode))
     throw new Error(
       `${params.has('sslmode') ? 'DATABASE_URL sslmode' : 'PGSSLMODE'}=${mode} is not one of ${SSL_MODES.join(', ')}`,
     );
@@ -75,7 +79,7 @@ export function takeSslParams(params: URLSearchParams, env: NodeJS.ProcessEnv = 
     'verify-ca': [tls('chain')],
     'verify-full': [tls('chain and host')],
   };
-  return { mode: mode as SslMode, tries: tries[mode as SslMode] };
+  return { mode, tries: tries[mode] };
 }
 
 const NO_TLS = 'The server does not support SSL connections';
