@@ -521,7 +521,7 @@ function openSection(rows: OpenLoopRow[], repeat: number): string[] {
 interface Metric {
   name: string;
   digits: number;
-  value(m: Measurement): number | null | undefined;
+  value: (m: Measurement) => number | null | undefined;
 }
 
 /** Each tree side by side: medians, and the median of same-round ratios against the first tree. */

@@ -101,7 +101,7 @@ export function traceTransactions(db: SqlDatabase): { stats(): TransactionStats;
         // Everything else about the transaction handle (its dialect) passes through untouched.
         return fn(
           new Proxy(tx, {
-            get: (target, property, receiver) =>
+            get: (target, property, receiver): unknown =>
               property === 'rows' ? rows : property === 'run' ? run : Reflect.get(target, property, receiver),
           }),
         );

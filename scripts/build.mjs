@@ -13,6 +13,8 @@ rmSync(`${root}dist`, { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', `${root}tsconfig.build.json`], { stdio: 'inherit' });
 cpSync(`${root}src/db/migrations`, `${root}dist/db/migrations`, { recursive: true });
-const { openPglite } = await import(`${root}dist/db/pglite.js`);
+/** @returns {Promise<typeof import('../src/db/pglite.ts')>} src/db/pglite.ts, compiled a moment ago */
+const compiledPglite = () => import(`${root}dist/db/pglite.js`);
+const { openPglite } = await compiledPglite();
 await (await openPglite(undefined)).close();
 console.log(`built dist/ and the PGlite template in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -527,7 +527,7 @@ async function holdSeats(event: LiveEvent): Promise<AckedHold | undefined> {
   };
   for (;;) {
     const reply = await call('hold', 'POST', '/holds', body, key === undefined ? {} : { 'idempotency-key': key });
-    const code = String(reply.body?.code ?? '');
+    const code = typeof reply.body?.code === 'string' ? reply.body.code : '';
     const retryAfter = reply.headers['retry-after'];
     trail.push(
       `${reply.status || reply.error}${code ? ` ${code}` : ''} at ${secs(reply.start)}${retryAfter === undefined ? '' : ` (Retry-After ${String(retryAfter)})`}`,
@@ -604,7 +604,7 @@ async function book(hold: AckedHold): Promise<void> {
       return;
     }
     if (reply.status !== 503 && reply.status !== 0) {
-      bump(outcomes.bookRefused, `${reply.status} ${String(reply.body?.code ?? '')}`);
+      bump(outcomes.bookRefused, `${reply.status} ${typeof reply.body?.code === 'string' ? reply.body.code : ''}`);
       return;
     }
     // 503 or no answer: the same booking again, after the Retry-After, as a real client does.

@@ -2,6 +2,7 @@
 // is reported at once, and the result is frozen and passed down as `Config`.
 
 import { DATABASE_DEFAULTS } from './db/types.ts';
+import { messageOf } from './errors.ts';
 import { parsePostgresUrl } from './db/postgres-url.ts';
 
 export type Backend = 'pglite' | 'postgres' | 'mysql';
@@ -126,7 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       try {
         parsePostgresUrl(databaseUrl);
       } catch (error) {
-        problems.push((error as Error).message);
+        problems.push(messageOf(error));
       }
     } else if (/^mysql:\/\//.test(databaseUrl)) backend = 'mysql';
     else problems.push('DATABASE_URL must start with postgres://, postgresql:// or mysql://');

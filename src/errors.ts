@@ -120,3 +120,15 @@ export class DatabaseUnavailable extends DomainError {
     this.name = 'DatabaseUnavailable';
   }
 }
+
+/** The message of whatever was thrown: an Error's message, or the thrown value as text. */
+export const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/**
+ * A row this code has already seen exist. Holds, bookings and events are never deleted, so a
+ * second read finds it; should that ever be false, this says which row rather than a TypeError.
+ */
+export function present<T>(row: T | null | undefined, what: string): T {
+  if (row == null) throw new Error(`${what} was there a moment ago and is gone`);
+  return row;
+}

@@ -134,9 +134,9 @@ for (const backend of backends()) {
       const eventId = await createEvent(h.app, 5);
       await allPublished(h.store);
       const before = (await log(h.app, eventId)).changes.length;
-      const original = h.store.recordChanges;
+      const original = h.store.recordChanges.bind(h.store);
       h.store.recordChanges = async (...args) => {
-        await original.apply(h.store, args);
+        await original(...args);
         throw new Error('injected: crash after writing changes');
       };
       try {

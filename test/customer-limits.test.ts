@@ -289,7 +289,7 @@ for (const backend of backends()) {
 
     test('a database fault in the middle of a customer batch leaves the allowance exact', async () => {
       const eventId = await createEvent(h.app, 100, { max_seats_per_customer: 3 });
-      const original = h.store.recordChanges;
+      const original = h.store.recordChanges.bind(h.store);
       // The full path (an Idempotency-Key takes it) fails after the holds are inserted.
       h.store.recordChanges = async () => {
         throw new DatabaseUnavailable('injected: the connection was lost');

@@ -1,7 +1,7 @@
 // Operator actions: force-expire one hold (the design demo's `rails runner` step) and run one
 // sweep pass on demand.
 import type { Clock } from '../clock.ts';
-import { DomainError, notFound } from '../errors.ts';
+import { DomainError, notFound, present } from '../errors.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
 import type { HoldRow } from '../model.ts';
@@ -40,7 +40,7 @@ export class AdminService {
       this.outbox.committed();
       if (ended) this.metrics?.holdsForceExpired.inc();
     }
-    const after = (await this.store.findHold(holdId))!;
+    const after = present(await this.store.findHold(holdId), `hold ${holdId}`);
     if (after.status === 'booked') {
       throw new DomainError('hold_not_active', `hold ${holdId} is booked and cannot be expired`);
     }

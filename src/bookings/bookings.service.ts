@@ -3,7 +3,7 @@
 // guard if two requests ever race past the status check. Staff may cancel a booking: its seats
 // go back on sale, and the row stays so that its hold can never be booked again.
 import type { Clock } from '../clock.ts';
-import { DomainError, notFound } from '../errors.ts';
+import { DomainError, notFound, present } from '../errors.ts';
 import { tokenMatches } from '../holds/payment-token.ts';
 import { KeyedBatcher } from '../holds/keyed-batcher.ts';
 import { keyTakenOver } from '../idempotency/idempotency.service.ts';
@@ -128,7 +128,12 @@ export class BookingsService {
     );
     if (made.length === 0 || !this.outbox.enabled) return;
     const now = this.clock.now();
-    const { total, available, held, booked: bookedSeats } = (await this.store.snapshotIn(tx, eventId, now))!;
+    const {
+      total,
+      available,
+      held,
+      booked: bookedSeats,
+    } = present(await this.store.snapshotIn(tx, eventId, now), `event ${eventId}`);
     const snapshots = snapshotsBefore(
       { total, available, held, booked: bookedSeats },
       made.map((m) => m.hold.qty),
@@ -187,7 +192,7 @@ export class BookingsService {
     });
     this.outbox.committed();
     // null: a concurrent cancel won; report the booking as it cancelled it.
-    return cancelled ?? (await this.store.findBooking(bookingId))!;
+    return cancelled ?? present(await this.store.findBooking(bookingId), `booking ${bookingId}`);
   }
 
   private existing(hold: HoldRow): BookingResult {

@@ -80,6 +80,7 @@ function negotiate(acceptEncoding: string | undefined): Encoding {
       .split(',')
       .map((part) => part.trim().split(';'))
       .filter(([, q]) => q === undefined || !/^\s*q=0(\.0*)?\s*$/.test(q))
+      // split() always yields a first part, so `name` is there.
       .map(([name]) => name!.trim().toLowerCase()),
   );
   if (accepted.has('br')) return 'br';

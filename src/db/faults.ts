@@ -122,11 +122,11 @@ export interface PoolFaults<C> {
 
 export interface FaultHandling<C> {
   /** A pooled connection within acquireTimeoutMs; the 503 at once while the breaker is open. */
-  acquire(): Promise<C>;
+  acquire: () => Promise<C>;
   /** Returns the connection to the pool, or destroys it when `error` says it may be broken. */
-  release(connection: C, error?: unknown): void;
+  release: (connection: C, error?: unknown) => void;
   /** Sorts an error out, trips the breaker if it says the server is gone, and maps it to what callers see. */
-  fault(error: unknown, inDoubt?: boolean): unknown;
+  fault: (error: unknown, inDoubt?: boolean) => unknown;
 }
 
 export function faultHandling<C>(pool: PoolFaults<C>): FaultHandling<C> {

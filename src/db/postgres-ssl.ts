@@ -14,6 +14,7 @@
 // a second connection and remember, per host, which way worked (SslChoice).
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
+import { messageOf } from '../errors.ts';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -29,19 +30,23 @@ export interface SslPlan {
 
 const FILES = ['sslrootcert', 'sslcert', 'sslkey'] as const;
 
+/** Whether `value` is one of `list`'s strings (and so of its type). */
+const oneOf = <T extends string>(list: readonly T[], value: string): value is T =>
+  (list as readonly string[]).includes(value);
+
 /**
  * Takes libpq's ssl parameters out of `params` (node-postgres must not see them) and says what
  * they ask for. Without sslmode in the URL, PGSSLMODE or else prefer, as libpq does.
  */
 export function takeSslParams(params: URLSearchParams, env: NodeJS.ProcessEnv = process.env): SslPlan {
   for (const name of params.keys()) {
-    if (name.startsWith('ssl') && name !== 'sslmode' && !(FILES as readonly string[]).includes(name))
+    if (name.startsWith('ssl') && name !== 'sslmode' && !oneOf(FILES, name))
       throw new Error(
         `DATABASE_URL ${name} is not supported; the ssl parameters honoured are sslmode, ${FILES.join(', ')}`,
       );
   }
   const mode = params.get('sslmode') ?? env.PGSSLMODE ?? 'prefer';
-  if (!(SSL_MODES as readonly string[]).includes(mode))
+  if (!oneOf(SSL_MODES, mode))
     throw new Error(
       `${params.has('sslmode') ? 'DATABASE_URL sslmode' : 'PGSSLMODE'}=${mode} is not one of ${SSL_MODES.join(', ')}`,
     );
@@ -51,7 +56,7 @@ export function takeSslParams(params: URLSearchParams, env: NodeJS.ProcessEnv = 
     try {
       return readFileSync(path, 'utf8');
     } catch (error) {
-      throw new Error(`DATABASE_URL ${name}=${path} cannot be read: ${(error as Error).message}`);
+      throw new Error(`DATABASE_URL ${name}=${path} cannot be read: ${messageOf(error)}`);
     }
   };
   const rootcert = params.has('sslrootcert');
@@ -74,7 +79,7 @@ export function takeSslParams(params: URLSearchParams, env: NodeJS.ProcessEnv = 
     'verify-ca': [tls('chain')],
     'verify-full': [tls('chain and host')],
   };
-  return { mode: mode as SslMode, tries: tries[mode as SslMode] };
+  return { mode, tries: tries[mode] };
 }
 
 const NO_TLS = 'The server does not support SSL connections';
@@ -120,7 +125,7 @@ export class SslChoice {
         opened = await open(other);
       } catch (again) {
         // "no TLS here" says less than why plain was refused (allow).
-        throw (again as Error).message === NO_TLS ? error : again;
+        throw messageOf(again) === NO_TLS ? error : again;
       }
     }
     this.chosen.set(host, ssl);

@@ -114,7 +114,7 @@ function newPool(config: PgConfig, settings: Settings): pg.Pool {
     keepAliveInitialDelayMillis: 10_000,
     application_name: 'box-office',
     types: {
-      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+      getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
         PG_NUMBER_PARSERS[oid] ?? pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser,
     },
   });
@@ -170,7 +170,8 @@ async function findPrimary(target: PgTarget, settings: Settings): Promise<PgHost
       const { rows } = await client.query<{ standby: boolean; read_only: string }>(
         "select pg_is_in_recovery() as standby, current_setting('transaction_read_only') as read_only",
       );
-      if (!rows[0]!.standby && rows[0]!.read_only === 'off') return host;
+      const [state] = rows;
+      if (state !== undefined && !state.standby && state.read_only === 'off') return host;
       refusals.push(`${describeHost(host)} is read-only`);
     } catch (error) {
       refusals.push(`${describeHost(host)}: ${describe(error)}`);
@@ -265,7 +266,8 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
     checkout: () => pool.connect(),
     giveBack: (client) => client.release(),
     // pg-pool destroys a client released with an error.
-    destroy: (client, error) => client.release(error as Error),
+    // Any truthy argument makes pg destroy the client; `true` when what was thrown is no Error.
+    destroy: (client, error) => client.release(error instanceof Error ? error : true),
     where: () => describeHost(primary),
   });
 
@@ -308,7 +310,7 @@ export async function openPostgres(url: string, options: Partial<ServerDatabaseO
           await client.query('rollback');
           client.release();
         } catch (rollbackError) {
-          client.release(rollbackError as Error);
+          client.release(rollbackError instanceof Error ? rollbackError : true);
         }
       }
       throw fault(error, committing);

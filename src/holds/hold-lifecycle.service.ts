@@ -3,7 +3,7 @@
 // the hold, and decide on the locked row, so a release, an extension, a booking and the
 // sweeper can never interleave on one hold.
 import type { Clock } from '../clock.ts';
-import { DomainError, notFound } from '../errors.ts';
+import { DomainError, notFound, present } from '../errors.ts';
 import type { Outbox } from '../changes/outbox.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
 import type { HoldRow, HoldStatus } from '../model.ts';
@@ -78,7 +78,7 @@ export class HoldLifecycleService {
     const now = this.clock.now();
     const result = await this.store.transaction(async (tx) => {
       await this.store.lockEvent(tx, eventId);
-      const hold = (await this.store.lockHold(tx, holdId))!;
+      const hold = present(await this.store.lockHold(tx, holdId), `hold ${holdId}`);
       assertChangeable(hold, now);
       await this.store.endHold(tx, hold, 'released', now);
       await this.outbox.recordOne(
@@ -105,7 +105,7 @@ export class HoldLifecycleService {
     const now = this.clock.now();
     const result = await this.store.transaction(async (tx) => {
       await this.store.lockEvent(tx, eventId);
-      const hold = (await this.store.lockHold(tx, holdId))!;
+      const hold = present(await this.store.lockHold(tx, holdId), `hold ${holdId}`);
       assertChangeable(hold, now);
       const expiresAt = extendedDeadline(hold, seconds, this.config.maxHoldLifetimeSeconds);
       await this.store.setHoldExpiry(tx, holdId, expiresAt);

@@ -137,7 +137,7 @@ export class HoldsService {
         available: event.available + reclaimed.seats,
         customerSeats:
           event.limits.maxSeatsPerCustomer === null
-            ? new Map()
+            ? new Map<string, number>()
             : await this.store.seatsOfCustomers(tx, eventId, customers),
       });
       const winners = live.filter((_, i) => refusals[i] === null);

@@ -41,11 +41,11 @@ export function registerJsonParser(app: FastifyInstance): void {
   app.addContentTypeParser(
     'application/json',
     (request: FastifyRequest, payload: NodeJS.ReadableStream, done: Done) => {
-      readBody(payload, Number(request.headers['content-length']), (error, body) => {
+      readBody(payload, Number(request.headers['content-length']), (...[error, body]) => {
         if (error !== null) return done(error);
-        if (nestedDeeperThan(body!, MAX_JSON_DEPTH)) return done(tooDeep());
+        if (nestedDeeperThan(body, MAX_JSON_DEPTH)) return done(tooDeep());
         // Fastify's default parser answers through `done`; it returns nothing.
-        void parseText(request, body!.toString('utf8'), done);
+        void parseText(request, body.toString('utf8'), done);
       });
     },
   );
@@ -54,7 +54,7 @@ export function registerJsonParser(app: FastifyInstance): void {
 function readBody(
   payload: NodeJS.ReadableStream,
   declaredLength: number,
-  done: (error: Error | null, body?: Buffer) => void,
+  done: (...result: [error: Error] | [error: null, body: Buffer]) => void,
 ): void {
   // Announced past the drain bound: not worth reading.
   if (declaredLength > BODY_DRAIN_LIMIT_BYTES) return done(tooLarge());

@@ -1,6 +1,6 @@
 // What operators and tools poll: liveness, readiness, Prometheus metrics, the OpenAPI document.
 import { Type } from '@sinclair/typebox';
-import { DomainError } from '../errors.ts';
+import { DomainError, messageOf } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Store } from '../storage/store.ts';
 import { problems } from './schemas.ts';
@@ -35,7 +35,7 @@ export async function probeRoutes(app: App, { store, metrics }: { store: Store; 
       try {
         await Promise.race([store.ping(), timeout]);
       } catch (error) {
-        throw new DomainError('service_unavailable', `the database is not answering: ${(error as Error).message}`);
+        throw new DomainError('service_unavailable', `the database is not answering: ${messageOf(error)}`);
       } finally {
         clearTimeout(timer);
       }

@@ -36,8 +36,9 @@ export async function recordOutcomes<T>(
   entries: ReadonlyArray<readonly [Recorder<T> | undefined, Outcome<T>]>,
 ): Promise<void> {
   const keyed = entries.filter((entry): entry is readonly [Recorder<T>, Outcome<T>] => entry[0] !== undefined);
-  if (keyed.length === 0) return;
-  await keyed[0]![0].keys.complete(
+  const [first] = keyed;
+  if (first === undefined) return;
+  await first[0].keys.complete(
     tx,
     keyed.map(([recorder, outcome]) => {
       const { status, body } = recorder.render(outcome);
@@ -53,8 +54,9 @@ export async function recordOutcomes<T>(
  */
 export async function lockClaims<T>(tx: Tx, recorders: ReadonlyArray<Recorder<T> | undefined>): Promise<boolean[]> {
   const keyed = recorders.filter((recorder): recorder is Recorder<T> => recorder !== undefined);
-  if (keyed.length === 0) return recorders.map(() => true);
-  const held = await keyed[0]!.keys.lockClaims(
+  const [first] = keyed;
+  if (first === undefined) return recorders.map(() => true);
+  const held = await first.keys.lockClaims(
     tx,
     keyed.map((recorder) => recorder.claim),
   );

@@ -1,6 +1,6 @@
 // Events: created, read as exact snapshots, locked by every writer, edited.
 import type { CustomerSeats, EventBooks, EventLimits, EventRow, LockedEvent, Snapshot } from '../model.ts';
-import type { Sql, SqlDatabase, Tx } from './sql.ts';
+import { type Sql, type SqlDatabase, type Tx, theRow } from './sql.ts';
 
 export interface EventStore {
   insertEvent(tx: Tx, name: string, totalSeats: number, limits: EventLimits, now: Date): Promise<EventRow>;
@@ -94,8 +94,8 @@ export function eventStatements(db: SqlDatabase): EventStore {
         const { insertId } = await tx.run(insert, params);
         return { id: insertId, name, totalSeats, createdAt: now, limits };
       }
-      const [row] = await tx.rows<{ id: number }>(`${insert} returning id`, params);
-      return { id: row!.id, name, totalSeats, createdAt: now, limits };
+      const { id } = theRow(await tx.rows<{ id: number }>(`${insert} returning id`, params));
+      return { id, name, totalSeats, createdAt: now, limits };
     },
 
     async snapshot(eventId, now) {

@@ -44,14 +44,20 @@ export async function openMysqlStore(url: string, options: Partial<ServerDatabas
   return createStore(mysqlSql(await openMysql(url, options)));
 }
 
+/** A server backend's DATABASE_URL: loadConfig sets the two together, a hand-made config may not. */
+function urlOf(config: DatabaseConfig): string {
+  if (config.databaseUrl === undefined) throw new Error(`the ${config.backend} backend needs a DATABASE_URL`);
+  return config.databaseUrl;
+}
+
 /** Opens the database named by the config: PGlite in DATA_DIR, PostgreSQL, or MySQL. */
 export async function openStore(config: DatabaseConfig, events?: DatabaseEvents): Promise<Store> {
   switch (config.backend) {
     case 'pglite':
       return openPgliteStore(config.dataDir);
     case 'postgres':
-      return openPostgresStore(config.databaseUrl!, serverOptions(config, events));
+      return openPostgresStore(urlOf(config), serverOptions(config, events));
     case 'mysql':
-      return openMysqlStore(config.databaseUrl!, serverOptions(config, events));
+      return openMysqlStore(urlOf(config), serverOptions(config, events));
   }
 }

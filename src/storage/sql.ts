@@ -122,4 +122,11 @@ function toMysql(statement: string): { sql: string; order: number[] } {
 }
 
 /** bytea comes back as a Uint8Array from PGlite and a Buffer from pg and mysql2. */
+/** The one row a statement always returns (an aggregate, an insert's RETURNING); throws if none. */
+export function theRow<R>(rows: R[]): R {
+  const [row] = rows;
+  if (row === undefined) throw new Error('the statement returned no row');
+  return row;
+}
+
 export const bytes = (value: Uint8Array): Buffer => (Buffer.isBuffer(value) ? value : Buffer.from(value));

@@ -14,7 +14,7 @@ import type {
   WebhookSettings,
   WebhookStatus,
 } from '../webhooks/webhooks.model.ts';
-import type { SqlDatabase, Tx } from './sql.ts';
+import { type SqlDatabase, type Tx, theRow } from './sql.ts';
 
 export interface AttemptPageQuery {
   webhookId: number;
@@ -180,12 +180,12 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
                                             next_attempt_at, created_at, updated_at)
                       values ($1, $2, $3, 'active', 0, $5, $4, $4, $4)`;
       if (postgres) {
-        const [row] = await tx.rows<WebhookRecord>(`${insert} returning ${WEBHOOK_COLUMNS}`, params);
-        return toWebhook(row!);
+        return toWebhook(theRow(await tx.rows<WebhookRecord>(`${insert} returning ${WEBHOOK_COLUMNS}`, params)));
       }
       const { insertId } = await tx.run(insert, params);
-      const [row] = await tx.rows<WebhookRecord>(`select ${WEBHOOK_COLUMNS} from webhooks where id = $1`, [insertId]);
-      return toWebhook(row!);
+      return toWebhook(
+        theRow(await tx.rows<WebhookRecord>(`select ${WEBHOOK_COLUMNS} from webhooks where id = $1`, [insertId])),
+      );
     },
 
     async listWebhooks() {

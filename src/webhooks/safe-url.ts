@@ -6,7 +6,7 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { lookup as dnsLookupAsync } from 'node:dns/promises';
 import { BlockList, type LookupFunction, isIP } from 'node:net';
-import { DomainError } from '../errors.ts';
+import { DomainError, messageOf } from '../errors.ts';
 
 const BLOCKED = new BlockList();
 for (const [network, prefix] of [
@@ -113,7 +113,7 @@ export async function checkWebhookUrl(text: string, allowPrivate: boolean): Prom
     }),
   ])
     .catch((error: unknown) => {
-      throw refused(`${host} does not resolve (${(error as Error).message})`);
+      throw refused(`${host} does not resolve (${messageOf(error)})`);
     })
     .finally(() => clearTimeout(timer));
   const blocked = addresses.find((entry) => isPrivateAddress(entry.address));

@@ -17,9 +17,11 @@ import { type TestBackend, type Harness, harness } from './helpers.ts';
 // ajv 8 is Fastify's own dependency (the top-level `ajv` is eslint's ajv 6); load that copy.
 const requireFromFastify = createRequire(createRequire(import.meta.url).resolve('@fastify/ajv-compiler'));
 type Validate = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string }> | null };
-const Ajv2020 = requireFromFastify('ajv/dist/2020').default as new (options: object) => {
-  compile(schema: object): Validate;
-  addFormat(name: string, validate: (value: string) => boolean): void;
+const { default: Ajv2020 } = requireFromFastify('ajv/dist/2020') as {
+  default: new (options: object) => {
+    compile(schema: object): Validate;
+    addFormat(name: string, validate: (value: string) => boolean): void;
+  };
 };
 const ajv = new Ajv2020({ strict: false, allErrors: true, logger: false });
 ajv.addFormat(
@@ -138,7 +140,7 @@ type Res = Awaited<ReturnType<FastifyInstance['inject']>>;
 export function isProblem(res: Res, status: number, code: string): Record<string, unknown> {
   assert.equal(res.statusCode, status, res.body);
   assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
-  const body = res.json();
+  const body = res.json<Record<string, unknown>>();
   assert.equal(body.code, code);
   assert.equal(body.status, status);
   assert.equal(typeof body.title, 'string');

@@ -151,7 +151,7 @@ export async function createEvent(app: App, totalSeats: number, name = 'Concert'
     payload: { event: { name, total_seats: totalSeats } },
   });
   if (res.statusCode !== 201) throw new Error(`create event: ${res.statusCode} ${res.body}`);
-  return res.json().event_id;
+  return res.json<{ event_id: number }>().event_id;
 }
 
 export async function hold(app: App, eventId: number, qty: number) {

@@ -76,7 +76,7 @@ export interface ThrowawayPostgres {
    * Stops the server (fast shutdown; thaws it first when frozen) and removes its directory.
    * Works after any fault; waits for any fault in progress to finish first. Idempotent.
    */
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
   /**
    * `pg_terminate_backend` on every client backend whose application_name is
    * `applicationName` (`''` matches clients that set none), only those inside a transaction

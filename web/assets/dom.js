@@ -30,7 +30,8 @@ export function h(tag, props = {}, ...children) {
       element.addEventListener(key.slice(2), /** @type {EventListener} */ (value));
     } else if (key === 'dataset') {
       Object.assign(element.dataset, value);
-    } else {
+    } else if (value === true || typeof value === 'string' || typeof value === 'number') {
+      // An attribute is text; anything else (an object) would have been "[object Object]".
       element.setAttribute(key, value === true ? '' : String(value));
     }
   }
