@@ -96,6 +96,8 @@ interface Server {
   target: Target;
   subject: Subject;
   database: DatabaseCpuProbe | null;
+  /** max_seats_per_customer of the events the bench makes on it (--customer-limit). */
+  customerLimit?: number | undefined;
 }
 
 /** One measured window: the load, then what the processes did meanwhile. */
@@ -275,11 +277,15 @@ async function measureCeilingWindows(child: Child, round: Round, busyBefore: num
   return measured;
 }
 
+/** --customer-limit for a tree's events (its label's, else the one for all). */
+const customerLimitOf = (label: string) => options.customerLimit[label] ?? options.customerLimit[''];
+
 /** Fresh events for one measured window. */
-async function hotEvents(target: Target): Promise<HotEvent[]> {
+async function hotEvents(target: Target, limit: number | undefined): Promise<HotEvent[]> {
   const events: HotEvent[] = [];
   for (let k = 0; k < options.events; k++) {
-    events.push({ id: await createEvent(target, `bench hot event ${k + 1}`, ROOMY_SEATS), total: ROOMY_SEATS });
+    const id = await createEvent(target, `bench hot event ${k + 1}`, ROOMY_SEATS, limit);
+    events.push({ id, total: ROOMY_SEATS });
   }
   return events;
 }
@@ -291,11 +297,12 @@ const loadShape = (conns: number) => ({
   graceMs: options.graceSeconds * 1000,
   qty: options.qty,
   durationMs: options.durationSeconds * 1000,
+  uniqueCustomers: options.uniqueCustomers,
 });
 
 /** The warm-up, on an event of its own. */
-async function warmUp(target: Target, conns: number): Promise<void> {
-  const id = await createEvent(target, 'bench warm-up', ROOMY_SEATS);
+async function warmUp(target: Target, conns: number, limit: number | undefined): Promise<void> {
+  const id = await createEvent(target, 'bench warm-up', ROOMY_SEATS, limit);
   const shape = { ...loadShape(conns), durationMs: options.warmupSeconds * 1000 };
   const outcome = await runScenario(target, [{ id, total: ROOMY_SEATS }], shape);
   if (!outcome.books.ok) progress(`  warm-up books: ${outcome.books.problems.join('; ')}`);
@@ -306,7 +313,7 @@ async function warmUp(target: Target, conns: number): Promise<void> {
  * --open-loop rate, each on fresh events and followed by the books check.
  */
 async function measureTarget(server: Server, round: Round): Promise<Measurement[]> {
-  if (options.warmupSeconds > 0) await warmUp(server.target, round.conns);
+  if (options.warmupSeconds > 0) await warmUp(server.target, round.conns, server.customerLimit);
   // With --streams, the closed loop twice: without and with the streams, alternating by round.
   const streamCounts =
     options.streams === 0 ? [0] : round.repeat % 2 === 1 ? [0, options.streams] : [options.streams, 0];
@@ -363,7 +370,7 @@ async function measureWindow(
     streamCount === 0
       ? server.subject
       : { ...server.subject, target: server.subject.target.replace(/(@|$)/, `+${streamCount}sse$1`) };
-  const events = await hotEvents(target);
+  const events = await hotEvents(target, server.customerLimit);
   const busyBefore = await quiet();
   const shape = loadShape(round.conns);
   const listeners = streamCount === 0 ? undefined : await openStreams(target, events, streamCount);
@@ -467,6 +474,7 @@ async function measureServer({ provider, database, tree, round }: ServerRun): Pr
           pid: child.pid,
         },
         database,
+        customerLimit: customerLimitOf(tree.label),
       };
       measured = await measureTarget(server, round);
     } finally {
@@ -573,7 +581,7 @@ async function measureRound(databases: Databases, round: Round): Promise<void> {
       benchRoutes: false,
     };
     const subject: Subject = { target: 'url', strategy: 'url', tree: null, pid: undefined };
-    await measureTarget({ target, subject, database: null }, round);
+    await measureTarget({ target, subject, database: null, customerLimit: customerLimitOf('') }, round);
     return;
   }
   for (const tree of rotate(trees, round.repeat - 1)) {

@@ -51,6 +51,10 @@ export interface Options {
   /** SSE listeners held open through a second closed-loop window (0: none). */
   streams: number;
   streamScope: 'event' | 'all';
+  /** --customers unique: every hold carries a customer of its own. */
+  uniqueCustomers: boolean;
+  /** --customer-limit: max_seats_per_customer of the events the bench makes, per tree label ('' for all). */
+  customerLimit: Record<string, number>;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -114,6 +118,14 @@ Open loop (latency at a fixed arrival rate, no coordinated omission):
   --open-loop-ceiling              also drive the ceiling at each rate (its latency floor)
   --no-closed-loop                 with --open-loop: skip the servers' closed-loop run (the
                                    ceiling still runs closed-loop for the x rates)
+
+Per-customer limits (issue 19):
+  --customers none|unique          unique: every hold carries a customer of its own
+                                   (c-1, c-2, … in each window; fresh events); default none
+  --customer-limit [LABEL:]N       the events the bench makes (hot and warm-up) get
+                                   max_seats_per_customer N; with LABEL, only that tree's
+                                   (repeatable), e.g. the same DIR twice, --tree limit=DIR
+                                   --tree none=DIR --customer-limit limit:4 --customers unique
 
 A/B in one run (each round measures every tree, the order rotating from round to round):
   --tree [LABEL=]DIR               also measure another checkout of the service (repeatable):
@@ -195,6 +207,8 @@ const SPEC = {
   'tree-backend': repeatable,
   streams: string,
   'stream-scope': string,
+  customers: string,
+  'customer-limit': repeatable,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -257,6 +271,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     selfLabel: values['self-label'] ?? 'this',
     streams: values.streams === undefined ? 0 : list(values.streams, '--streams')[0]!,
     streamScope: oneOf(values['stream-scope'] ?? 'event', ['event', 'all'] as const, '--stream-scope'),
+    uniqueCustomers: oneOf(values.customers ?? 'none', ['none', 'unique'] as const, '--customers') === 'unique',
+    customerLimit: customerLimits(values['customer-limit'] ?? []),
     ...treeSettings(values['tree-env'] ?? [], values['tree-backend'] ?? [], backend),
   };
 }
@@ -281,6 +297,17 @@ function treeSettings(
     if (chosen !== backend) treeBackend[match[1]!] = chosen;
   }
   return { treeEnv, treeBackend };
+}
+
+/** --customer-limit N or LABEL:N. */
+function customerLimits(specs: string[]): Record<string, number> {
+  const limits: Record<string, number> = {};
+  for (const raw of specs) {
+    const match = /^(?:([^:]+):)?(\d+)$/.exec(raw);
+    if (match === null || Number(match[2]) < 1) throw new Error(`--customer-limit takes [LABEL:]N, got ${raw}`);
+    limits[match[1] ?? ''] = Number(match[2]);
+  }
+  return limits;
 }
 
 /** 2000,4000 (requests/s) or 0.25x,0.5x (of the ceiling's throughput). */

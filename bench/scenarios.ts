@@ -30,6 +30,8 @@ export interface LoadShape {
   durationMs: number;
   graceMs: number;
   qty: number;
+  /** Every hold carries a customer of its own (--customers unique). */
+  uniqueCustomers?: boolean;
 }
 
 export interface OpenArrivals {
@@ -90,9 +92,15 @@ export async function api<T = Record<string, unknown>>(
   return { status: response.status, json: (await response.json()) as T };
 }
 
-export async function createEvent(target: Target, name: string, totalSeats: number): Promise<number> {
+export async function createEvent(
+  target: Target,
+  name: string,
+  totalSeats: number,
+  maxSeatsPerCustomer?: number,
+): Promise<number> {
+  const limit = maxSeatsPerCustomer === undefined ? {} : { max_seats_per_customer: maxSeatsPerCustomer };
   const { status, json } = await api<{ event_id: number }>(target, 'POST', '/events', {
-    event: { name, total_seats: totalSeats },
+    event: { name, total_seats: totalSeats, ...limit },
   });
   if (status !== 201) throw new Error(`POST /events answered ${status}: ${JSON.stringify(json)}`);
   return json.event_id;
@@ -121,6 +129,21 @@ export async function runScenario(
       i,
     ),
   );
+  // --customers unique: a request of its own per hold (c-1, c-2, …), built when sent.
+  let customers = 0;
+  const holdRequest = (i: number) =>
+    shape.uniqueCustomers
+      ? tag(
+          httpRequest(
+            'POST',
+            '/holds',
+            hostHeader,
+            JSON.stringify({ hold: { event_id: events[i]!.id, qty: shape.qty, customer: `c-${++customers}` } }),
+          ),
+          'hold',
+          i,
+        )
+      : holdRequests[i]!;
   const snapshotRequests = events.map((event, i) =>
     tag(httpRequest('GET', `/events/${event.id}`, hostHeader), 'snapshot', i),
   );
@@ -182,19 +205,19 @@ export async function runScenario(
     const prepared = await runLoad({
       ...base,
       durationMs: 600_000,
-      next: () => (seq < wanted ? holdRequests[seq++ % events.length]! : null),
+      next: () => (seq < wanted ? holdRequest(seq++ % events.length) : null),
     });
     if (prepared.unknownOutcome > 0) throw new Error('some holds to book had no answer');
     refused = 0;
   }
   const next: Record<Scenario, () => Buffer | null> = {
-    holds: () => holdRequests[seq++ % events.length]!,
+    holds: () => holdRequest(seq++ % events.length),
     bookings: () => (bookableHead < bookable.length ? bookRequest() : null),
     mixed: () => {
       const slot = seq++ % 4;
       if (slot === 2 && bookableHead < bookable.length) return bookRequest();
       if (slot === 3) return snapshotRequests[seq % events.length]!;
-      return holdRequests[seq % events.length]!;
+      return holdRequest(seq % events.length);
     },
   };
   const holdsBefore = sum(tallies.map((t) => t.holds));
