@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { type App, buildApp } from '../src/app.ts';
+import { buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
 import { openMysqlStore, openPostgresStore } from '../src/storage/open.ts';
 import { type ThrowawayPostgres, startThrowawayPostgres } from './support/throwaway-postgres.ts';
@@ -15,8 +15,8 @@ import { books, testConfig } from './support/helpers.ts';
 import {
   MAX_RECOVERY_MS,
   MAX_TIME_TO_503_MS,
+  type OwnService,
   type Reply,
-  type Service,
   assertBooksHold,
   assertOnly503s,
   bookOn,
@@ -24,6 +24,7 @@ import {
   closeAgent,
   createEvent,
   holdOn,
+  serve,
   storm,
   timeToFirstHold,
   until,
@@ -35,12 +36,6 @@ installContractCheck();
 let server: ThrowawayPostgres;
 after(() => closeAgent());
 
-interface OwnService extends Service {
-  app: App;
-  url: string;
-  close(): Promise<void>;
-}
-
 let databases = 0;
 async function service(): Promise<OwnService> {
   const name = `faults_${process.pid}_${databases++}`;
@@ -50,20 +45,7 @@ async function service(): Promise<OwnService> {
   await admin.end();
   const url = new URL(server.url);
   url.pathname = `/${name}`;
-  const store = await openPostgresStore(url.toString(), { poolSize: 10 });
-  await store.migrate();
-  const app = await buildApp({ config: testConfig(), store, clock: systemClock });
-  const base = await app.listen({ port: 0, host: '127.0.0.1' });
-  return {
-    app,
-    store,
-    base,
-    url: url.toString(),
-    close: async () => {
-      await app.close();
-      await store.close();
-    },
-  };
+  return serve(await openPostgresStore(url.toString(), { poolSize: 10 }), url.toString());
 }
 
 // TEST_FAULTS=0 skips it (CI's second run, on the machine's servers, after the first ran it).

@@ -9,20 +9,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
-import { type App, buildApp } from '../src/app.ts';
-import { systemClock } from '../src/clock.ts';
 import { openMysqlStore } from '../src/storage/open.ts';
-import type { Store } from '../src/storage/store.ts';
-import { books, testConfig } from './support/helpers.ts';
+import { books } from './support/helpers.ts';
 import {
   MAX_RECOVERY_MS,
   MAX_TIME_TO_503_MS,
+  type OwnService,
   type Reply,
   assertOnly503s,
   call,
   closeAgent,
   createEvent,
   holdOn,
+  serve,
   storm,
   timeToFirstHold,
   until,
@@ -46,15 +45,6 @@ const skip = process.env.TEST_FAULTS === '0' ? 'TEST_FAULTS=0' : (whyMariadbUnav
 installContractCheck();
 after(() => closeAgent());
 
-interface OwnService {
-  app: App;
-  store: Store;
-  base: string;
-  /** The service's database on the throwaway server. */
-  url: string;
-  close(): Promise<void>;
-}
-
 async function service(server: ThrowawayMariadb): Promise<OwnService> {
   const name = `faults_${process.pid}`;
   const admin = await mysql.createConnection({ uri: server.url });
@@ -62,20 +52,7 @@ async function service(server: ThrowawayMariadb): Promise<OwnService> {
   await admin.end();
   const url = new URL(server.url);
   url.pathname = `/${name}`;
-  const store = await openMysqlStore(url.toString(), { poolSize: 10 });
-  await store.migrate();
-  const app = await buildApp({ config: testConfig(), store, clock: systemClock });
-  const base = await app.listen({ port: 0, host: '127.0.0.1' });
-  return {
-    app,
-    store,
-    base,
-    url: url.toString(),
-    close: async () => {
-      await app.close();
-      await store.close();
-    },
-  };
+  return serve(await openMysqlStore(url.toString(), { poolSize: 10 }), url.toString());
 }
 
 /** load.ts's assertBooksHold, with the direct check through mysql2 instead of pg. */

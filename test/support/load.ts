@@ -4,8 +4,10 @@
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { Agent, request } from 'undici';
+import { type App, buildApp } from '../../src/app.ts';
+import { systemClock } from '../../src/clock.ts';
 import type { Store } from '../../src/storage/store.ts';
-import { books } from './helpers.ts';
+import { books, testConfig } from './helpers.ts';
 
 /** What the issue asks of an outage: a 503 within this, and service back within that. */
 export const MAX_TIME_TO_503_MS = 2000;
@@ -20,6 +22,30 @@ export interface Service {
   base: string;
   /** A single-host URL of the database for direct checks (the current primary). */
   url: string | (() => Promise<string>);
+}
+
+/** A service that a fault suite owns: the app on a real port, over its own database. */
+export interface OwnService extends Service {
+  app: App;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Migrates `store`, builds the app on the system clock and listens on a free port. */
+export async function serve(store: Store, url: string): Promise<OwnService> {
+  await store.migrate();
+  const app = await buildApp({ config: testConfig(), store, clock: systemClock });
+  const base = await app.listen({ port: 0, host: '127.0.0.1' });
+  return {
+    app,
+    store,
+    base,
+    url,
+    close: async () => {
+      await app.close();
+      await store.close();
+    },
+  };
 }
 
 export interface Reply {

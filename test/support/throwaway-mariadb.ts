@@ -11,7 +11,7 @@ import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { type ThrowawayState, freePort } from './throwaway-postgres.ts';
+import { type ThrowawayState, exited, freePort, sleep, waitExit } from './throwaway-postgres.ts';
 
 /** Initialising a data directory takes ~3 s here; a slow shared machine may need much more. */
 const INSTALL_TIMEOUT_MS = 120_000;
@@ -83,25 +83,6 @@ export interface ThrowawayMariadb {
   freeze(): Promise<void>;
   /** SIGCONT. */
   thaw(): Promise<void>;
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
-
-/** Resolves true when the child exits within `ms`, false otherwise. */
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, ms);
-    const onExit = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
 }
 
 /** Whether the process is stopped (state T in /proc/<pid>/stat) or gone. */
