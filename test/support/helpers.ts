@@ -7,7 +7,7 @@ import pg from 'pg';
 import { type App, buildApp } from '../../src/app.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
-import { recount } from '../../src/storage/audit.sql.ts';
+import { customerMismatches, recount } from '../../src/storage/audit.sql.ts';
 import { openMysqlStore, openPgliteStore, openPostgresStore } from '../../src/storage/open.ts';
 import type { Store } from '../../src/storage/store.ts';
 
@@ -185,17 +185,20 @@ export async function snapshot(app: App, eventId: number): Promise<SnapshotBody>
 
 /**
  * The books of one event: the snapshot from the counters, checked against a recount of the
- * hold and booking rows. `balanced` means the counters agree with the rows and add up.
+ * hold and booking rows, and every customer's kept allowance against theirs. `balanced` means
+ * the counters agree with the rows and add up, and no customer's count is off.
  */
 export async function books(store: Store, eventId: number, now: Date) {
   const snap = (await store.snapshot(eventId, now))!;
   const rows = await recount(store.sql, eventId, now);
+  const customers = await customerMismatches(store.sql, eventId);
   const balanced =
     snap.total === snap.available + snap.held + snap.booked &&
     snap.available >= 0 &&
     snap.held === rows.held &&
-    snap.booked === rows.booked;
-  return { ...snap, recount: rows, balanced };
+    snap.booked === rows.booked &&
+    customers.length === 0;
+  return { ...snap, recount: rows, customerMismatches: customers, balanced };
 }
 
 /**

@@ -81,8 +81,17 @@ export async function call(
   };
 }
 
-export const holdOn = (base: string, eventId: number, qty = 1, headers?: Record<string, string>) =>
-  call(base, 'POST', '/holds', { hold: { event_id: eventId, qty } }, headers);
+export const holdOn = (base: string, eventId: number, qty = 1, headers?: Record<string, string>, customer?: string) =>
+  call(
+    base,
+    'POST',
+    '/holds',
+    { hold: { event_id: eventId, qty, ...(customer === undefined ? {} : { customer }) } },
+    headers,
+  );
+
+/** The storm's holds are spread over this many customers, so that every fault meets their counts. */
+const STORM_CUSTOMERS = 8;
 export const bookOn = (base: string, holdId: number, paymentToken: string) =>
   call(base, 'POST', '/book', { booking: { hold_id: holdId, payment_token: paymentToken } });
 
@@ -100,9 +109,10 @@ export function storm(base: string, eventId: number) {
   const replies: Reply[] = [];
   const bookings = new Map<number, number>(); // booking id -> hold id
   let running = true;
+  let sent = 0;
   const client = async () => {
     while (running) {
-      const held = await holdOn(base, eventId);
+      const held = await holdOn(base, eventId, 1, undefined, `storm-${sent++ % STORM_CUSTOMERS}`);
       replies.push(held);
       if (held.status !== 201) {
         if (held.status === 503) await new Promise((resolve) => setTimeout(resolve, 50));
