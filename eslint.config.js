@@ -2,13 +2,17 @@ import importX, { createNodeResolver } from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 import { noImportCycle } from './scripts/lint/no-import-cycle.js';
 
-/** The no-unsafe-* family, off where the code reads untyped values on purpose (see below). */
-const NO_UNSAFE_OFF = Object.fromEntries(
-  ['argument', 'assignment', 'call', 'member-access', 'return'].map((rule) => [
-    `@typescript-eslint/no-unsafe-${rule}`,
-    'off',
-  ]),
-);
+/**
+ * The no-unsafe-* family, off where the code reads untyped values on purpose (see below).
+ * @type {import('eslint').Linter.RulesRecord}
+ */
+const NO_UNSAFE_OFF = {
+  '@typescript-eslint/no-unsafe-argument': 'off',
+  '@typescript-eslint/no-unsafe-assignment': 'off',
+  '@typescript-eslint/no-unsafe-call': 'off',
+  '@typescript-eslint/no-unsafe-member-access': 'off',
+  '@typescript-eslint/no-unsafe-return': 'off',
+};
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'data/', 'dist/', '.bench/', 'docs/'] },
