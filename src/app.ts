@@ -4,6 +4,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger } from 'fastify';
 import { adminRoutes } from './admin/admin.routes.ts';
+import { queueRoutes } from './admission/queue.routes.ts';
+import { QueueService } from './admission/queue.service.ts';
 import { AdminService } from './admin/admin.service.ts';
 import { bookingRoutes } from './bookings/bookings.routes.ts';
 import { BookingsService } from './bookings/bookings.service.ts';
@@ -90,12 +92,20 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const requireAdmin = adminGuard(config.adminToken, app.log);
   const events = new EventsService(store, clock, outbox);
   const holds = new HoldsService(store, clock, config, outbox, metrics);
+  // Admission runs in every serving process, once per event among them (admission/queue.service.ts).
+  const queue = new QueueService(store, clock, config, app.log);
+  app.decorate('queue', queue);
+  app.addHook('onReady', () => queue.start());
+  app.addHook('onClose', () => queue.stop());
+  if (config.admissionKeys.ephemeral)
+    app.log.info('ADMISSION_SECRET is not set: queue tickets and admission tokens are signed with a key of this process');
   const lifecycle = new HoldLifecycleService(store, clock, config, outbox);
   const bookings = new BookingsService(store, clock, config, outbox, metrics);
   const admin = new AdminService(store, clock, outbox, config, metrics);
   // Registered in this order, which is the order of the paths in the OpenAPI document.
   await app.register(eventRoutes, { events, requireAdmin, config });
-  await app.register(holdRoutes, { holds, lifecycle, config });
+  await app.register(holdRoutes, { holds, lifecycle, queue, config });
+  await app.register(queueRoutes, { queue, requireAdmin, config });
   await app.register(bookingRoutes, { bookings, requireAdmin, config });
   await app.register(adminRoutes, { admin, requireAdmin });
   await app.register(changeRoutes, { changes: new ChangesService(store, clock, feed), requireAdmin });

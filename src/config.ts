@@ -4,6 +4,7 @@
 import { DATABASE_DEFAULTS } from './db/types.ts';
 import { messageOf } from './errors.ts';
 import { parsePostgresUrl } from './db/postgres-url.ts';
+import { type AdmissionKeys, parseAdmissionKeys } from './admission/tokens.ts';
 
 export type Backend = 'pglite' | 'postgres' | 'mysql';
 
@@ -74,6 +75,12 @@ export interface Config {
   readonly webhookAllowPrivateUrls: boolean;
   /** False in serve when a `box-office worker` delivers webhooks instead. */
   readonly webhooksInServe: boolean;
+  /** Signs queue tickets and admission tokens (ADMISSION_SECRET: kid:secret, comma-separated, first signs). */
+  readonly admissionKeys: AdmissionKeys;
+  /** How often each process advances admission (once per event across processes) and learns where it got to. */
+  readonly queueTickMs: number;
+  /** Tests only: every pre-queue is shuffled with this seed instead of a random one. */
+  readonly queueShuffleSeed: string | undefined;
   readonly logLevel: string;
   /** The level of the one log line each request gets; 'silent' for none. */
   readonly accessLogLevel: 'trace' | 'debug' | 'info' | 'warn' | 'silent';
@@ -176,6 +183,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
 
+  let admissionKeys = parseAdmissionKeys(undefined);
+  try {
+    admissionKeys = parseAdmissionKeys(str('ADMISSION_SECRET'));
+  } catch (error) {
+    problems.push(messageOf(error));
+  }
+  const queueShuffleSeed = str('QUEUE_SHUFFLE_SEED');
+  if (queueShuffleSeed !== undefined && nodeEnv === 'production')
+    problems.push('QUEUE_SHUFFLE_SEED is for tests: with it, anyone who knows it can predict a pre-queue draw');
+
   const config: Config = {
     nodeEnv,
     port: int('PORT', 8080, 0, 65535),
@@ -224,6 +241,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookBatchMax: int('WEBHOOK_BATCH_MAX', 500, 1, 1000),
     webhookAllowPrivateUrls: bool('WEBHOOK_ALLOW_PRIVATE_URLS', false),
     webhooksInServe: bool('WEBHOOKS_IN_SERVE', true),
+    admissionKeys,
+    queueTickMs: int('QUEUE_TICK_MS', 500, 0, 60_000),
+    queueShuffleSeed,
     logLevel,
     accessLogLevel,
   };

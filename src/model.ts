@@ -14,11 +14,23 @@
 //   snapshot  an event's counters exact at an instant: lapsed, unreclaimed holds not counted.
 //   customer  who a hold is for (an account id, or an email normalised: customer.ts); an event
 //             may cap the seats one customer holds and has booked (EventLimits).
+//   queue     an event's waiting room: buyers join, wait for their position to be admitted,
+//             and hold seats with the signed admission token they are then given (admission/).
 
 export type HoldStatus = 'active' | 'expired' | 'booked' | 'released';
 export type BookingStatus = 'confirmed' | 'cancelled';
 
-/** What an event allows one buyer; set by staff. Null: no limit. */
+/** An event's waiting room (src/admission/): only buyers it admits may hold seats. */
+export interface QueueSettings {
+  /** How many positions are admitted per minute, a little at every tick. */
+  admitPerMinute: number;
+  /** How long an admitted buyer may hold seats with their admission token. */
+  admissionTtlSeconds: number;
+  /** From when buyers may join (a random place, drawn at sale_opens_at); null: as soon as the queue is set. */
+  prequeueOpensAt: Date | null;
+}
+
+/** The rules of an event's sale, as staff set them: what one buyer may take, and when and how they get in. Null: no limit. */
 export interface EventLimits {
   /** Seats in a customer's active holds plus confirmed bookings. */
   maxSeatsPerCustomer: number | null;
@@ -26,9 +38,19 @@ export interface EventLimits {
   maxSeatsPerHold: number | null;
   /** Holds without a customer are refused. */
   customerRequired: boolean;
+  /** No hold before this instant. */
+  saleOpensAt: Date | null;
+  /** Null: anyone may hold seats once the sale opens. */
+  queue: QueueSettings | null;
 }
 
-export const NO_LIMITS: EventLimits = { maxSeatsPerCustomer: null, maxSeatsPerHold: null, customerRequired: false };
+export const NO_LIMITS: EventLimits = {
+  maxSeatsPerCustomer: null,
+  maxSeatsPerHold: null,
+  customerRequired: false,
+  saleOpensAt: null,
+  queue: null,
+};
 
 export interface EventRow {
   id: number;
@@ -78,6 +100,8 @@ export interface NewHold {
   paymentTokenHash: Buffer;
   /** Normalised (customer.ts); null for an anonymous hold. */
   customer: string | null;
+  /** The queue ticket whose admission token the request carried (its jti); null without one. */
+  admissionTicket: number | null;
 }
 
 export interface HoldRow {

@@ -6,18 +6,20 @@ import { ConfigError, loadConfig } from '../src/config.ts';
 import { normalizeCustomer } from '../src/customer.ts';
 import type { DomainError } from '../src/errors.ts';
 import { decideHolds } from '../src/holds/holds.service.ts';
+import { NO_LIMITS } from '../src/model.ts';
 import { KeyedBatcher } from '../src/holds/keyed-batcher.ts';
 import { hashToken, newPaymentToken, tokenMatches } from '../src/holds/payment-token.ts';
 
 const anyone = (qtys: number[]) => qtys.map((qty) => ({ qty, customer: null }));
-const noLimits = { maxSeatsPerCustomer: null, maxSeatsPerHold: null, customerRequired: false };
+const noLimits = NO_LIMITS;
+const at = { eventId: 1, now: new Date(Date.UTC(2030, 0, 1)) };
 const granted = (refusals: Array<DomainError | null>) => refusals.map((refusal) => refusal === null);
 const codes = (refusals: Array<DomainError | null>) => refusals.map((refusal) => refusal?.code ?? 'granted');
 
 describe('decideHolds', () => {
   test('first come, first served; a request that does not fit does not block smaller ones', () => {
     const decide = (available: number, qtys: number[]) =>
-      granted(decideHolds(anyone(qtys), { limits: noLimits, available, customerSeats: new Map() }));
+      granted(decideHolds(anyone(qtys), { ...at, limits: noLimits, available, customerSeats: new Map() }));
     assert.deepEqual(decide(5, [3, 3, 2, 1]), [true, false, true, false]);
     assert.deepEqual(decide(0, [1]), [false]);
     assert.deepEqual(decide(4, [4]), [true]);
@@ -26,7 +28,7 @@ describe('decideHolds', () => {
   test('never grants more than available, and refuses only what would not fit', () => {
     fc.assert(
       fc.property(fc.nat(200), fc.array(fc.integer({ min: 1, max: 10 }), { maxLength: 300 }), (available, qtys) => {
-        const refusals = decideHolds(anyone(qtys), { limits: noLimits, available, customerSeats: new Map() });
+        const refusals = decideHolds(anyone(qtys), { ...at, limits: noLimits, available, customerSeats: new Map() });
         let used = 0;
         qtys.forEach((qty, i) => {
           if (refusals[i] === null) used += qty;
@@ -46,6 +48,7 @@ describe('decideHolds', () => {
       { qty: 1, customer: null },
     ];
     const refusals = decideHolds(requests, {
+      ...at,
       limits: { ...noLimits, maxSeatsPerCustomer: 4 },
       available: 100,
       customerSeats: new Map([['ann', 1]]),
@@ -62,7 +65,8 @@ describe('decideHolds', () => {
         { qty: 4, customer: 'ann' },
       ],
       {
-        limits: { maxSeatsPerCustomer: null, maxSeatsPerHold: 4, customerRequired: true },
+        ...at,
+        limits: { ...NO_LIMITS, maxSeatsPerHold: 4, customerRequired: true },
         available: 4,
         customerSeats: new Map(),
       },
@@ -80,6 +84,7 @@ describe('decideHolds', () => {
         }),
         (limit, available, requests) => {
           const refusals = decideHolds(requests, {
+            ...at,
             limits: { ...noLimits, maxSeatsPerCustomer: limit },
             available,
             customerSeats: new Map(),

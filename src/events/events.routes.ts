@@ -6,8 +6,8 @@ import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
 import type { Rendered } from '../idempotency/recorder.ts';
 import type { Config } from '../config.ts';
 import { normalizeCustomer } from '../customer.ts';
-import { type EventLimits, type EventRow, NO_LIMITS, type Snapshot } from '../model.ts';
-import type { EventsService } from './events.service.ts';
+import { type EventLimits, type EventRow, NO_LIMITS, type QueueSettings, type Snapshot } from '../model.ts';
+import { ADMISSION_TTL_SECONDS_DEFAULT, type EventsService } from './events.service.ts';
 
 const MAX_TOTAL_SEATS = 1_000_000;
 const PAGE_SIZE_DEFAULT = 20;
@@ -24,11 +24,57 @@ const LimitFields = {
   ),
   max_seats_per_hold: Type.Optional(SeatLimit('The largest qty of one hold')),
   customer_required: Type.Optional(Type.Boolean({ description: 'Refuse holds without a customer' })),
+  sale_opens_at: Type.Optional(
+    Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+      description: 'No hold before this instant; with a queue, the pre-queue is drawn and admission starts then',
+    }),
+  ),
 };
+
+const MAX_ADMIT_PER_MINUTE = 1_000_000;
+const QueueFields = {
+  admit_per_minute: Type.Integer({
+    minimum: 1,
+    maximum: MAX_ADMIT_PER_MINUTE,
+    description: 'Buyers admitted per minute, a few at every tick',
+  }),
+  admission_ttl_seconds: Type.Integer({
+    minimum: 60,
+    maximum: 86_400,
+    description: `How long an admitted buyer may hold seats (default ${ADMISSION_TTL_SECONDS_DEFAULT})`,
+  }),
+  prequeue_opens_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+    description: 'From when buyers may join, before sale_opens_at; null: as soon as the queue is set',
+  }),
+};
+const QueueInput = (required: boolean) =>
+  Type.Optional(
+    Type.Union(
+      [
+        Type.Object(
+          {
+            admit_per_minute: required ? QueueFields.admit_per_minute : Type.Optional(QueueFields.admit_per_minute),
+            admission_ttl_seconds: Type.Optional(QueueFields.admission_ttl_seconds),
+            prequeue_opens_at: Type.Optional(QueueFields.prequeue_opens_at),
+          },
+          { additionalProperties: false, ...(required ? {} : { minProperties: 1 }) },
+        ),
+        Type.Null(),
+      ],
+      {
+        description:
+          'A waiting room: only buyers it admits may hold seats (Admission-Token). Needs sale_opens_at and ' +
+          'max_seats_per_customer. Null: none.',
+      },
+    ),
+  );
 
 const CreateEventBody = Type.Object(
   {
-    event: Type.Object({ name: Name, total_seats: TotalSeats, ...LimitFields }, { additionalProperties: false }),
+    event: Type.Object(
+      { name: Name, total_seats: TotalSeats, ...LimitFields, queue: QueueInput(true) },
+      { additionalProperties: false },
+    ),
   },
   { additionalProperties: false },
 );
@@ -36,7 +82,7 @@ const CreateEventBody = Type.Object(
 const UpdateEventBody = Type.Object(
   {
     event: Type.Object(
-      { name: Type.Optional(Name), total_seats: Type.Optional(TotalSeats), ...LimitFields },
+      { name: Type.Optional(Name), total_seats: Type.Optional(TotalSeats), ...LimitFields, queue: QueueInput(false) },
       { additionalProperties: false, minProperties: 1 },
     ),
   },
@@ -47,6 +93,15 @@ const Limits = {
   max_seats_per_customer: Type.Union([Type.Integer(), Type.Null()]),
   max_seats_per_hold: Type.Union([Type.Integer(), Type.Null()]),
   customer_required: Type.Boolean(),
+  sale_opens_at: Type.Union([Timestamp, Type.Null()]),
+  queue: Type.Union([
+    Type.Object({
+      admit_per_minute: Type.Integer(),
+      admission_ttl_seconds: Type.Integer(),
+      prequeue_opens_at: Type.Union([Timestamp, Type.Null()]),
+    }),
+    Type.Null(),
+  ]),
 };
 
 const CustomerParams = Type.Object(
@@ -117,18 +172,44 @@ const limitsBody = (limits: EventLimits) => ({
   max_seats_per_customer: limits.maxSeatsPerCustomer,
   max_seats_per_hold: limits.maxSeatsPerHold,
   customer_required: limits.customerRequired,
+  sale_opens_at: limits.saleOpensAt?.toISOString() ?? null,
+  queue:
+    limits.queue === null
+      ? null
+      : {
+          admit_per_minute: limits.queue.admitPerMinute,
+          admission_ttl_seconds: limits.queue.admissionTtlSeconds,
+          prequeue_opens_at: limits.queue.prequeueOpensAt?.toISOString() ?? null,
+        },
 });
+
+const dateOf = (text: string | null): Date | null => (text === null ? null : new Date(text));
 
 /** The limits a body sets; a field left out keeps its value. */
 function limitsOf(body: {
   max_seats_per_customer?: number | null;
   max_seats_per_hold?: number | null;
   customer_required?: boolean;
-}): Partial<EventLimits> {
+  sale_opens_at?: string | null;
+}): Partial<Omit<EventLimits, 'queue'>> {
   return {
     ...(body.max_seats_per_customer === undefined ? {} : { maxSeatsPerCustomer: body.max_seats_per_customer }),
     ...(body.max_seats_per_hold === undefined ? {} : { maxSeatsPerHold: body.max_seats_per_hold }),
     ...(body.customer_required === undefined ? {} : { customerRequired: body.customer_required }),
+    ...(body.sale_opens_at === undefined ? {} : { saleOpensAt: dateOf(body.sale_opens_at) }),
+  };
+}
+
+/** The queue a body sets: undefined leaves it, null removes it, fields left out keep theirs. */
+function queueOf(body: {
+  queue?: { admit_per_minute?: number; admission_ttl_seconds?: number; prequeue_opens_at?: string | null } | null;
+}): Partial<QueueSettings> | null | undefined {
+  const { queue } = body;
+  if (queue === undefined || queue === null) return queue;
+  return {
+    ...(queue.admit_per_minute === undefined ? {} : { admitPerMinute: queue.admit_per_minute }),
+    ...(queue.admission_ttl_seconds === undefined ? {} : { admissionTtlSeconds: queue.admission_ttl_seconds }),
+    ...(queue.prequeue_opens_at === undefined ? {} : { prequeueOpensAt: dateOf(queue.prequeue_opens_at) }),
   };
 }
 
@@ -173,7 +254,19 @@ export async function eventRoutes(
     },
     async (request, reply) => {
       const { name, total_seats } = request.body.event;
-      const limits = { ...NO_LIMITS, ...limitsOf(request.body.event) };
+      const queue = queueOf(request.body.event);
+      const limits = {
+        ...NO_LIMITS,
+        ...limitsOf(request.body.event),
+        queue:
+          queue == null
+            ? null
+            : {
+                admitPerMinute: queue.admitPerMinute!,
+                admissionTtlSeconds: queue.admissionTtlSeconds ?? ADMISSION_TTL_SECONDS_DEFAULT,
+                prequeueOpensAt: queue.prequeueOpensAt ?? null,
+              },
+      };
       const event = await events.create(name, total_seats, limits, recorderFor(request, createdBody));
       return sendRendered(reply, createdBody(event));
     },
@@ -261,6 +354,7 @@ export async function eventRoutes(
         ...(name === undefined ? {} : { name }),
         ...(total_seats === undefined ? {} : { totalSeats: total_seats }),
         limits: limitsOf(request.body.event),
+        queue: queueOf(request.body.event),
       };
       const snapshot = await events.update(Number(request.params.id), changes, recorderFor(request, ok));
       return sendRendered(reply, ok(snapshot));

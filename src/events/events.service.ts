@@ -1,20 +1,54 @@
 // Events: created by staff, listed and read by anyone, renamed or resized by staff. A resize
 // never goes below the seats already held or booked; `available` absorbs the difference in
 // the same statement, under the event's row lock.
+import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { type Outbox, reclaimChanges } from '../changes/outbox.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
-import { type CustomerSeats, type EventLimits, type EventRow, NO_LIMITS, type Snapshot } from '../model.ts';
+import {
+  type CustomerSeats,
+  type EventLimits,
+  type EventRow,
+  NO_LIMITS,
+  type QueueSettings,
+  type Snapshot,
+} from '../model.ts';
 import type { Store } from '../storage/store.ts';
 
 export interface EventChanges {
   name?: string;
   totalSeats?: number;
-  limits?: Partial<EventLimits>;
+  /** The queue is patched apart: see `queue`. */
+  limits?: Partial<Omit<EventLimits, 'queue'>>;
+  /** Null removes the queue; fields left out keep their values (a new queue needs admitPerMinute). */
+  queue?: Partial<QueueSettings> | null;
 }
 
-/** A limit above the event's seats could never bind: refused, so that staff notice the typo. */
+/** A new queue's admission window when staff name none: Ticketmaster holds a turn about 10 minutes. */
+export const ADMISSION_TTL_SECONDS_DEFAULT = 600;
+
+function patchQueue(current: QueueSettings | null, patch: EventChanges['queue']): QueueSettings | null {
+  if (patch === undefined) return current;
+  if (patch === null) return null;
+  const admitPerMinute = patch.admitPerMinute ?? current?.admitPerMinute;
+  if (admitPerMinute === undefined) {
+    throw new DomainError('validation_failed', 'a new queue needs admit_per_minute', {
+      errors: [{ path: 'body/event/queue/admit_per_minute', message: 'is required for a new queue' }],
+    });
+  }
+  return {
+    admitPerMinute,
+    admissionTtlSeconds: patch.admissionTtlSeconds ?? current?.admissionTtlSeconds ?? ADMISSION_TTL_SECONDS_DEFAULT,
+    prequeueOpensAt: patch.prequeueOpensAt !== undefined ? patch.prequeueOpensAt : (current?.prequeueOpensAt ?? null),
+  };
+}
+
+/**
+ * A limit above the event's seats could never bind: refused, so that staff notice the typo. A
+ * queue needs the instant it opens on, and a cap per customer: an admission token is good for
+ * max_seats_per_customer seats, and without one a single admission could take the whole sale.
+ */
 function checkLimits(limits: EventLimits, totalSeats: number): void {
   const errors = (['maxSeatsPerCustomer', 'maxSeatsPerHold'] as const)
     .filter((key) => (limits[key] ?? 0) > totalSeats)
@@ -22,8 +56,21 @@ function checkLimits(limits: EventLimits, totalSeats: number): void {
       path: `body/event/${key === 'maxSeatsPerCustomer' ? 'max_seats_per_customer' : 'max_seats_per_hold'}`,
       message: `must be at most total_seats (${totalSeats})`,
     }));
-  if (errors.length > 0) throw new DomainError('validation_failed', 'a limit is above total_seats', { errors });
+  const { queue, saleOpensAt } = limits;
+  if (queue !== null && saleOpensAt === null)
+    errors.push({ path: 'body/event/sale_opens_at', message: 'is required with a queue: admission starts then' });
+  if (queue !== null && limits.maxSeatsPerCustomer === null)
+    errors.push({
+      path: 'body/event/max_seats_per_customer',
+      message: 'is required with a queue: it is what one admission may take',
+    });
+  if (queue?.prequeueOpensAt != null && saleOpensAt !== null && queue.prequeueOpensAt > saleOpensAt)
+    errors.push({ path: 'body/event/queue/prequeue_opens_at', message: 'must be at or before sale_opens_at' });
+  if (errors.length > 0) throw new DomainError('validation_failed', errors[0]!.message, { errors });
 }
+
+/** The seed of a queue's pre-queue draw (admission/queue.service.ts drawOrder): secret, random. */
+const newQueueSeed = (): string => randomBytes(16).toString('hex');
 
 export interface SnapshotPage {
   events: Snapshot[];
@@ -50,6 +97,7 @@ export class EventsService {
     // doubt (503 outcome_unknown), which a lone autocommitted insert could not be.
     const created = await this.store.transaction(async (tx) => {
       const event = await this.store.insertEvent(tx, name, totalSeats, limits, now);
+      if (limits.queue !== null) await this.store.ensureQueue(tx, event.id, newQueueSeed());
       const snapshot = { total: totalSeats, available: totalSeats, held: 0, booked: 0 };
       await this.outbox.record(tx, [{ eventId: event.id, type: 'event.created', snapshot }], now);
       await recorder?.record(tx, event);
@@ -98,9 +146,10 @@ export class EventsService {
         );
       }
       const name = changes.name ?? books.name;
-      const limits = { ...books.limits, ...changes.limits };
+      const limits = { ...books.limits, ...changes.limits, queue: patchQueue(books.limits.queue, changes.queue) };
       checkLimits(limits, total);
       await this.store.updateEvent(tx, eventId, name, total, limits);
+      if (limits.queue !== null) await this.store.ensureQueue(tx, eventId, newQueueSeed());
       const snapshot = {
         eventId,
         name,

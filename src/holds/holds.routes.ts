@@ -6,6 +6,7 @@ import { BODY_ERRORS, CustomerText, Id, IdParams, PaymentTokenHeaders, Timestamp
 import { rateLimited } from '../http/rate-limit.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
 import type { Rendered } from '../idempotency/recorder.ts';
+import type { QueueService } from '../admission/queue.service.ts';
 import type { HoldLifecycleService, HoldView } from './hold-lifecycle.service.ts';
 import type { GrantedHold, HoldsService } from './holds.service.ts';
 
@@ -68,9 +69,26 @@ type HoldRoutesConfig = Pick<
   'maxSeatsPerHold' | 'maxHoldLifetimeSeconds' | 'rateLimitHoldsPerMinute' | 'customerEmailNormalization'
 >;
 
+const AdmissionHeaders = Type.Object({
+  'admission-token': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 2048,
+      description:
+        "On an event with a queue: the admission token its queue gave this buyer (GET /queue/:ticket). The hold's " +
+        "customer must be the token's; left out, it is the token's.",
+    }),
+  ),
+});
+
 export async function holdRoutes(
   app: App,
-  { holds, lifecycle, config }: { holds: HoldsService; lifecycle: HoldLifecycleService; config: HoldRoutesConfig },
+  {
+    holds,
+    lifecycle,
+    queue,
+    config,
+  }: { holds: HoldsService; lifecycle: HoldLifecycleService; queue: QueueService; config: HoldRoutesConfig },
 ): Promise<void> {
   const CreateHoldBody = Type.Object(
     {
@@ -100,13 +118,20 @@ export async function holdRoutes(
         description:
           'Grants all the seats asked for or none. 409 insufficient_seats when fewer are free; 409 ' +
           "customer_limit_reached past the event's max_seats_per_customer; 422 hold_too_large past its " +
-          'max_seats_per_hold; 422 customer_required without a customer where the event needs one.',
+          'max_seats_per_hold; 422 customer_required without a customer where the event needs one; 403 ' +
+          'sale_not_open before sale_opens_at; on an event with a queue, 403 admission_required without an ' +
+          'Admission-Token, admission_invalid or admission_expired with a bad one.',
         tags: ['holds'],
+        headers: AdmissionHeaders,
         body: CreateHoldBody,
         response: {
           201: HoldCreated,
           ...problems(
             ...BODY_ERRORS,
+            'admission_required',
+            'admission_invalid',
+            'admission_expired',
+            'sale_not_open',
             'not_found',
             'insufficient_seats',
             'customer_limit_reached',
@@ -121,7 +146,17 @@ export async function holdRoutes(
     async (request, reply) => {
       const { event_id, qty, customer } = request.body.hold;
       const normalized = customer === undefined ? null : normalizeCustomer(customer, config.customerEmailNormalization);
-      const hold = await holds.createHold(event_id, qty, normalized, recorderFor(request, created));
+      // Checked here, before the request waits for its batch: a forged or stale token costs no
+      // database work. Whether the event needs one is decided in the grant, on the locked row.
+      const token = request.headers['admission-token'];
+      const admitted = token === undefined ? null : queue.checkAdmission(token, event_id, normalized);
+      const hold = await holds.createHold(
+        event_id,
+        qty,
+        admitted?.customer ?? normalized,
+        admitted?.ticketNo ?? null,
+        recorderFor(request, created),
+      );
       return sendRendered(reply, created(hold));
     },
   );

@@ -37,6 +37,8 @@ interface HoldRequest extends NewHold {
 
 /** What a batch's decisions are made against, read under the event's lock after the reclaim. */
 export interface GrantState {
+  eventId: number;
+  now: Date;
   limits: EventLimits;
   available: number;
   /** Seats already counted against each customer of the batch (customer_seats). */
@@ -51,13 +53,28 @@ export interface GrantState {
  * Null for a request granted, else its refusal.
  */
 export function decideHolds(
-  requests: ReadonlyArray<{ qty: number; customer: string | null }>,
+  requests: ReadonlyArray<{ qty: number; customer: string | null; admissionTicket?: number | null }>,
   state: GrantState,
 ): Array<DomainError | null> {
   const { limits } = state;
   const seats = new Map(state.customerSeats);
   let left = state.available;
-  return requests.map(({ qty, customer }) => {
+  return requests.map(({ qty, customer, admissionTicket }) => {
+    if (limits.saleOpensAt !== null && state.now < limits.saleOpensAt) {
+      return new DomainError('sale_not_open', `the sale opens at ${limits.saleOpensAt.toISOString()}`, {
+        sale_opens_at: limits.saleOpensAt.toISOString(),
+      });
+    }
+    // The token itself (signature, event, expiry, customer) was checked at the edge, before
+    // the request was queued: here only whether the event, as locked now, needs one.
+    if (limits.queue !== null && (admissionTicket ?? null) === null) {
+      return new DomainError(
+        'admission_required',
+        `this event sells through its queue: join it at POST /events/${state.eventId}/queue, wait for your turn, ` +
+          'and send the admission token you are then given in the Admission-Token header',
+        { queue: `/events/${state.eventId}/queue` },
+      );
+    }
     if (customer === null && limits.customerRequired) {
       return new DomainError('customer_required', 'this event sells only to a named customer: give hold.customer');
     }
@@ -105,15 +122,27 @@ export class HoldsService {
     );
   }
 
-  /** `customer` normalised already (customer.ts); null for an anonymous hold. */
+  /**
+   * `customer` normalised already (customer.ts); null for an anonymous hold. `admissionTicket`:
+   * the ticket of the admission token the request carried, checked already (QueueService); null
+   * without one.
+   */
   createHold(
     eventId: number,
     qty: number,
     customer: string | null,
+    admissionTicket: number | null,
     recorder?: Recorder<GrantedHold>,
   ): Promise<GrantedHold> {
     const { token, hash } = newPaymentToken();
-    return this.batcher.submit(eventId, { qty, customer, paymentToken: token, paymentTokenHash: hash, recorder });
+    return this.batcher.submit(eventId, {
+      qty,
+      customer,
+      admissionTicket,
+      paymentToken: token,
+      paymentTokenHash: hash,
+      recorder,
+    });
   }
 
   private async grantBatch(eventId: number, requests: HoldRequest[]): Promise<Array<GrantedHold | Error>> {
@@ -133,6 +162,8 @@ export class HoldsService {
       const reclaimed = await this.store.reclaimLapsedHolds(tx, eventId, now);
       const customers = [...new Set(live.flatMap((request) => (request.customer === null ? [] : [request.customer])))];
       const refusals = decideHolds(live, {
+        eventId,
+        now,
         limits: event.limits,
         available: event.available + reclaimed.seats,
         customerSeats:

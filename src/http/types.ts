@@ -10,6 +10,7 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from 'fastify';
+import type { QueueService } from '../admission/queue.service.ts';
 import type { ChangeFeed } from '../changes/feed.ts';
 
 export type App = FastifyInstance<
@@ -26,5 +27,6 @@ export type AdminGuard = (request: FastifyRequest, reply: FastifyReply) => Promi
 declare module 'fastify' {
   interface FastifyInstance {
     changeFeed: ChangeFeed;
+    queue: QueueService;
   }
 }

@@ -32,15 +32,41 @@ interface LimitColumns {
   max_seats_per_customer: number | null;
   max_seats_per_hold: number | null;
   customer_required: boolean | number;
+  sale_opens_at: Date | null;
+  queue_admit_per_minute: number | null;
+  queue_admission_ttl_seconds: number | null;
+  queue_prequeue_opens_at: Date | null;
 }
 
-const LIMIT_COLUMNS = 'max_seats_per_customer, max_seats_per_hold, customer_required';
+const LIMIT_COLUMNS =
+  'max_seats_per_customer, max_seats_per_hold, customer_required, sale_opens_at, ' +
+  'queue_admit_per_minute, queue_admission_ttl_seconds, queue_prequeue_opens_at';
+
+/** The values of LIMIT_COLUMNS, in order. */
+const limitValues = (limits: EventLimits): unknown[] => [
+  limits.maxSeatsPerCustomer,
+  limits.maxSeatsPerHold,
+  limits.customerRequired,
+  limits.saleOpensAt,
+  limits.queue?.admitPerMinute ?? null,
+  limits.queue?.admissionTtlSeconds ?? null,
+  limits.queue?.prequeueOpensAt ?? null,
+];
 
 // MySQL's boolean is a tinyint: 0 or 1.
 export const toLimits = (row: LimitColumns): EventLimits => ({
   maxSeatsPerCustomer: row.max_seats_per_customer,
   maxSeatsPerHold: row.max_seats_per_hold,
   customerRequired: Boolean(row.customer_required),
+  saleOpensAt: row.sale_opens_at,
+  queue:
+    row.queue_admit_per_minute === null
+      ? null
+      : {
+          admitPerMinute: row.queue_admit_per_minute,
+          admissionTtlSeconds: row.queue_admission_ttl_seconds!,
+          prequeueOpensAt: row.queue_prequeue_opens_at,
+        },
 });
 
 interface SnapshotRecord extends LimitColumns {
@@ -72,7 +98,8 @@ const toSnapshot = (row: SnapshotRecord): Snapshot => ({
  * index, which it otherwise passes over for the status index when few holds have lapsed.
  */
 const snapshotColumns = (sql: Sql) => `e.id, e.name, e.total_seats, e.available, e.held, e.booked,
-        e.max_seats_per_customer, e.max_seats_per_hold, e.customer_required,
+        e.max_seats_per_customer, e.max_seats_per_hold, e.customer_required, e.sale_opens_at,
+        e.queue_admit_per_minute, e.queue_admission_ttl_seconds, e.queue_prequeue_opens_at,
         (select coalesce(sum(h.qty), 0)
            from holds h ${sql.dialect === 'mysql' ? 'force index (holds_by_event_status_expiry)' : ''}
           where h.event_id = e.id and h.status = 'active' and h.expires_at <= $1) as lapsed`;
@@ -81,15 +108,8 @@ export function eventStatements(db: SqlDatabase): EventStore {
   return {
     async insertEvent(tx, name, totalSeats, limits, now) {
       const insert = `insert into events (name, total_seats, available, created_at, ${LIMIT_COLUMNS})
-                      values ($1, $2, $2, $3, $4, $5, $6)`;
-      const params = [
-        name,
-        totalSeats,
-        now,
-        limits.maxSeatsPerCustomer,
-        limits.maxSeatsPerHold,
-        limits.customerRequired,
-      ];
+                      values ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
+      const params = [name, totalSeats, now, ...limitValues(limits)];
       if (tx.dialect === 'mysql') {
         const { insertId } = await tx.run(insert, params);
         return { id: insertId, name, totalSeats, createdAt: now, limits };
@@ -152,9 +172,10 @@ export function eventStatements(db: SqlDatabase): EventStore {
       // available is derived in the same statement, so the books balance whatever the new total.
       await tx.run(
         `update events set name = $2, total_seats = $3, available = $3 - held - booked,
-                max_seats_per_customer = $4, max_seats_per_hold = $5, customer_required = $6
+                max_seats_per_customer = $4, max_seats_per_hold = $5, customer_required = $6, sale_opens_at = $7,
+                queue_admit_per_minute = $8, queue_admission_ttl_seconds = $9, queue_prequeue_opens_at = $10
           where id = $1`,
-        [eventId, name, totalSeats, limits.maxSeatsPerCustomer, limits.maxSeatsPerHold, limits.customerRequired],
+        [eventId, name, totalSeats, ...limitValues(limits)],
       );
     },
 

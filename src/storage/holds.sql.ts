@@ -150,7 +150,9 @@ const OVER = -1_000_000_000;
  * after any wait), every hold is within the event's max_seats_per_hold, none lacks a customer
  * the event requires, and no active hold of the event has lapsed (so there is nothing to reclaim
  * first, and the customers' counts are exact; a stale answer here can only be "yes", which
- * merely sends the batch to the full path). The insert runs only if the update did.
+ * merely sends the batch to the full path), the sale has opened, and on an event with a queue
+ * every request carries an admission token (checked at the edge: holds.routes.ts). The insert
+ * runs only if the update did.
  *
  * Customers' allowances are counted in the same statement, after the event's lock (its CTE is
  * read first): each customer's seats in the batch are added to customer_seats by an upsert,
@@ -181,13 +183,15 @@ async function grantAllFitting(
           where id = $1 and available >= $6
             and (max_seats_per_hold is null or max_seats_per_hold >= $9)
             and (not customer_required or $10::boolean)
+            and (sale_opens_at is null or sale_opens_at <= $4)
+            and (queue_admit_per_minute is null or $11::boolean)
             and not exists (select 1 from holds
                              where event_id = $1 and status = 'active' and expires_at <= $4)
          returning id, total_seats, available, held, booked, max_seats_per_customer as most
        ), granted as (
-         insert into holds (event_id, qty, payment_token_hash, created_at, expires_at, customer)
-         select event.id, t.qty, decode(t.hash, 'hex'), $4, $5, t.customer
-           from event, unnest($2::int[], $3::text[], $8::text[]) as t (qty, hash, customer)
+         insert into holds (event_id, qty, payment_token_hash, created_at, expires_at, customer, admission_ticket)
+         select event.id, t.qty, decode(t.hash, 'hex'), $4, $5, t.customer, t.ticket
+           from event, unnest($2::int[], $3::text[], $8::text[], $12::bigint[]) as t (qty, hash, customer, ticket)
          returning id, qty, customer, encode(payment_token_hash, 'hex') as hash
        ), counted as (
          insert into customer_seats as c (event_id, customer, seats)
@@ -222,6 +226,8 @@ async function grantAllFitting(
         holds.map((hold) => hold.customer),
         largest,
         everyCustomer,
+        holds.every((hold) => hold.admissionTicket !== null),
+        holds.map((hold) => hold.admissionTicket),
       ],
     );
   } catch (error) {
@@ -265,9 +271,9 @@ const postgresHolds: DialectHolds = {
     // The limits were checked by the caller under the event's lock: customers' counts only add.
     const rows = await tx.rows<{ id: number; hash: string }>(
       `with granted as (
-         insert into holds (event_id, qty, payment_token_hash, created_at, expires_at, customer)
-         select $1, t.qty, decode(t.hash, 'hex'), $4, $5, t.customer
-           from unnest($2::int[], $3::text[], $6::text[]) as t (qty, hash, customer)
+         insert into holds (event_id, qty, payment_token_hash, created_at, expires_at, customer, admission_ticket)
+         select $1, t.qty, decode(t.hash, 'hex'), $4, $5, t.customer, t.ticket
+           from unnest($2::int[], $3::text[], $6::text[], $7::bigint[]) as t (qty, hash, customer, ticket)
          returning id, qty, customer, encode(payment_token_hash, 'hex') as hash
        ), moved as (
          update events set available = available - s.seats, held = held + s.seats
@@ -279,7 +285,15 @@ const postgresHolds: DialectHolds = {
          on conflict (event_id, customer) do update set seats = c.seats + excluded.seats
        )
        select id, hash from granted`,
-      [eventId, holds.map((hold) => hold.qty), hashes, now, expiresAt, holds.map((hold) => hold.customer)],
+      [
+        eventId,
+        holds.map((hold) => hold.qty),
+        hashes,
+        now,
+        expiresAt,
+        holds.map((hold) => hold.customer),
+        holds.map((hold) => hold.admissionTicket),
+      ],
     );
     // Tokens are unique, so they map each new id back to its request whatever the row order.
     const idByHash = new Map(rows.map((row) => [row.hash, row.id]));
@@ -332,9 +346,20 @@ const mysqlHolds: DialectHolds = {
   },
 
   async insertHolds(tx, eventId, holds, now, expiresAt) {
-    await tx.run('insert into holds (event_id, qty, payment_token_hash, created_at, expires_at, customer) values $1', [
-      holds.map((hold) => [eventId, hold.qty, hold.paymentTokenHash, now, expiresAt, hold.customer]),
-    ]);
+    await tx.run(
+      'insert into holds (event_id, qty, payment_token_hash, created_at, expires_at, customer, admission_ticket) values $1',
+      [
+        holds.map((hold) => [
+          eventId,
+          hold.qty,
+          hold.paymentTokenHash,
+          now,
+          expiresAt,
+          hold.customer,
+          hold.admissionTicket,
+        ]),
+      ],
+    );
     const seats = holds.reduce((sum, hold) => sum + hold.qty, 0);
     await tx.run('update events set available = available - $2, held = held + $2 where id = $1', [eventId, seats]);
     const perCustomer = seatsPerCustomer(holds);

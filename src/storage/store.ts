@@ -12,14 +12,22 @@ import { type EventStore, eventStatements } from './events.sql.ts';
 import { type HoldStore, holdStatements } from './holds.sql.ts';
 import { type IdempotencyStore, idempotencyStatements } from './idempotency.sql.ts';
 import { type ListingStore, listingStatements } from './listings.sql.ts';
+import { type QueueStore, queueStatements } from './queue.sql.ts';
 import type { SqlDatabase, Tx } from './sql.ts';
 import { type WebhookStore, webhookStatements } from './webhooks.sql.ts';
 
 export type { Tx } from './sql.ts';
-export type { BookingStore, ChangeStore, EventStore, HoldStore, IdempotencyStore, ListingStore, WebhookStore };
+export type { BookingStore, ChangeStore, EventStore, HoldStore, IdempotencyStore, ListingStore, QueueStore, WebhookStore };
 
 export interface Store
-  extends EventStore, HoldStore, BookingStore, IdempotencyStore, ChangeStore, WebhookStore, ListingStore {
+  extends EventStore,
+    HoldStore,
+    BookingStore,
+    IdempotencyStore,
+    ChangeStore,
+    WebhookStore,
+    ListingStore,
+    QueueStore {
   readonly backend: SqlDatabase['backend'];
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;
@@ -49,5 +57,6 @@ export function createStore(db: SqlDatabase): Store {
     ...changeStatements(db),
     ...webhookStatements(db),
     ...listingStatements(db),
+    ...queueStatements(db),
   };
 }

@@ -167,7 +167,13 @@ export async function book(app: App, holdId: number, paymentToken: string) {
 }
 
 /** The limits of an event made without any, as its snapshot shows them. */
-export const NO_LIMITS_BODY = { max_seats_per_customer: null, max_seats_per_hold: null, customer_required: false };
+export const NO_LIMITS_BODY = {
+  max_seats_per_customer: null,
+  max_seats_per_hold: null,
+  customer_required: false,
+  sale_opens_at: null,
+  queue: null,
+};
 
 export interface SnapshotBody {
   event_id: number;
