@@ -24,7 +24,12 @@ import { adminGuard } from './http/admin-guard.ts';
 import { registerRequestHooks, requestIdOf, securityHeaders } from './http/hooks.ts';
 import { BODY_LIMIT_BYTES, registerJsonParser } from './http/json-body.ts';
 import { registerOpenApi } from './http/openapi.ts';
-import { clientErrorHandler, frameworkErrorHandler, registerProblemHandlers } from './http/problem.handlers.ts';
+import {
+  MAX_PARAM_LENGTH,
+  clientErrorHandler,
+  frameworkErrorHandler,
+  registerProblemHandlers,
+} from './http/problem.handlers.ts';
 import { probeRoutes } from './http/probes.routes.ts';
 import { registerRateLimits } from './http/rate-limit.ts';
 import type { App } from './http/types.ts';
@@ -62,6 +67,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // Enforced by the JSON parser (http/json-body.ts), which reads an oversized body to its end.
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: requestIdOf,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: frameworkErrorHandler(headers.fixed),
     clientErrorHandler: clientErrorHandler(headers.fixed),
     // Per-client rate limits key on the client's address; behind proxies, believe that many.
@@ -98,7 +104,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.addHook('onReady', () => queue.start());
   app.addHook('onClose', () => queue.stop());
   if (config.admissionKeys.ephemeral)
-    app.log.info('ADMISSION_SECRET is not set: queue tickets and admission tokens are signed with a key of this process');
+    app.log.info(
+      'ADMISSION_SECRET is not set: queue tickets and admission tokens are signed with a key of this process',
+    );
   const lifecycle = new HoldLifecycleService(store, clock, config, outbox);
   const bookings = new BookingsService(store, clock, config, outbox, metrics);
   const admin = new AdminService(store, clock, outbox, config, metrics);

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import type { App } from '../src/app.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { BODY_DRAIN_LIMIT_BYTES, BODY_LIMIT_BYTES, MAX_JSON_DEPTH } from '../src/http/json-body.ts';
+import { MAX_PARAM_LENGTH } from '../src/http/problem.handlers.ts';
 import {
   SECURITY_HEADERS,
   contractHarness,
@@ -655,7 +656,7 @@ describe('HTTP at its edges, over a real socket', () => {
     assert.match(continued, /HTTP\/1.1 200 OK/);
   });
 
-  test('a malformed URL is 400 malformed_url, a path parameter over 100 characters 414 uri_too_long', async () => {
+  test('a malformed URL is 400 malformed_url, a path parameter over MAX_PARAM_LENGTH characters 414 uri_too_long', async () => {
     for (const url of ['/events/%zz', '/events%zz', '/holds/%E0%A4%A', '/nowhere/%zz']) {
       const res = await fetch(`${base}${url}`);
       assert.equal(res.status, 400, url);
@@ -664,9 +665,17 @@ describe('HTTP at its edges, over a real socket', () => {
       assert.equal((await res.json()).code, 'malformed_url');
     }
     isProblem(await h.app.inject({ method: 'GET', url: '/events/%zz' }), 400, 'malformed_url');
-    isProblem(await h.app.inject({ method: 'GET', url: `/events/${'1'.repeat(101)}` }), 414, 'uri_too_long');
     isProblem(
-      await h.app.inject({ method: 'DELETE', url: `/holds/${'a'.repeat(200)}`, headers: { 'x-payment-token': 'x' } }),
+      await h.app.inject({ method: 'GET', url: `/events/${'1'.repeat(MAX_PARAM_LENGTH + 1)}` }),
+      414,
+      'uri_too_long',
+    );
+    isProblem(
+      await h.app.inject({
+        method: 'DELETE',
+        url: `/holds/${'a'.repeat(MAX_PARAM_LENGTH * 2)}`,
+        headers: { 'x-payment-token': 'x' },
+      }),
       414,
       'uri_too_long',
     );

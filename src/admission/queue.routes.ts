@@ -159,7 +159,8 @@ export async function queueRoutes(
     {
       schema: {
         summary: "A queue ticket's place, wait and, once admitted, its admission token",
-        description: 'Answered from memory: ask as often as every second or two. 404 for a ticket this service did not sign.',
+        description:
+          'Answered from memory: ask as often as every second or two. 404 for a ticket this service did not sign.',
         tags: ['queue'],
         params: TicketParams,
         response: { 200: Status, ...problems('validation_failed', 'not_found') },

@@ -173,7 +173,9 @@ export class QueueService {
   async join(eventId: number, customer: string | null): Promise<Joined> {
     if (customer?.startsWith(ANONYMOUS_PREFIX)) {
       throw new DomainError('validation_failed', `a customer may not start with ${ANONYMOUS_PREFIX}`, {
-        errors: [{ path: 'body/customer', message: `must not start with ${ANONYMOUS_PREFIX} (kept for anonymous tickets)` }],
+        errors: [
+          { path: 'body/customer', message: `must not start with ${ANONYMOUS_PREFIX} (kept for anonymous tickets)` },
+        ],
       });
     }
     const ticket = await this.batcher.submit(eventId, { customer });
@@ -274,7 +276,8 @@ export class QueueService {
         return false;
       const drawing = !queue.shuffled;
       if (drawing) await this.draw(tx, queue);
-      const since = queue.tickedAt === null ? this.tickMs : now.getTime() - queue.tickedAt.getTime();
+      // The first tick earns from the opening (its draw may have come with a join meanwhile).
+      const since = now.getTime() - (queue.tickedAt ?? event.limits.saleOpensAt).getTime();
       // Another process ticked this event within the tick: once per tick, whoever comes.
       if (since < this.tickMs && !drawing) return false;
       const waiting = queue.nextPosition - 1 - queue.admittedThrough;

@@ -36,7 +36,9 @@ export function parseAdmissionKeys(value: string | undefined): AdmissionKeys {
     const secret = colon > 0 ? entry.slice(colon + 1).trim() : '';
     if (!KID.test(kid)) throw new Error('ADMISSION_SECRET must be a comma-separated list of kid:secret');
     if (secret.length < ADMISSION_SECRET_MIN_LENGTH)
-      throw new Error(`ADMISSION_SECRET: the secret of kid ${kid} must be at least ${ADMISSION_SECRET_MIN_LENGTH} characters`);
+      throw new Error(
+        `ADMISSION_SECRET: the secret of kid ${kid} must be at least ${ADMISSION_SECRET_MIN_LENGTH} characters`,
+      );
     if (byKid.has(kid)) throw new Error(`ADMISSION_SECRET names kid ${kid} twice`);
     byKid.set(kid, Buffer.from(secret));
   }

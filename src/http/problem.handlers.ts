@@ -63,8 +63,11 @@ export function registerProblemHandlers(app: App, securityHeaders: Record<string
 
 /**
  * Fastify's frameworkErrors option: a URL the router cannot take (bad percent-encoding, a path
- * parameter over 100 characters) is a problem like any other, not Fastify's own JSON.
+ * parameter over MAX_PARAM_LENGTH characters) is a problem like any other, not Fastify's own JSON.
  */
+/** The longest path parameter, in characters: a queue ticket (a few hundred) fits. */
+export const MAX_PARAM_LENGTH = 1024;
+
 export function frameworkErrorHandler(
   securityHeaders: Record<string, string>,
 ): NonNullable<FastifyServerOptions['frameworkErrors']> {
@@ -72,7 +75,7 @@ export function frameworkErrorHandler(
     reply.headers(securityHeaders);
     const problem =
       error.code === 'FST_ERR_MAX_PARAM_LENGTH'
-        ? { code: 'uri_too_long' as const, detail: 'a segment of the path is over 100 characters' }
+        ? { code: 'uri_too_long' as const, detail: `a segment of the path is over ${MAX_PARAM_LENGTH} characters` }
         : error.code === 'FST_ERR_BAD_URL'
           ? { code: 'malformed_url' as const, detail: 'the path is not validly percent-encoded' }
           : toProblem(error, request);

@@ -51,7 +51,11 @@ export interface QueueStore {
   insertTickets(tx: Tx, eventId: number, tickets: TicketRow[], now: Date): Promise<void>;
   /** The pre-queue's tickets, by ticket_no (queue locked). */
   prequeueTicketNos(tx: Tx, eventId: number): Promise<number[]>;
-  assignPositions(tx: Tx, eventId: number, positions: ReadonlyArray<readonly [ticketNo: number, position: number]>): Promise<void>;
+  assignPositions(
+    tx: Tx,
+    eventId: number,
+    positions: ReadonlyArray<readonly [ticketNo: number, position: number]>,
+  ): Promise<void>;
   /** Records that admission reached `through` at `at` (queue locked). */
   insertAdvance(tx: Tx, eventId: number, through: number, at: Date): Promise<void>;
   setPaused(eventId: number, paused: boolean): Promise<boolean>;
@@ -122,7 +126,12 @@ export function queueStatements(db: SqlDatabase): QueueStore {
 
     async ticketsOfCustomers(tx, eventId, customers) {
       if (customers.length === 0) return [];
-      const rows = await tx.rows<{ ticket_no: number; customer: string; prequeue: boolean | number; position: number | null }>(
+      const rows = await tx.rows<{
+        ticket_no: number;
+        customer: string;
+        prequeue: boolean | number;
+        position: number | null;
+      }>(
         `select ticket_no, customer, prequeue, position from queue_tickets
           where event_id = $1 and ${mysql ? 'customer in ($2)' : 'customer = any($2::text[])'}`,
         [eventId, customers],
@@ -138,9 +147,10 @@ export function queueStatements(db: SqlDatabase): QueueStore {
     async insertTickets(tx, eventId, tickets, now) {
       if (tickets.length === 0) return;
       if (mysql) {
-        await tx.run('insert into queue_tickets (event_id, ticket_no, customer, joined_at, prequeue, position) values $1', [
-          tickets.map((t) => [eventId, t.ticketNo, t.customer, now, t.prequeue, t.position]),
-        ]);
+        await tx.run(
+          'insert into queue_tickets (event_id, ticket_no, customer, joined_at, prequeue, position) values $1',
+          [tickets.map((t) => [eventId, t.ticketNo, t.customer, now, t.prequeue, t.position])],
+        );
         return;
       }
       await tx.run(

@@ -17,17 +17,19 @@ import type { SqlDatabase, Tx } from './sql.ts';
 import { type WebhookStore, webhookStatements } from './webhooks.sql.ts';
 
 export type { Tx } from './sql.ts';
-export type { BookingStore, ChangeStore, EventStore, HoldStore, IdempotencyStore, ListingStore, QueueStore, WebhookStore };
+export type {
+  BookingStore,
+  ChangeStore,
+  EventStore,
+  HoldStore,
+  IdempotencyStore,
+  ListingStore,
+  QueueStore,
+  WebhookStore,
+};
 
 export interface Store
-  extends EventStore,
-    HoldStore,
-    BookingStore,
-    IdempotencyStore,
-    ChangeStore,
-    WebhookStore,
-    ListingStore,
-    QueueStore {
+  extends EventStore, HoldStore, BookingStore, IdempotencyStore, ChangeStore, WebhookStore, ListingStore, QueueStore {
   readonly backend: SqlDatabase['backend'];
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;

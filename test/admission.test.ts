@@ -1,0 +1,482 @@
+// The waiting room, tested as a buyer, an operator and an attacker would use it: joining before
+// and after the opening, the pre-queue's draw, admission at its rate over simulated minutes (a
+// manual clock, ticked by hand), tokens tampered with, expired, moved to another event or
+// customer, or shared past the limit, two processes ticking one queue, and the database going
+// away during the sale.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type App, buildApp } from '../src/app.ts';
+import { drawOrder } from '../src/admission/queue.service.ts';
+import { parseAdmissionKeys, signAdmission, signTicket } from '../src/admission/tokens.ts';
+import { DatabaseUnavailable } from '../src/errors.ts';
+import type { Store } from '../src/storage/store.ts';
+import { contractHarness, contractTest, isProblem } from './support/contract.ts';
+import { type Harness, backends, books, testConfig } from './support/helpers.ts';
+
+type H = Harness & { close: () => Promise<void> };
+
+const SECRET = 'k1:admission-test-secret-0123456789abcdef';
+const SEED = 'admission-test-seed';
+const ADMIN = { authorization: 'Bearer queue-admin-token-01234' };
+// QUEUE_TICK_MS=0: no timer; the tests tick by hand, one simulated second at a time.
+const ENV = {
+  ADMIN_TOKEN: 'queue-admin-token-01234',
+  ADMISSION_SECRET: SECRET,
+  QUEUE_SHUFFLE_SEED: SEED,
+  QUEUE_TICK_MS: '0',
+};
+const LIMIT = 4;
+
+interface Status {
+  event_id: number;
+  state: string;
+  position: number | null;
+  ahead: number | null;
+  eta_seconds: number | null;
+  admission_token: string | null;
+  admission_expires_at: string | null;
+}
+type Joined = Status & { ticket: string };
+
+const iso = (h: H, seconds: number) => new Date(h.clock.now().getTime() + seconds * 1000).toISOString();
+
+async function queuedEvent(
+  h: H,
+  { seats = 100, opensIn = 60, rate = 60, ttl = 600, prequeueIn = null as number | null, limits = {} } = {},
+): Promise<number> {
+  const res = await h.app.inject({
+    method: 'POST',
+    url: '/events',
+    headers: ADMIN,
+    payload: {
+      event: {
+        name: 'On sale',
+        total_seats: seats,
+        max_seats_per_customer: LIMIT,
+        sale_opens_at: iso(h, opensIn),
+        queue: {
+          admit_per_minute: rate,
+          admission_ttl_seconds: ttl,
+          prequeue_opens_at: prequeueIn === null ? null : iso(h, prequeueIn),
+        },
+        ...limits,
+      },
+    },
+  });
+  assert.equal(res.statusCode, 201, res.body);
+  return res.json<{ event_id: number }>().event_id;
+}
+
+async function join(app: App, eventId: number, customer?: string): Promise<Joined> {
+  const res = await app.inject({
+    method: 'POST',
+    url: `/events/${eventId}/queue`,
+    payload: customer === undefined ? {} : { customer },
+  });
+  assert.equal(res.statusCode, 200, res.body);
+  return res.json<Joined>();
+}
+
+async function status(app: App, ticket: string): Promise<Status> {
+  const res = await app.inject({ method: 'GET', url: `/queue/${ticket}` });
+  assert.equal(res.statusCode, 200, res.body);
+  return res.json<Status>();
+}
+
+const holdWith = (app: App, eventId: number, qty: number, token?: string, customer?: string) =>
+  app.inject({
+    method: 'POST',
+    url: '/holds',
+    headers: token === undefined ? {} : { 'admission-token': token },
+    payload: { hold: { event_id: eventId, qty, ...(customer === undefined ? {} : { customer }) } },
+  });
+
+/** Moves the clock on one second at a time, ticking after each, as the timer would. */
+async function run(h: H, seconds: number, apps: App[] = [h.app]): Promise<void> {
+  for (let s = 0; s < seconds; s++) {
+    h.clock.advanceSeconds(1);
+    for (const app of apps) await app.queue.tick();
+  }
+}
+
+async function summary(app: App, eventId: number) {
+  const res = await app.inject({ method: 'GET', url: `/events/${eventId}/queue`, headers: ADMIN });
+  assert.equal(res.statusCode, 200, res.body);
+  return res.json<{ joined: number; waiting: number; admitted_through: number; paused: boolean; sold_out: boolean }>();
+}
+
+/** A buyer who joins, waits until admitted, and returns the token. */
+async function admitted(h: H, eventId: number, customer?: string): Promise<{ joined: Joined; token: string }> {
+  const joined = await join(h.app, eventId, customer);
+  for (let i = 0; i < 600; i++) {
+    const now = await status(h.app, joined.ticket);
+    if (now.state === 'admitted') return { joined, token: now.admission_token! };
+    await run(h, 1);
+  }
+  throw new Error('never admitted');
+}
+
+describe('the pre-queue draw', () => {
+  test('is reproducible from its seed, differs with another seed, and is not the join order', () => {
+    const tickets = Array.from({ length: 200 }, (_, i) => i + 1);
+    const order = drawOrder(SEED, tickets);
+    assert.deepEqual(drawOrder(SEED, tickets), order);
+    assert.deepEqual(
+      [...order].sort((a, b) => a - b),
+      tickets,
+      'a permutation: every ticket once',
+    );
+    assert.notDeepEqual(order, tickets);
+    assert.notDeepEqual(drawOrder(`${SEED}-other`, tickets), order);
+  });
+});
+
+for (const backend of backends()) {
+  describe(`admission on ${backend.name}`, () => {
+    let h: H;
+    before(async () => {
+      h = await contractHarness(backend, { env: ENV });
+    });
+    after(() => h.close());
+
+    test('a queue needs sale_opens_at and max_seats_per_customer; the event shows its queue', async () => {
+      const bad = await h.app.inject({
+        method: 'POST',
+        url: '/events',
+        headers: ADMIN,
+        payload: { event: { name: 'x', total_seats: 10, queue: { admit_per_minute: 10 } } },
+      });
+      const body = isProblem(bad, 400, 'validation_failed');
+      const paths = (body.errors as Array<{ path: string }>).map((e) => e.path);
+      assert.deepEqual(paths.sort(), ['body/event/max_seats_per_customer', 'body/event/sale_opens_at']);
+      const eventId = await queuedEvent(h, { ttl: 300 });
+      const event = (await h.app.inject({ method: 'GET', url: `/events/${eventId}` })).json<Record<string, unknown>>();
+      assert.deepEqual(event.queue, { admit_per_minute: 60, admission_ttl_seconds: 300, prequeue_opens_at: null });
+      assert.equal(event.sale_opens_at, iso(h, 60));
+      // Staff change the rate alone: the rest stays.
+      const patched = await h.app.inject({
+        method: 'PATCH',
+        url: `/events/${eventId}`,
+        headers: ADMIN,
+        payload: { event: { queue: { admit_per_minute: 120 } } },
+      });
+      assert.equal(patched.statusCode, 200, patched.body);
+      assert.deepEqual(patched.json<Record<string, unknown>>().queue, {
+        admit_per_minute: 120,
+        admission_ttl_seconds: 300,
+        prequeue_opens_at: null,
+      });
+      // A queue cannot lose its cap per customer.
+      const uncapped = await h.app.inject({
+        method: 'PATCH',
+        url: `/events/${eventId}`,
+        headers: ADMIN,
+        payload: { event: { max_seats_per_customer: null } },
+      });
+      isProblem(uncapped, 400, 'validation_failed');
+    });
+
+    test('before the pre-queue opens joins are refused; in it, no place; the same customer gets the same ticket', async () => {
+      const eventId = await queuedEvent(h, { opensIn: 120, prequeueIn: 60 });
+      isProblem(
+        await h.app.inject({ method: 'POST', url: `/events/${eventId}/queue`, payload: {} }),
+        409,
+        'queue_not_open',
+      );
+      h.clock.advanceSeconds(60);
+      const first = await join(h.app, eventId, 'Ann+sale@Example.com');
+      assert.equal(first.state, 'prequeue');
+      assert.equal(first.position, null);
+      const again = await join(h.app, eventId, 'ann@example.com');
+      assert.equal(again.ticket, first.ticket, 'one ticket per customer, however the address is written');
+      const anonymous = [await join(h.app, eventId), await join(h.app, eventId)];
+      assert.notEqual(anonymous[0]!.ticket, anonymous[1]!.ticket);
+      // Nobody can take an anonymous ticket's allowance by naming it.
+      isProblem(
+        await h.app.inject({
+          method: 'POST',
+          url: `/events/${eventId}/queue`,
+          payload: { customer: `queue-ticket:${eventId}:2` },
+        }),
+        400,
+        'validation_failed',
+      );
+      // Holds are refused before the opening, token or not.
+      isProblem(await holdWith(h.app, eventId, 1), 403, 'sale_not_open');
+    });
+
+    test('at the opening the pre-queue is drawn from the seed, once; later joiners go to the back in order', async () => {
+      const eventId = await queuedEvent(h, { opensIn: 30, rate: 1 });
+      const early = [];
+      for (let i = 0; i < 40; i++) early.push(await join(h.app, eventId, `early-${i}`));
+      await run(h, 30);
+      const places = await Promise.all(early.map(async (joined) => (await status(h.app, joined.ticket)).position));
+      // Ticket numbers are 1..40 in join order; the draw gives ticket drawOrder[k] place k + 1.
+      const order = drawOrder(
+        SEED,
+        Array.from({ length: 40 }, (_, i) => i + 1),
+      );
+      assert.deepEqual(
+        places,
+        early.map((_, i) => order.indexOf(i + 1) + 1),
+      );
+      assert.notDeepEqual(
+        places,
+        early.map((_, i) => i + 1),
+        'not the join order',
+      );
+      const late = [await join(h.app, eventId, 'late-1'), await join(h.app, eventId, 'late-2')];
+      assert.deepEqual(
+        late.map((j) => j.position),
+        [41, 42],
+      );
+      assert.equal(late[0]!.state, 'waiting');
+      assert.ok(late[0]!.ahead! >= 39 && late[0]!.eta_seconds! > 0);
+      // Joining again after the draw gives back the very same ticket, now with its place.
+      const again = await join(h.app, eventId, 'early-0');
+      assert.equal(again.ticket, early[0]!.ticket);
+      assert.equal(again.position, places[0]);
+    });
+
+    test('admission keeps its rate over simulated minutes, smoothly, in the order of the places', async () => {
+      const eventId = await queuedEvent(h, { seats: 1000, opensIn: 0, rate: 90 });
+      const joined = [];
+      for (let i = 0; i < 500; i++) joined.push(await join(h.app, eventId));
+      let before = 0;
+      for (let second = 1; second <= 240; second++) {
+        await run(h, 1);
+        const now = (await summary(h.app, eventId)).admitted_through;
+        // 90 a minute is 1.5 a second: 1 or 2 each second, never a burst.
+        assert.ok(now - before >= 1 && now - before <= 2, `second ${second}: ${now - before} admitted`);
+        before = now;
+      }
+      assert.equal(before, 360, '4 minutes at 90 a minute');
+      // Exactly the first 360 places are admitted, and the 361st is next.
+      for (const index of [0, 1, 359, 360, 361, 499]) {
+        const now = await status(h.app, joined[index]!.ticket);
+        assert.equal(now.position, index + 1);
+        assert.equal(now.state, index < 360 ? 'admitted' : 'waiting', `place ${index + 1}`);
+        if (index >= 360) assert.equal(now.ahead, index - 360);
+      }
+    });
+
+    test('holds need a valid admission token: missing, tampered, other event, expired, other customer, replayed', async () => {
+      const eventId = await queuedEvent(h, { opensIn: 0, rate: 600, ttl: 120 });
+      const other = await queuedEvent(h, { opensIn: 0, rate: 600 });
+      const missing = isProblem(await holdWith(h.app, eventId, 1), 403, 'admission_required');
+      assert.equal(missing.queue, `/events/${eventId}/queue`);
+      const { joined, token } = await admitted(h, eventId, 'buyer@example.com');
+      assert.equal((await status(h.app, joined.ticket)).admission_token, token, 'the same token on every ask');
+
+      const tampered = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
+      isProblem(await holdWith(h.app, eventId, 1, tampered), 403, 'admission_invalid');
+      // Claims changed and re-encoded, under the old signature.
+      const [kind, kid, payload, mac] = token.split('.');
+      const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+      const forged = Buffer.from(JSON.stringify({ ...claims, exp: (claims.exp as number) + 3600 })).toString(
+        'base64url',
+      );
+      isProblem(await holdWith(h.app, eventId, 1, `${kind}.${kid}.${forged}.${mac}`), 403, 'admission_invalid');
+      // Signed with a key this service does not have.
+      const stranger = parseAdmissionKeys('k1:someone-elses-secret-0123456789abcdef');
+      const foreign = signAdmission(stranger, {
+        eventId,
+        ticketNo: 1,
+        customer: 'buyer@example.com',
+        issuedAt: h.clock.now(),
+        expiresAt: new Date(h.clock.now().getTime() + 60_000),
+      });
+      isProblem(await holdWith(h.app, eventId, 1, foreign), 403, 'admission_invalid');
+      // A ticket is not an admission token.
+      isProblem(await holdWith(h.app, eventId, 1, joined.ticket), 403, 'admission_invalid');
+      isProblem(await holdWith(h.app, other, 1, token), 403, 'admission_invalid');
+      isProblem(await holdWith(h.app, eventId, 1, token, 'someone-else@example.com'), 403, 'admission_invalid');
+
+      // The right customer, written another way, or left out: granted, under the token's customer.
+      const granted = await holdWith(h.app, eventId, 2, token, 'Buyer+x@Example.com');
+      assert.equal(granted.statusCode, 201, granted.body);
+      assert.equal(granted.json<{ customer: string }>().customer, 'buyer@example.com');
+      const alsoGranted = await holdWith(h.app, eventId, 2, token);
+      assert.equal(alsoGranted.statusCode, 201, alsoGranted.body);
+      // Replayed past what one admission may take.
+      isProblem(await holdWith(h.app, eventId, 1, token), 409, 'customer_limit_reached');
+      const [row] = await h.store.sql.rows<{ admission_ticket: number; n: number }>(
+        'select admission_ticket, count(*) as n from holds where event_id = $1 group by admission_ticket',
+        [eventId],
+      );
+      assert.equal(Number(row!.n), 2);
+      assert.equal(Number(row!.admission_ticket), 1, 'the jti is recorded with the hold');
+
+      h.clock.advanceSeconds(121);
+      isProblem(await holdWith(h.app, eventId, 1, token), 403, 'admission_expired');
+      assert.equal((await status(h.app, joined.ticket)).state, 'expired');
+      assert.ok((await books(h.store, eventId, h.clock.now())).balanced);
+    });
+
+    test('an anonymous admission counts against an allowance of its own', async () => {
+      const eventId = await queuedEvent(h, { opensIn: 0, rate: 600 });
+      const { token } = await admitted(h, eventId);
+      const granted = await holdWith(h.app, eventId, LIMIT, token);
+      assert.equal(granted.statusCode, 201, granted.body);
+      assert.match(granted.json<{ customer: string }>().customer, new RegExp(`^queue-ticket:${eventId}:\\d+$`));
+      isProblem(await holdWith(h.app, eventId, 1, token), 409, 'customer_limit_reached');
+    });
+
+    test('admission pauses while sold out and when staff pause it, and resumes', async () => {
+      const eventId = await queuedEvent(h, { seats: 4, opensIn: 0, rate: 60 });
+      const { token } = await admitted(h, eventId, 'first');
+      const waiting = await join(h.app, eventId, 'second');
+      const granted = await holdWith(h.app, eventId, 4, token);
+      assert.equal(granted.statusCode, 201, granted.body);
+      const through = (await summary(h.app, eventId)).admitted_through;
+      await run(h, 10);
+      assert.equal((await summary(h.app, eventId)).admitted_through, through, 'no admission while sold out');
+      assert.equal((await status(h.app, waiting.ticket)).state, 'sold_out');
+      const { hold_id, payment_token } = granted.json<{ hold_id: number; payment_token: string }>();
+      const released = await h.app.inject({
+        method: 'DELETE',
+        url: `/holds/${hold_id}`,
+        headers: { 'x-payment-token': payment_token },
+      });
+      assert.equal(released.statusCode, 200);
+      const paused = await h.app.inject({ method: 'POST', url: `/events/${eventId}/queue/pause`, headers: ADMIN });
+      assert.equal(paused.json<{ paused: boolean }>().paused, true);
+      await run(h, 5);
+      assert.equal((await status(h.app, waiting.ticket)).state, 'paused');
+      await h.app.inject({ method: 'POST', url: `/events/${eventId}/queue/resume`, headers: ADMIN });
+      await run(h, 2);
+      assert.equal((await status(h.app, waiting.ticket)).state, 'admitted');
+    });
+
+    test('an event without a queue sells as before; sale_opens_at alone only holds the sale back', async () => {
+      const res = await h.app.inject({
+        method: 'POST',
+        url: '/events',
+        headers: ADMIN,
+        payload: { event: { name: 'plain', total_seats: 5, sale_opens_at: iso(h, 10) } },
+      });
+      const eventId = res.json<{ event_id: number }>().event_id;
+      isProblem(await holdWith(h.app, eventId, 1), 403, 'sale_not_open');
+      isProblem(await h.app.inject({ method: 'POST', url: `/events/${eventId}/queue`, payload: {} }), 404, 'not_found');
+      h.clock.advanceSeconds(10);
+      assert.equal((await holdWith(h.app, eventId, 1)).statusCode, 201);
+    });
+
+    test('bad tickets are 404; bad joins 4xx and change nothing', async () => {
+      isProblem(await h.app.inject({ method: 'GET', url: '/queue/not-a-ticket' }), 404, 'not_found');
+      const forged = signTicket(parseAdmissionKeys('k1:someone-elses-secret-0123456789abcdef'), {
+        eventId: 1,
+        ticketNo: 1,
+        customer: null,
+        position: 1,
+      });
+      isProblem(await h.app.inject({ method: 'GET', url: `/queue/${forged}` }), 404, 'not_found');
+      const eventId = await queuedEvent(h, { opensIn: 0 });
+      for (const payload of [{ customer: '' }, { customer: 5 }, { who: 'x' }]) {
+        isProblem(
+          await h.app.inject({ method: 'POST', url: `/events/${eventId}/queue`, payload }),
+          400,
+          'validation_failed',
+        );
+      }
+      assert.equal((await summary(h.app, eventId)).joined, 0);
+    });
+  });
+
+  describe(`admission while the database is away, on ${backend.name}`, () => {
+    let h: H;
+    let down = false;
+    before(async () => {
+      h = await contractHarness(backend, {
+        env: ENV,
+        wrapStore: (store) =>
+          new Proxy(store, {
+            get(target, prop, receiver) {
+              const value = Reflect.get(target, prop, receiver) as unknown;
+              if (typeof value !== 'function') return value;
+              return (...args: unknown[]) => {
+                if (down) throw new DatabaseUnavailable('test: the database is away');
+                return (value as (...a: unknown[]) => unknown).apply(target, args);
+              };
+            },
+          }),
+      });
+    });
+    after(() => h.close());
+
+    test('joins get 503, status keeps answering, nobody is admitted twice, no place is lost', async () => {
+      const eventId = await queuedEvent(h, { opensIn: 0, rate: 60 });
+      const joined = [];
+      for (let i = 0; i < 10; i++) joined.push(await join(h.app, eventId, `buyer-${i}`));
+      await run(h, 3);
+      const before = await Promise.all(joined.map((j) => status(h.app, j.ticket)));
+      down = true;
+      const refused = await h.app.inject({ method: 'POST', url: `/events/${eventId}/queue`, payload: {} });
+      isProblem(refused, 503, 'database_unavailable');
+      assert.equal(refused.headers['retry-after'], '1');
+      await assert.rejects(h.app.queue.tick(), DatabaseUnavailable);
+      const during = await Promise.all(joined.map((j) => status(h.app, j.ticket)));
+      assert.deepEqual(during, before, 'status answered from memory');
+      down = false;
+      await run(h, 5);
+      const after = await Promise.all(joined.map((j) => status(h.app, j.ticket)));
+      assert.deepEqual(
+        after.map((s) => s.position),
+        before.map((s) => s.position),
+        'every place kept',
+      );
+      const through = (await summary(h.app, eventId)).admitted_through;
+      assert.equal(after.filter((s) => s.state === 'admitted').length, through);
+      const [steps] = await h.store.sql.rows<{ n: number; top: number }>(
+        'select count(*) as n, max(through) as top from queue_advances where event_id = $1',
+        [eventId],
+      );
+      assert.equal(Number(steps!.top), through);
+    });
+  });
+
+  if (backend.name === 'pglite') continue;
+
+  describe(`admission with two processes on one ${backend.name} database`, () => {
+    let h: H;
+    let second: { app: App; store: Store };
+    before(async () => {
+      h = await contractHarness(backend, { env: ENV });
+      const store = await backend.reopen(h.url);
+      second = { app: await buildApp({ config: testConfig(ENV), store, clock: h.clock }), store };
+      await second.app.ready();
+    });
+    after(async () => {
+      await second.app.close();
+      await second.store.close();
+      await h.close();
+    });
+
+    test('both tick every second, concurrently: the queue is admitted once, at its rate', async () => {
+      const eventId = await queuedEvent(h, { opensIn: 0, rate: 120 });
+      const joined = [];
+      for (let i = 0; i < 300; i++) joined.push(await join(i % 2 === 0 ? h.app : second.app, eventId));
+      for (let s = 0; s < 60; s++) {
+        h.clock.advanceSeconds(1);
+        await Promise.all([h.app.queue.tick(), second.app.queue.tick()]);
+      }
+      assert.equal((await summary(h.app, eventId)).admitted_through, 120, 'one minute at 120 a minute, not twice');
+      // Each process learns where admission got within a tick (at once by NOTIFY on PostgreSQL);
+      // then both give the same answer, the same token included.
+      await Promise.all([h.app.queue.refresh(), second.app.queue.refresh()]);
+      for (const index of [0, 119, 120]) {
+        const [a, b]: Status[] = await Promise.all([
+          status(h.app, joined[index]!.ticket),
+          status(second.app, joined[index]!.ticket),
+        ]);
+        assert.deepEqual(a, b);
+      }
+      const positions = new Set(
+        (await Promise.all(joined.map((j) => status(second.app, j.ticket)))).map((s) => s.position),
+      );
+      assert.equal(positions.size, 300, 'every ticket its own place');
+    });
+  });
+}
+
+contractTest();
