@@ -362,6 +362,47 @@ for (const backend of backends()) {
       assert.equal((await holdWith(h.app, eventId, 1)).statusCode, 201);
     });
 
+    test('the status stream (fetch over a socket) says the place at once, then the admission', async () => {
+      const base = await h.app.listen({ port: 0, host: '127.0.0.1' });
+      const eventId = await queuedEvent(h, { opensIn: 0, rate: 60 });
+      const first = await join(h.app, eventId, 'streamer-1');
+      const second = await join(h.app, eventId, 'streamer-2');
+      const head = await fetch(`${base}/queue/${second.ticket}/stream`, { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      assert.match(String(head.headers.get('content-type')), /^text\/event-stream/);
+      const controller = new AbortController();
+      const res = await fetch(`${base}/queue/${second.ticket}/stream`, { signal: controller.signal });
+      assert.equal(res.status, 200);
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = '';
+      const nextStatus = async (): Promise<Status> => {
+        for (;;) {
+          const end = text.indexOf('\n\n');
+          if (end >= 0) {
+            const message = text.slice(0, end);
+            text = text.slice(end + 2);
+            const data = /^event: status\ndata: (.*)$/m.exec(message);
+            if (data !== null) return JSON.parse(data[1]!) as Status;
+            continue;
+          }
+          const { value, done } = await reader.read();
+          if (done) throw new Error('stream ended');
+          text += value;
+        }
+      };
+      const opening = await nextStatus();
+      assert.equal(opening.state, 'waiting');
+      assert.equal(opening.position, 2);
+      // Two seconds at 60 a minute admit places 1 and 2; the stream says so without being asked.
+      await run(h, 2);
+      let now = await nextStatus();
+      while (now.state !== 'admitted') now = await nextStatus();
+      assert.equal(now.position, 2);
+      assert.equal(now.admission_token, (await status(h.app, second.ticket)).admission_token);
+      assert.equal((await status(h.app, first.ticket)).state, 'admitted');
+      controller.abort();
+    });
+
     test('bad tickets are 404; bad joins 4xx and change nothing', async () => {
       isProblem(await h.app.inject({ method: 'GET', url: '/queue/not-a-ticket' }), 404, 'not_found');
       const forged = signTicket(parseAdmissionKeys('k1:someone-elses-secret-0123456789abcdef'), {

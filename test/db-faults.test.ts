@@ -138,6 +138,65 @@ describe(
       await assertBooksHold(s, eventId, load.bookings);
     });
 
+    test('a queue through a 3 s stop: status answers from memory, joins get fast 503s, admission resumes once, places kept', async () => {
+      const created = await call(s.base, 'POST', '/events', {
+        event: {
+          name: 'Queued sale',
+          total_seats: 10_000,
+          max_seats_per_customer: 4,
+          sale_opens_at: new Date(Date.now() - 1000).toISOString(),
+          queue: { admit_per_minute: 1200 },
+        },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const eventId = created.body.event_id as number;
+      const tickets: string[] = [];
+      for (let i = 0; i < 400; i++) {
+        const joined = await call(s.base, 'POST', `/events/${eventId}/queue`, { customer: `fan-${i}` });
+        assert.equal(joined.status, 200, JSON.stringify(joined.body));
+        tickets.push(joined.body.ticket as string);
+      }
+      const admittedThrough = async () =>
+        (await call(s.base, 'GET', `/events/${eventId}/queue`)).body.admitted_through as number;
+      await until(async () => (await admittedThrough()) >= 20);
+      const statuses = async () => Promise.all(tickets.map((t) => call(s.base, 'GET', `/queue/${t}`)));
+      const before = await statuses();
+      const down = server.stopFor(3000);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const during = await statuses();
+      const join = await call(s.base, 'POST', `/events/${eventId}/queue`, { customer: 'during-outage' });
+      await down;
+      assert.ok(
+        during.every((reply) => reply.status === 200),
+        'every status answered while the database was down',
+      );
+      assert.equal(join.status, 503);
+      assert.equal(join.retryAfter, '1');
+      assert.ok(join.ms < MAX_TIME_TO_503_MS, `a join answered 503 in ${join.ms} ms`);
+      const stopped = await admittedThrough();
+      await until(async () => (await admittedThrough()) >= stopped + 20);
+      const after = await statuses();
+      assert.deepEqual(
+        after.map((reply) => reply.body.position),
+        before.map((reply) => reply.body.position),
+        'every place kept',
+      );
+      const through = await admittedThrough();
+      const admitted = after.filter((reply) => reply.body.state === 'admitted').length;
+      assert.ok(admitted >= stopped && admitted <= through, `${admitted} admitted, watermark ${through}`);
+      // Each step of admission once, in order, and none bigger than 2 s at 1200 a minute: no burst after the outage.
+      const steps = await s.store.sql.rows<{ through: number }>(
+        'select through from queue_advances where event_id = $1 order by at, through',
+        [eventId],
+      );
+      const throughs = steps.map((step) => Number(step.through));
+      assert.deepEqual(
+        throughs,
+        [...throughs].sort((a, b) => a - b),
+      );
+      throughs.forEach((value, i) => assert.ok(value - (throughs[i - 1] ?? 0) <= 41, `step to ${value}`));
+    });
+
     test('a commit in doubt answers 503 outcome_unknown, and a retry with the same key or hold tells the truth', async () => {
       const eventId = await createEvent(s.base, 10);
       const granted = await holdOn(s.base, eventId, 1);
