@@ -99,7 +99,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const events = new EventsService(store, clock, outbox);
   const holds = new HoldsService(store, clock, config, outbox, metrics);
   // Admission runs in every serving process, once per event among them (admission/queue.service.ts).
-  const queue = new QueueService(store, clock, config, app.log);
+  const queue = new QueueService(store, clock, config, app.log, metrics);
   app.decorate('queue', queue);
   app.addHook('onReady', () => queue.start());
   app.addHook('onClose', () => queue.stop());

@@ -19,6 +19,11 @@ export interface Metrics {
   webhookDeliveries: Counter<'outcome'>;
   /** Seconds from a change to the 2xx of the webhook request that carried it, per change delivered. */
   webhookLag: Histogram;
+  /** Per queued event, as this process last read it: places given and not yet admitted. */
+  queueWaiting: Gauge<'event_id'>;
+  /** Per queued event: every place up to this one is admitted. */
+  queueAdmittedThrough: Gauge<'event_id'>;
+  queueJoins: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -26,6 +31,19 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry });
   return {
     registry,
+    queueWaiting: new Gauge({
+      name: 'queue_waiting',
+      help: 'Buyers given a place in the queue and not yet admitted, per event',
+      labelNames: ['event_id'],
+      registers: [registry],
+    }),
+    queueAdmittedThrough: new Gauge({
+      name: 'queue_admitted_through',
+      help: 'Every place up to this one is admitted, per event',
+      labelNames: ['event_id'],
+      registers: [registry],
+    }),
+    queueJoins: new Counter({ name: 'queue_joins_total', help: 'Queue joins answered', registers: [registry] }),
     httpDuration: new Histogram({
       name: 'http_request_duration_seconds',
       help: 'HTTP request duration by route and status',

@@ -18,6 +18,7 @@
 import { createHmac } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Clock } from '../clock.ts';
+import type { Metrics } from '../metrics.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { KeyedBatcher } from '../holds/keyed-batcher.ts';
 import type { QueueRow, QueueStateRow, TicketRow } from '../storage/queue.sql.ts';
@@ -126,6 +127,7 @@ export class QueueService {
     private readonly clock: Clock,
     private readonly config: QueueConfig,
     private readonly log?: FastifyBaseLogger,
+    private readonly metrics?: Metrics,
   ) {
     this.batcher = new KeyedBatcher(
       (eventId, requests) => this.joinBatch(eventId, requests),
@@ -179,6 +181,7 @@ export class QueueService {
       });
     }
     const ticket = await this.batcher.submit(eventId, { customer });
+    this.metrics?.queueJoins.inc();
     const known = await this.knownOf(eventId).catch(() => undefined);
     return { ticket: signTicket(this.config.admissionKeys, ticket), status: this.statusOf(ticket, known) };
   }
@@ -318,6 +321,9 @@ export class QueueService {
       if (!sameState(known.row, row)) changed.add(row.eventId);
       known.row = row;
       this.known.set(row.eventId, known);
+      const label = { event_id: String(row.eventId) };
+      this.metrics?.queueWaiting.set(label, row.nextPosition - 1 - row.admittedThrough);
+      this.metrics?.queueAdmittedThrough.set(label, row.admittedThrough);
     }
     for (const [id, known] of this.known) {
       if ((eventId === undefined || id === eventId) && !seen.has(id)) {
