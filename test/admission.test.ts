@@ -9,6 +9,7 @@ import { type App, buildApp } from '../src/app.ts';
 import { drawOrder } from '../src/admission/queue.service.ts';
 import { parseAdmissionKeys, signAdmission, signTicket } from '../src/admission/tokens.ts';
 import { DatabaseUnavailable } from '../src/errors.ts';
+import { redactedUrl } from '../src/http/hooks.ts';
 import type { Store } from '../src/storage/store.ts';
 import { contractHarness, contractTest, isProblem } from './support/contract.ts';
 import { type Harness, backends, books, testConfig } from './support/helpers.ts';
@@ -115,6 +116,14 @@ async function admitted(h: H, eventId: number, customer?: string): Promise<{ joi
   }
   throw new Error('never admitted');
 }
+
+describe('the access log', () => {
+  test('never shows a queue ticket', () => {
+    assert.equal(redactedUrl('/queue/qt1.k1.abc.def'), '/queue/[ticket]');
+    assert.equal(redactedUrl('/queue/qt1.k1.abc.def/stream?x=1'), '/queue/[ticket]/stream?x=1');
+    assert.equal(redactedUrl('/events/1/queue'), '/events/1/queue');
+  });
+});
 
 describe('the pre-queue draw', () => {
   test('is reproducible from its seed, differs with another seed, and is not the join order', () => {

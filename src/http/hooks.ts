@@ -68,7 +68,7 @@ export function registerRequestHooks(
       request.log[config.accessLogLevel](
         {
           method: request.method,
-          url: request.url,
+          url: redactedUrl(request.url),
           status: reply.statusCode,
           ms: Math.round(reply.elapsedTime * 10) / 10,
         },
@@ -85,3 +85,9 @@ export function registerRequestHooks(
     middleware(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined));
   });
 }
+
+/**
+ * The URL as logged: a queue ticket in the path is a credential (it yields its admission
+ * token), so it is left out, as payment tokens are (they travel in a header, never logged).
+ */
+export const redactedUrl = (url: string): string => url.replace(/^\/queue\/[^/?]+/, '/queue/[ticket]');
