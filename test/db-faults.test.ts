@@ -156,8 +156,15 @@ describe(
         assert.equal(joined.status, 200, JSON.stringify(joined.body));
         tickets.push(joined.body.ticket as string);
       }
-      const admittedThrough = async () =>
-        (await call(s.base, 'GET', `/events/${eventId}/queue`)).body.admitted_through as number;
+      // The summary reads the database: right after the outage it may still answer 503, with no number.
+      const admittedThrough = async (): Promise<number> => {
+        for (;;) {
+          const summary = await call(s.base, 'GET', `/events/${eventId}/queue`);
+          if (summary.status === 200) return summary.body.admitted_through as number;
+          assert.equal(summary.status, 503, JSON.stringify(summary.body));
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      };
       await until(async () => (await admittedThrough()) >= 20);
       const statuses = async () => Promise.all(tickets.map((t) => call(s.base, 'GET', `/queue/${t}`)));
       const before = await statuses();
