@@ -82,7 +82,9 @@ const port = await new Promise<number>((resolve) => {
     probe.close(() => resolve(port));
   });
 });
-const server = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
+// BENCH_SERVER_NODE_ARGS: extra node flags for the server only (say, --cpu-prof --cpu-prof-dir=DIR).
+const serverNodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const server = spawn(process.execPath, [...serverNodeArgs, '--import', 'tsx', 'src/cli.ts', 'serve'], {
   env: {
     ...process.env,
     NODE_ENV: 'production',
@@ -142,6 +144,8 @@ async function round(count: number): Promise<void> {
     JSON.stringify({ hold: { event_id: event.event_id, qty: 1 } }),
   );
   let granted = 0;
+  // On the monotonic clock, which V8 CPU profiles use: `bench/profile-summary.ts --window` splits a profile by round.
+  const windowStartUs = Number(process.hrtime.bigint() / 1000n);
   const load = await runLoad({
     host: '127.0.0.1',
     port,
@@ -153,6 +157,7 @@ async function round(count: number): Promise<void> {
     prime: httpRequest('GET', '/healthz', '127.0.0.1'),
   });
   const stopped = Date.now();
+  const windowUs = `${windowStartUs},${Number(process.hrtime.bigint() / 1000n)}`;
   const atStop = mine.map((hook) => hook.positions.size);
   let drainedMs = NaN;
   while (Date.now() - stopped < Number(args['drain-timeout']) * 1000) {
@@ -175,6 +180,7 @@ async function round(count: number): Promise<void> {
       drainedAfterStopMs: count === 0 ? null : drainedMs,
       lagMs: count === 0 ? null : { p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), max: sorted.at(-1) },
       badSignatures,
+      windowUs,
     }),
   );
   // Out of the way of the next round.
