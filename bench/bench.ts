@@ -8,6 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseAdmissionKeys, signAdmission } from '../src/admission/tokens.ts';
 import { freePort } from '../test/support/throwaway-postgres.ts';
 import { type CpuSplit, type DatabaseCpuProbe, cpuWindow } from './cpu.ts';
 import { type DatabaseProvider, openProvider } from './databases.ts';
@@ -34,6 +37,12 @@ const PROFILE_DIR = resolve('.bench/profiles');
 const SCRATCH_DIR = resolve('.bench/run');
 /** Seats per event: the API's maximum, more than a run here can hold. */
 const ROOMY_SEATS = 1_000_000;
+/** --features: the servers' ADMISSION_SECRET, so that the bench signs tokens as their queues would. */
+const BENCH_ADMISSION_SECRET = `bench:${randomBytes(24).toString('base64url')}`;
+/** --features without --customer-limit: max_seats_per_customer of the events. */
+const FEATURES_CUSTOMER_LIMIT = 4;
+/** --features: how long the bench's admission tokens last (the queue's default window). */
+const FEATURES_ADMISSION_TTL_SECONDS = 600;
 /** Holds outlive every run, so nothing lapses mid-measurement. */
 const BENCH_HOLD_TTL_SECONDS = 3600;
 
@@ -98,6 +107,8 @@ interface Server {
   database: DatabaseCpuProbe | null;
   /** max_seats_per_customer of the events the bench makes on it (--customer-limit). */
   customerLimit?: number | undefined;
+  /** --features: its events are queued, every hold carries a customer and a token, one webhook. */
+  features?: boolean;
 }
 
 /** One measured window: the load, then what the processes did meanwhile. */
@@ -277,33 +288,79 @@ async function measureCeilingWindows(child: Child, round: Round, busyBefore: num
   return measured;
 }
 
-/** --customer-limit for a tree's events (its label's, else the one for all). */
-const customerLimitOf = (label: string) => options.customerLimit[label] ?? options.customerLimit[''];
+/** --features for a tree (its label, or all). */
+const featuresOf = (label: string) => options.features.includes(label) || options.features.includes('all');
+/** --customer-limit for a tree's events (its label's, else the one for all; with --features, at least some limit). */
+const customerLimitOf = (label: string) =>
+  options.customerLimit[label] ??
+  options.customerLimit[''] ??
+  (featuresOf(label) ? FEATURES_CUSTOMER_LIMIT : undefined);
+
+/** An event the bench makes on a server: with --features, queued and already open. */
+function benchEvent(server: Pick<Server, 'target' | 'customerLimit' | 'features'>, name: string): Promise<number> {
+  const queued = server.features
+    ? { sale_opens_at: new Date(Date.now() - 60_000).toISOString(), queue: { admit_per_minute: 1 } }
+    : {};
+  return createEvent(server.target, name, ROOMY_SEATS, server.customerLimit, queued);
+}
 
 /** Fresh events for one measured window. */
-async function hotEvents(target: Target, limit: number | undefined): Promise<HotEvent[]> {
+async function hotEvents(server: Server): Promise<HotEvent[]> {
   const events: HotEvent[] = [];
   for (let k = 0; k < options.events; k++) {
-    const id = await createEvent(target, `bench hot event ${k + 1}`, ROOMY_SEATS, limit);
-    events.push({ id, total: ROOMY_SEATS });
+    events.push({ id: await benchEvent(server, `bench hot event ${k + 1}`), total: ROOMY_SEATS });
   }
   return events;
 }
 
+const admissionKeys = parseAdmissionKeys(BENCH_ADMISSION_SECRET);
+/** A token as the queue signs one when the customer's turn comes (the customer's number as its ticket). */
+function admissionToken(eventId: number, customer: string): string {
+  const now = new Date();
+  return signAdmission(admissionKeys, {
+    eventId,
+    ticketNo: Number(customer.slice(2)),
+    customer,
+    issuedAt: now,
+    expiresAt: new Date(now.getTime() + FEATURES_ADMISSION_TTL_SECONDS * 1000),
+  });
+}
+
 /** The shape of the load of one window at `conns` connections (closed loop). */
-const loadShape = (conns: number) => ({
+const loadShape = (conns: number, features = false) => ({
   scenario: options.scenario,
   connections: conns,
   graceMs: options.graceSeconds * 1000,
   qty: options.qty,
   durationMs: options.durationSeconds * 1000,
-  uniqueCustomers: options.uniqueCustomers,
+  uniqueCustomers: options.uniqueCustomers || features,
+  admissionToken: features ? admissionToken : undefined,
 });
 
+/** --features: the one webhook endpoint, in this process, answering 200 to every request. */
+let receiver: Promise<{ url: string; requests: number; bytes: number }> | undefined;
+function webhookReceiver() {
+  receiver ??= new Promise((resolve) => {
+    const state = { url: '', requests: 0, bytes: 0 };
+    const http = createServer((request, response) => {
+      state.requests++;
+      request.on('data', (chunk: Buffer) => (state.bytes += chunk.length));
+      request.on('end', () => response.writeHead(200).end());
+    });
+    http.unref();
+    http.listen(0, '127.0.0.1', () => {
+      state.url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/hook`;
+      resolve(state);
+    });
+  });
+  return receiver;
+}
+
 /** The warm-up, on an event of its own. */
-async function warmUp(target: Target, conns: number, limit: number | undefined): Promise<void> {
-  const id = await createEvent(target, 'bench warm-up', ROOMY_SEATS, limit);
-  const shape = { ...loadShape(conns), durationMs: options.warmupSeconds * 1000 };
+async function warmUp(server: Server, conns: number): Promise<void> {
+  const { target } = server;
+  const id = await benchEvent(server, 'bench warm-up');
+  const shape = { ...loadShape(conns, server.features), durationMs: options.warmupSeconds * 1000 };
   const outcome = await runScenario(target, [{ id, total: ROOMY_SEATS }], shape);
   if (!outcome.books.ok) progress(`  warm-up books: ${outcome.books.problems.join('; ')}`);
 }
@@ -313,7 +370,7 @@ async function warmUp(target: Target, conns: number, limit: number | undefined):
  * --open-loop rate, each on fresh events and followed by the books check.
  */
 async function measureTarget(server: Server, round: Round): Promise<Measurement[]> {
-  if (options.warmupSeconds > 0) await warmUp(server.target, round.conns, server.customerLimit);
+  if (options.warmupSeconds > 0) await warmUp(server, round.conns);
   // With --streams, the closed loop twice: without and with the streams, alternating by round.
   const streamCounts =
     options.streams === 0 ? [0] : round.repeat % 2 === 1 ? [0, options.streams] : [options.streams, 0];
@@ -370,9 +427,9 @@ async function measureWindow(
     streamCount === 0
       ? server.subject
       : { ...server.subject, target: server.subject.target.replace(/(@|$)/, `+${streamCount}sse$1`) };
-  const events = await hotEvents(target, server.customerLimit);
+  const events = await hotEvents(server);
   const busyBefore = await quiet();
-  const shape = loadShape(round.conns);
+  const shape = loadShape(round.conns, server.features);
   const listeners = streamCount === 0 ? undefined : await openStreams(target, events, streamCount);
   let stop: ReturnType<typeof startWindow> | undefined;
   let ended: Pick<Window, 'usage' | 'cpu' | 'window' | 'serverStats' | 'streams'> | undefined;
@@ -426,6 +483,10 @@ function serverEnv(database: Record<string, string>, tree: Tree, adminToken: str
   };
   if (options.poolSize !== undefined) env.DATABASE_POOL_SIZE = String(options.poolSize);
   if (options.batchMax !== undefined) env.HOLD_BATCH_MAX = String(options.batchMax);
+  if (featuresOf(tree.label)) {
+    env.ADMISSION_SECRET = BENCH_ADMISSION_SECRET;
+    env.WEBHOOK_ALLOW_PRIVATE_URLS = 'true';
+  }
   return { ...env, ...options.treeEnv[tree.label] };
 }
 
@@ -475,8 +536,18 @@ async function measureServer({ provider, database, tree, round }: ServerRun): Pr
         },
         database,
         customerLimit: customerLimitOf(tree.label),
+        features: featuresOf(tree.label),
       };
+      if (server.features) {
+        const hook = await api(server.target, 'POST', '/webhooks', { url: (await webhookReceiver()).url });
+        if (hook.status !== 201)
+          throw new Error(`POST /webhooks answered ${hook.status}: ${JSON.stringify(hook.json)}`);
+      }
       measured = await measureTarget(server, round);
+      if (server.features) {
+        const { requests, bytes } = await webhookReceiver();
+        progress(`  webhook receiver so far: ${requests} requests, ${(bytes / 1e6).toFixed(1)} MB`);
+      }
     } finally {
       await child.stop();
     }

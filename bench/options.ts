@@ -55,6 +55,8 @@ export interface Options {
   uniqueCustomers: boolean;
   /** --customer-limit: max_seats_per_customer of the events the bench makes, per tree label ('' for all). */
   customerLimit: Record<string, number>;
+  /** --features LABEL|all: the trees whose load carries the round's fairness features (issue 22). */
+  features: string[];
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -126,6 +128,17 @@ Per-customer limits (issue 19):
                                    max_seats_per_customer N; with LABEL, only that tree's
                                    (repeatable), e.g. the same DIR twice, --tree limit=DIR
                                    --tree none=DIR --customer-limit limit:4 --customers unique
+
+The round's fairness features (issue 22):
+  --features LABEL|all             that tree's (repeatable), or every tree's, events get
+                                   max_seats_per_customer (--customer-limit, else 4) and an
+                                   admission queue already open; every hold carries a customer
+                                   of its own and a valid Admission-Token for it (signed by the
+                                   bench with the server's ADMISSION_SECRET, as the queue signs
+                                   them); one webhook endpoint (a loopback receiver in the bench
+                                   process answering 200) gets every change. The change feed is
+                                   on, as by default. E.g. the same DIR twice: --tree none=DIR
+                                   --tree all=DIR --features all
 
 A/B in one run (each round measures every tree, the order rotating from round to round):
   --tree [LABEL=]DIR               also measure another checkout of the service (repeatable):
@@ -209,6 +222,7 @@ const SPEC = {
   'stream-scope': string,
   customers: string,
   'customer-limit': repeatable,
+  features: repeatable,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -273,6 +287,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     streamScope: oneOf(values['stream-scope'] ?? 'event', ['event', 'all'] as const, '--stream-scope'),
     uniqueCustomers: oneOf(values.customers ?? 'none', ['none', 'unique'] as const, '--customers') === 'unique',
     customerLimit: customerLimits(values['customer-limit'] ?? []),
+    features: values.features ?? [],
     ...treeSettings(values['tree-env'] ?? [], values['tree-backend'] ?? [], backend),
   };
 }

@@ -32,6 +32,8 @@ export interface LoadShape {
   qty: number;
   /** Every hold carries a customer of its own (--customers unique). */
   uniqueCustomers?: boolean;
+  /** --features: each hold also carries this Admission-Token for its event and customer. */
+  admissionToken?: ((eventId: number, customer: string) => string) | undefined;
 }
 
 export interface OpenArrivals {
@@ -97,10 +99,11 @@ export async function createEvent(
   name: string,
   totalSeats: number,
   maxSeatsPerCustomer?: number,
+  extra: Record<string, unknown> = {},
 ): Promise<number> {
   const limit = maxSeatsPerCustomer === undefined ? {} : { max_seats_per_customer: maxSeatsPerCustomer };
   const { status, json } = await api<{ event_id: number }>(target, 'POST', '/events', {
-    event: { name, total_seats: totalSeats, ...limit },
+    event: { name, total_seats: totalSeats, ...limit, ...extra },
   });
   if (status !== 201) throw new Error(`POST /events answered ${status}: ${JSON.stringify(json)}`);
   return json.event_id;
@@ -131,19 +134,15 @@ export async function runScenario(
   );
   // --customers unique: a request of its own per hold (c-1, c-2, …), built when sent.
   let customers = 0;
-  const holdRequest = (i: number) =>
-    shape.uniqueCustomers
-      ? tag(
-          httpRequest(
-            'POST',
-            '/holds',
-            hostHeader,
-            JSON.stringify({ hold: { event_id: events[i]!.id, qty: shape.qty, customer: `c-${++customers}` } }),
-          ),
-          'hold',
-          i,
-        )
-      : holdRequests[i]!;
+  const holdRequest = (i: number) => {
+    if (!shape.uniqueCustomers && shape.admissionToken === undefined) return holdRequests[i]!;
+    const customer = `c-${++customers}`;
+    const eventId = events[i]!.id;
+    const headers: Record<string, string> =
+      shape.admissionToken === undefined ? {} : { 'admission-token': shape.admissionToken(eventId, customer) };
+    const body = JSON.stringify({ hold: { event_id: eventId, qty: shape.qty, customer } });
+    return tag(httpRequest('POST', '/holds', hostHeader, body, headers), 'hold', i);
+  };
   const snapshotRequests = events.map((event, i) =>
     tag(httpRequest('GET', `/events/${event.id}`, hostHeader), 'snapshot', i),
   );
