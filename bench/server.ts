@@ -1,5 +1,5 @@
 // The box office as the benchmark runs it, in its own process: the same wiring as
-// `box-office serve` (config from env, migrate, buildApp, sweeper, listen), plus bench-only
+// `box-office serve` (config from env, migrate, buildApp, sweeper, webhook deliveries, listen), plus bench-only
 // routes:
 //   GET  /__bench/recount/:id  audit an event's counters against SUMs over its rows
 //   POST /__bench/stats/reset, GET /__bench/stats  what the server did during a measurement
@@ -13,6 +13,7 @@ import { createMetrics } from '../src/metrics.ts';
 import { recount } from '../src/storage/audit.sql.ts';
 import { openStore } from '../src/storage/open.ts';
 import type { Sql } from '../src/storage/sql.ts';
+import { WebhookWorker } from '../src/webhooks/delivery.ts';
 import { Sweeper } from '../src/worker/sweeper.ts';
 import { traceTransactions } from './trace.ts';
 
@@ -79,8 +80,13 @@ const sweeper = new Sweeper({
   metrics,
   onError: (error) => log.error({ err: error }, 'sweep failed'),
 });
+// As `serve` does: a webhook a bench registers (--features) is delivered by this process.
+const webhooks = config.webhooksInServe
+  ? new WebhookWorker({ store, clock: systemClock, config, metrics, log, feed: app.changeFeed })
+  : undefined;
 await app.listen({ port: config.port, host: config.host });
 sweeper.start();
+webhooks?.start();
 const address = app.server.address();
 process.send?.({ ready: true, port: typeof address === 'object' && address !== null ? address.port : config.port });
 
@@ -92,6 +98,7 @@ const stop = () => {
   app
     .close()
     .then(() => sweeper.stop())
+    .then(() => webhooks?.stop())
     .then(() => store.close())
     .then(
       () => process.exit(0),
