@@ -68,8 +68,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: requestIdOf,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    frameworkErrors: frameworkErrorHandler(headers.fixed),
-    clientErrorHandler: clientErrorHandler(headers.fixed),
+    frameworkErrors: frameworkErrorHandler(headers),
+    clientErrorHandler: clientErrorHandler(headers),
     // Per-client rate limits key on the client's address; behind proxies, believe that many.
     trustProxy: config.trustProxyHops > 0 ? (_address: string, hop: number) => hop < config.trustProxyHops : false,
     // Strict bodies: nothing coerced ("5" is not 5), nothing silently dropped.
@@ -80,7 +80,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // Only JSON bodies are accepted; anything else is 415 before a route runs.
   app.removeContentTypeParser(['text/plain']);
   registerJsonParser(app);
-  registerProblemHandlers(app, headers.fixed);
+  registerProblemHandlers(app, headers);
   registerRequestHooks(app, config, metrics, headers);
   // Root-level hooks, handlers and onRoute steps, registered before the route plugins so that
   // every route gets them (a plugin inherits what its parent has when it is registered).
