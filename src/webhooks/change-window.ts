@@ -14,8 +14,10 @@ export interface WindowChange {
   json: string;
 }
 
-/** Changes kept at most. */
-const WINDOW_MAX = 20_000;
+/** Changes kept: trimmed back to WINDOW_KEEP once past WINDOW_MAX, so that a trim, which copies
+ * the window, comes once per WINDOW_MAX - WINDOW_KEEP changes rather than on every read. */
+const WINDOW_KEEP = 20_000;
+const WINDOW_MAX = 30_000;
 
 export class ChangeWindow {
   /** Every change after this position, up to the last held, is held. */
@@ -54,10 +56,10 @@ export class ChangeWindow {
     const end = this.empty ? this.after : this.changes[this.changes.length - 1]!.change.position;
     // Another read extended it meanwhile: keep whichever knowledge is contiguous.
     if (end !== from || more.length === 0) return;
-    this.changes.push(...more);
+    for (const change of more) this.changes.push(change);
     this.empty = false;
     if (this.changes.length > WINDOW_MAX) {
-      const drop = this.changes.length - WINDOW_MAX;
+      const drop = this.changes.length - WINDOW_KEEP;
       this.after = this.changes[drop - 1]!.change.position;
       this.changes = this.changes.slice(drop);
     }
