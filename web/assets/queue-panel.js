@@ -97,8 +97,11 @@ export function queuePanel(eventId, onEventSaved) {
       `Sale ${opens}; ${joins}; ${count(queue.admit_per_minute, 'buyer')} admitted per minute, each with ` +
       `${durationText(queue.admission_ttl_seconds)} to hold seats.`;
     if (summary === null) rate.value.textContent = queue.admit_per_minute.toLocaleString('en');
-    if (document.activeElement !== rateInput)
-      rateInput.value = String(summary?.admit_per_minute ?? queue.admit_per_minute);
+    showRate(queue.admit_per_minute);
+  };
+  /** The rate field follows the rate in force, except while staff type a new one. @param {number} perMinute */
+  const showRate = (perMinute) => {
+    if (document.activeElement !== rateInput) rateInput.value = String(perMinute);
   };
 
   /** @param {Summary} next */
@@ -106,6 +109,7 @@ export function queuePanel(eventId, onEventSaved) {
     summary = next;
     waiting.value.textContent = next.waiting.toLocaleString('en');
     rate.value.textContent = next.admit_per_minute.toLocaleString('en');
+    showRate(next.admit_per_minute);
     through.value.textContent = next.admitted_through.toLocaleString('en');
     prequeue.value.textContent = next.prequeue.toLocaleString('en');
     lastEta.value.textContent = next.last_eta_seconds === null ? '–' : durationText(next.last_eta_seconds);
