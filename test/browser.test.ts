@@ -759,6 +759,48 @@ describe('signing in to the console, in Chromium', { skip: chromiumMissing }, ()
     await context.close();
     assert.deepEqual(problems, []);
   });
+
+  test("a queued event's page, read-only, shows the queue's settings but neither its staff figures nor its controls", async () => {
+    const admin = { authorization: `Bearer ${token}` };
+    const { event_id: eventId } = await s.call<{ event_id: number }>(
+      'POST',
+      '/events',
+      {
+        event: {
+          name: 'Queued, read-only',
+          total_seats: 10,
+          max_seats_per_customer: 2,
+          sale_opens_at: new Date(Date.now() + 3_600_000).toISOString(),
+          queue: { admit_per_minute: 300, admission_ttl_seconds: 600 },
+        },
+      },
+      admin,
+    );
+    await s.call('POST', `/events/${eventId}/queue`, { customer: 'early@example.com' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems = watchPage(page);
+    await page.goto(`${s.base}/console/events/${eventId}`);
+    const panel = page.locator('#queue-panel');
+    await panel.locator('#queue-state[data-mode="read-only"]').waitFor();
+    assert.match(
+      await panel.locator('#queue-settings').innerText(),
+      /^Sale opens .*; joining open now; 300 buyers admitted per minute, each with 10 min to hold seats\.$/,
+    );
+    await panel.getByText('Sign in with the admin token to see how many wait').waitFor();
+    assert.equal(await panel.locator('#queue-waiting').innerText(), '–');
+    assert.equal(await panel.getByRole('button', { name: 'Pause admission' }).isVisible(), false);
+    assert.equal(await panel.getByRole('button', { name: 'Set rate' }).isVisible(), false);
+    assert.equal(await page.getByText('Sale opening and queue').isVisible(), false);
+
+    await page.getByLabel('Admin token').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await panel.locator('#queue-state[data-mode="prequeue"]').waitFor();
+    assert.equal(await panel.locator('#queue-prequeue').innerText(), '1');
+    await panel.getByRole('button', { name: 'Pause admission' }).waitFor();
+    await context.close();
+    assert.deepEqual(problems, []);
+  });
 });
 
 contractTest(chromiumMissing);

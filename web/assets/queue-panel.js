@@ -86,6 +86,8 @@ export function queuePanel(eventId, onEventSaved) {
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let timer;
   let reading = false;
+  /** The summary answered 401: not asked again until staff sign in. */
+  let readOnly = false;
 
   const showSettings = () => {
     if (event?.queue == null) return;
@@ -132,11 +134,13 @@ export function queuePanel(eventId, onEventSaved) {
     reading = true;
     try {
       showSummary(await api(`${base}/queue`, { admin: true }));
+      readOnly = false;
       replace(problem);
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
         // Read-only: the settings above are public; the live figures are for staff.
         summary = null;
+        readOnly = true;
         state.textContent = 'Figures for staff';
         state.dataset.mode = 'read-only';
         note.textContent = 'Sign in with the admin token to see how many wait and how far admission has got.';
@@ -151,7 +155,7 @@ export function queuePanel(eventId, onEventSaved) {
 
   const schedule = () => {
     clearTimeout(timer);
-    if (event?.queue == null || document.visibilityState !== 'visible') return;
+    if (event?.queue == null || readOnly || document.visibilityState !== 'visible') return;
     timer = setTimeout(() => void read().then(schedule), POLL_MS);
   };
   document.addEventListener('visibilitychange', () => {
@@ -233,7 +237,7 @@ export function queuePanel(eventId, onEventSaved) {
     setAdmin(admin) {
       if (admin === isAdmin) return;
       isAdmin = admin;
-      void read();
+      void read().then(schedule);
     },
   };
 }
