@@ -619,6 +619,12 @@ describe('the waiting room, in Chromium', { skip: chromiumMissing }, () => {
     const buyerContext = await browser.newContext();
     const buyer = await buyerContext.newPage();
     const buyerProblems = watchPage(buyer);
+    // This buyer's status stream is refused: the page follows the queue by polling instead.
+    const streamed: string[] = [];
+    await buyer.route(/\/queue\/[^/]+\/stream$/, (route) => {
+      streamed.push(route.request().url());
+      return route.abort();
+    });
     await buyer.goto(`${s.base}/buy?event=${eventId}`);
     await buyer.getByLabel('Your email or account id').fill('late@example.com');
     await buyer.getByRole('button', { name: 'Join the queue' }).click();
@@ -642,6 +648,7 @@ describe('the waiting room, in Chromium', { skip: chromiumMissing }, () => {
     await panel.locator('#queue-waiting', { hasText: /^0$/ }).waitFor();
     assert.equal(await panel.locator('#queue-through').innerText(), '5');
     await room(buyer).getByRole('heading', { name: "It's your turn" }).waitFor();
+    assert.ok(streamed.length > 0, 'the page tried the stream first');
     await buyerContext.close();
     assert.deepEqual(buyerProblems, []);
 

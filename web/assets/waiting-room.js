@@ -115,12 +115,17 @@ export function waitingRoom({ section, button, customer }) {
     customer.readOnly = false;
   };
 
+  /** The hold form's button and customer follow the room; the section tells the state. */
   const render = () => {
-    section.hidden = event === null;
     button.textContent =
       event !== null && status?.state !== 'admitted' && status?.state !== 'closed' ? 'Join the queue' : 'Hold seats';
     customer.readOnly = place !== null;
     button.disabled = place !== null && status?.state !== 'admitted';
+    renderSection();
+  };
+
+  const renderSection = () => {
+    section.hidden = event === null;
     if (event === null) return;
     section.dataset.state = status?.state ?? 'not_joined';
     replace(
@@ -163,8 +168,10 @@ export function waitingRoom({ section, button, customer }) {
     select(snapshot) {
       const next = snapshot?.queue != null ? snapshot : null;
       if (next?.event_id === event?.event_id) {
+        // The same event again (a stream message): the button is left alone, so a request in
+        // flight keeps it disabled.
         event = next;
-        render();
+        renderSection();
         return;
       }
       stop();
