@@ -472,6 +472,198 @@ describe('the console and the buyer in Chromium', { skip: chromiumMissing }, () 
   });
 });
 
+describe('the waiting room, in Chromium', { skip: chromiumMissing }, () => {
+  // A real queue on the system clock: admission ticks every 100 ms, so a few places at a rate of
+  // some per second go through in seconds, as they would in a sale.
+  let browser: Browser;
+  let s: Served;
+  let context: BrowserContext;
+  let problems: string[];
+  before(async () => {
+    browser = await launchChromium();
+    s = await serve({ QUEUE_TICK_MS: '100', ADMISSION_SECRET: 'k1:browser-queue-secret-0123456789abcdef' });
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+  });
+
+  async function open(url: string): Promise<Page> {
+    context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const page = await context.newPage();
+    problems = watchPage(page);
+    await page.goto(`${s.base}${url}`);
+    return page;
+  }
+  const done = async () => {
+    await context.close();
+    assert.deepEqual(problems, []);
+  };
+
+  /** An event on sale since a second ago, through a queue admitting `rate` a minute. */
+  const queuedEvent = async (name: string, rate: number) =>
+    (
+      await s.call<{ event_id: number }>('POST', '/events', {
+        event: {
+          name,
+          total_seats: 20,
+          max_seats_per_customer: 4,
+          sale_opens_at: new Date(Date.now() - 1000).toISOString(),
+          queue: { admit_per_minute: rate, admission_ttl_seconds: 900 },
+        },
+      })
+    ).event_id;
+  const joinAs = (eventId: number, customer: string) =>
+    s.call<{ ticket: string; position: number }>('POST', `/events/${eventId}/queue`, { customer });
+  const room = (page: Page) => page.locator('#waiting-room');
+
+  test('a buyer waits in the queue, keeps the place over a reload, is admitted, and holds seats with the token', async () => {
+    const eventId = await queuedEvent('Stadium on-sale', 120);
+    // Paused while three join, so that the places are known when the page shows them.
+    await s.call('POST', `/events/${eventId}/queue/pause`);
+    await joinAs(eventId, 'early-1@example.com');
+    await joinAs(eventId, 'early-2@example.com');
+
+    const page = await open(`/buy?event=${eventId}`);
+    await room(page).getByRole('heading', { name: 'This sale has a waiting room' }).waitFor();
+    await room(page)
+      .getByText(/Stadium on-sale sells through a queue\..* you have 15 min to hold seats/)
+      .waitFor();
+    await page.getByLabel('Your email or account id').fill('Fan@Example.com');
+    await page.getByRole('button', { name: 'Join the queue' }).click();
+
+    await room(page).and(page.locator('[data-state="paused"]')).waitFor();
+    await room(page).getByRole('heading', { name: 'The queue is paused' }).waitFor();
+    assert.equal(await page.locator('#waiting-position').innerText(), '3');
+    assert.equal(await page.locator('#waiting-ahead').innerText(), '2');
+    assert.match(
+      await page.locator('#waiting-text').innerText(),
+      /paused admission for a moment\. You keep your place\. You are number 3 in line, with 2 people ahead of you\./,
+    );
+    assert.equal(await page.getByRole('button', { name: 'Join the queue' }).isDisabled(), true);
+    await page.screenshot({ path: screenshotPath('buy-queue.png') });
+
+    // A reload keeps the place: the ticket is in the tab's sessionStorage.
+    await page.reload();
+    await room(page).and(page.locator('[data-state="paused"]')).waitFor();
+    assert.equal(await page.locator('#waiting-position').innerText(), '3');
+    assert.equal(await page.getByLabel('Your email or account id').inputValue(), 'Fan@Example.com');
+
+    const sent: Array<string | undefined> = [];
+    page.on('request', (request) => {
+      if (request.method() === 'POST' && new URL(request.url()).pathname === '/holds')
+        sent.push(request.headers()['admission-token']);
+    });
+    await s.call('POST', `/events/${eventId}/queue/resume`);
+    await room(page).and(page.locator('[data-state="waiting"], [data-state="admitted"]')).waitFor();
+    await room(page).getByRole('heading', { name: "It's your turn" }).waitFor({ timeout: 15_000 });
+    assert.match(await page.locator('#waiting-text').innerText(), /^Hold your seats now, before \d\d:\d\d:\d\d\./);
+    await page.screenshot({ path: screenshotPath('buy-queue-admitted.png') });
+
+    await page.getByRole('spinbutton', { name: 'Seats' }).fill('2');
+    await page.getByRole('button', { name: 'Hold seats' }).click();
+    await page.getByRole('heading', { name: 'Your seats are held' }).waitFor();
+    assert.equal(sent.length, 1);
+    assert.match(sent[0] ?? '', /^at1\./, 'the hold carried the admission token');
+    const { holds } = await s.call<{ holds: Array<{ qty: number; customer: string | null; status: string }> }>(
+      'GET',
+      `/events/${eventId}/holds`,
+    );
+    assert.deepEqual(
+      holds.map(({ qty, customer, status }) => ({ qty, customer, status })),
+      [{ qty: 2, customer: 'fan@example.com', status: 'active' }],
+    );
+    await done();
+  });
+
+  test("staff set a queue on an event, watch it, pause it (the buyer's page says so), change the rate, resume it and remove it", async () => {
+    const { event_id: eventId } = await s.call<{ event_id: number }>('POST', '/events', {
+      event: { name: 'Arena night', total_seats: 30 },
+    });
+    const page = await open(`/console/events/${eventId}`);
+    await page.getByRole('heading', { name: `#${eventId} Arena night` }).waitFor();
+    const panel = page.locator('#queue-panel');
+    assert.equal(await panel.isVisible(), false, 'no queue, no panel');
+
+    await page.getByText('Sale opening and queue').click();
+    const form = page.getByRole('form', { name: 'Sale opening and queue of Arena night' });
+    const opened = await page.evaluate(() => {
+      const at = new Date(Date.now() - 60_000);
+      return new Date(at.getTime() - at.getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
+    });
+    await form.getByLabel('Sale opens at').fill(opened);
+    await form.getByLabel('Sell through a queue').check();
+    await form.getByLabel('Admit per minute').fill('60');
+    await form.getByLabel('Seconds to buy once admitted').fill('900');
+    await form.getByRole('button', { name: 'Save sale settings' }).click();
+    // A queue needs a cap per customer: refused, in words.
+    const refusal = form.getByRole('alert');
+    await refusal.getByText('Request failed validation').waitFor();
+    assert.match(await refusal.innerText(), /event › max_seats_per_customer: is required with a queue/);
+
+    await s.call('PATCH', `/events/${eventId}`, { event: { max_seats_per_customer: 4 } });
+    await form.getByRole('button', { name: 'Save sale settings' }).click();
+    await form
+      .getByRole('status')
+      .getByText(/^Saved: opens at \d\d:\d\d:\d\d, a queue admitting 60 buyers a minute, 15 min each to buy\.$/)
+      .waitFor();
+    await panel.waitFor();
+    await panel.locator('#queue-state[data-mode="admitting"]').waitFor();
+    assert.equal(await panel.locator('#queue-rate').innerText(), '60');
+
+    await panel.getByRole('button', { name: 'Pause admission' }).click();
+    await panel.getByRole('status').getByText('Admission paused.', { exact: false }).waitFor();
+    await panel.locator('#queue-state[data-mode="paused"]').waitFor();
+    for (let i = 1; i <= 4; i++) await joinAs(eventId, `fan-${i}@example.com`);
+
+    const buyerContext = await browser.newContext();
+    const buyer = await buyerContext.newPage();
+    const buyerProblems = watchPage(buyer);
+    // This buyer's status stream is refused: the page follows the queue by polling instead.
+    const streamed: string[] = [];
+    await buyer.route(/\/queue\/[^/]+\/stream$/, (route) => {
+      streamed.push(route.request().url());
+      return route.abort();
+    });
+    await buyer.goto(`${s.base}/buy?event=${eventId}`);
+    await buyer.getByLabel('Your email or account id').fill('late@example.com');
+    await buyer.getByRole('button', { name: 'Join the queue' }).click();
+    await room(buyer).getByRole('heading', { name: 'The queue is paused' }).waitFor();
+    assert.equal(await buyer.locator('#waiting-position').innerText(), '5');
+
+    await panel.locator('#queue-waiting', { hasText: /^5$/ }).waitFor();
+    assert.equal(await panel.locator('#queue-through').innerText(), '0');
+    assert.equal(await panel.locator('#queue-last-eta').innerText(), '5 s', '5 places at 60 a minute');
+
+    await panel.getByLabel('Admit per minute').fill('6000');
+    await panel.getByRole('button', { name: 'Set rate' }).click();
+    await panel.getByRole('status').getByText('Rate set: 6,000 buyers admitted per minute.').waitFor();
+    await panel.locator('#queue-rate', { hasText: '6,000' }).waitFor();
+    const event = await s.call<{ queue: unknown }>('GET', `/events/${eventId}`);
+    assert.deepEqual(event.queue, { admit_per_minute: 6000, admission_ttl_seconds: 900, prequeue_opens_at: null });
+    await page.screenshot({ path: screenshotPath('console-queue.png'), fullPage: true });
+
+    await panel.getByRole('button', { name: 'Resume admission' }).click();
+    await panel.getByRole('status').getByText('Admission resumed.').waitFor();
+    await panel.locator('#queue-waiting', { hasText: /^0$/ }).waitFor();
+    assert.equal(await panel.locator('#queue-through').innerText(), '5');
+    await room(buyer).getByRole('heading', { name: "It's your turn" }).waitFor();
+    assert.ok(streamed.length > 0, 'the page tried the stream first');
+    await buyerContext.close();
+    assert.deepEqual(buyerProblems, []);
+
+    // Removing the queue: the panel goes.
+    await form.getByLabel('Sell through a queue').uncheck();
+    await form.getByRole('button', { name: 'Save sale settings' }).click();
+    await form
+      .getByRole('status')
+      .getByText(/no queue\.$/)
+      .waitFor();
+    await panel.waitFor({ state: 'hidden' });
+    await done();
+  });
+});
+
 describe('a hold that runs out, in Chromium', { skip: chromiumMissing }, () => {
   let browser: Browser;
   let s: Served;
@@ -571,6 +763,48 @@ describe('signing in to the console, in Chromium', { skip: chromiumMissing }, ()
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByText(/^Read-only\./).waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('box-office.admin-token')), null);
+    await context.close();
+    assert.deepEqual(problems, []);
+  });
+
+  test("a queued event's page, read-only, shows the queue's settings but neither its staff figures nor its controls", async () => {
+    const admin = { authorization: `Bearer ${token}` };
+    const { event_id: eventId } = await s.call<{ event_id: number }>(
+      'POST',
+      '/events',
+      {
+        event: {
+          name: 'Queued, read-only',
+          total_seats: 10,
+          max_seats_per_customer: 2,
+          sale_opens_at: new Date(Date.now() + 3_600_000).toISOString(),
+          queue: { admit_per_minute: 300, admission_ttl_seconds: 600 },
+        },
+      },
+      admin,
+    );
+    await s.call('POST', `/events/${eventId}/queue`, { customer: 'early@example.com' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems = watchPage(page);
+    await page.goto(`${s.base}/console/events/${eventId}`);
+    const panel = page.locator('#queue-panel');
+    await panel.locator('#queue-state[data-mode="read-only"]').waitFor();
+    assert.match(
+      await panel.locator('#queue-settings').innerText(),
+      /^Sale opens .*; joining open now; 300 buyers admitted per minute, each with 10 min to hold seats\.$/,
+    );
+    await panel.getByText('Sign in with the admin token to see how many wait').waitFor();
+    assert.equal(await panel.locator('#queue-waiting').innerText(), '–');
+    assert.equal(await panel.getByRole('button', { name: 'Pause admission' }).isVisible(), false);
+    assert.equal(await panel.getByRole('button', { name: 'Set rate' }).isVisible(), false);
+    assert.equal(await page.getByText('Sale opening and queue').isVisible(), false);
+
+    await page.getByLabel('Admin token').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await panel.locator('#queue-state[data-mode="prequeue"]').waitFor();
+    assert.equal(await panel.locator('#queue-prequeue').innerText(), '1');
+    await panel.getByRole('button', { name: 'Pause admission' }).waitFor();
     await context.close();
     assert.deepEqual(problems, []);
   });

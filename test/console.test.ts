@@ -119,6 +119,26 @@ describe('the console as served', () => {
     }
   });
 
+  test("the queue's modules load with the pages that need them, under the same policy", async () => {
+    const files = await consoleAssets();
+    const graph = (file: string) => moduleGraph(files.get(file)!.identity.toString(), files);
+    const wanted = {
+      'event.html': ['assets/queue-panel.js', 'assets/sale-form.js'],
+      'buy.html': ['assets/waiting-room.js'],
+    };
+    for (const [file, modules] of Object.entries(wanted)) {
+      for (const module of modules) assert.ok(graph(file).includes(module), `${file} loads ${module}`);
+    }
+    for (const module of Object.values(wanted).flat()) {
+      const res = await h.app.inject({ method: 'GET', url: `/${module}` });
+      assert.equal(res.statusCode, 200, module);
+      assert.equal(res.headers['content-type'], 'text/javascript; charset=utf-8');
+      assert.match(String(res.headers['content-security-policy']), /script-src 'self'/);
+      // Elements are built with dom.js's h(): no markup from the server's data is ever parsed.
+      assert.doesNotMatch(res.body, /innerHTML|insertAdjacentHTML|document\.write/, module);
+    }
+  });
+
   test(`each page loads at most ${JS_BUDGET_BYTES / 1024} KB of compressed JavaScript`, async (t) => {
     const files = await consoleAssets();
     for (const [url, file] of Object.entries(PAGES)) {

@@ -3,13 +3,15 @@
 // kept in this tab's sessionStorage so that a reload does not lose the seats, and is sent only
 // in the X-Payment-Token header (or the booking body) to this origin. A buyer may give a customer
 // (an email address or account id), sent as hold.customer: an event with per-customer limits
-// counts the seats against it, and one that requires a customer refuses holds without.
+// counts the seats against it, and one that requires a customer refuses holds without. An event
+// that sells through a queue has the buyer wait their turn first (waiting-room.js).
 import { ApiError, api } from './api.js';
 import { countdown } from './countdown.js';
 import { announce, byId, clockTime, count, h, replace } from './dom.js';
 import { limitsForBuyer } from './limits.js';
 import { follow, modeText } from './live.js';
 import { problemView } from './problems.js';
+import { waitingRoom } from './waiting-room.js';
 
 const HOLD_KEY = 'box-office.hold';
 const EXTEND_SECONDS = 60;
@@ -24,6 +26,11 @@ const timeLeft = countdown({
 });
 const outcome = byId('outcome');
 const actionProblem = byId('hold-action-problem');
+const room = waitingRoom({
+  section: byId('waiting-room'),
+  button: /** @type {HTMLButtonElement} */ (byId('hold-button')),
+  customer,
+});
 const actions = /** @type {HTMLButtonElement[]} */ (['book', 'extend', 'release'].map((id) => byId(id)));
 
 /**
@@ -53,6 +60,7 @@ function showAvailability(snapshot) {
   const option = select.querySelector(`option[value="${snapshot.event_id}"]`);
   if (option !== null) option.textContent = `${snapshot.name} (${snapshot.available} left)`;
   if (Number(select.value) !== snapshot.event_id) return;
+  room.select(snapshot);
   byId('limits-note').textContent = 'customer_required' in snapshot ? (limitsForBuyer(snapshot) ?? '') : '';
   byId('availability-text').textContent =
     `${snapshot.name}: ${snapshot.available.toLocaleString('en')} of ${count(snapshot.total, 'seat')} available ` +
@@ -67,6 +75,7 @@ function followEvent() {
   live?.stop();
   lastFigures = '';
   const eventId = Number(select.value);
+  room.select(events.get(eventId) ?? null);
   if (!eventId) return;
   live = follow({
     streamUrl: `/events/${eventId}/stream`,
@@ -222,9 +231,14 @@ byId('hold-form').addEventListener('submit', (submitted) => {
     try {
       const eventId = Number(select.value);
       const who = customer.value.trim();
+      if (room.mustJoin(eventId)) {
+        await room.join(eventId, who);
+        return;
+      }
       const sentAt = Date.now();
       const granted = await api('/holds', {
         method: 'POST',
+        headers: room.headers(eventId),
         body: { hold: { event_id: eventId, qty: Number(qty.value), ...(who === '' ? {} : { customer: who }) } },
       });
       const receivedAt = Date.now();
@@ -253,7 +267,7 @@ byId('hold-form').addEventListener('submit', (submitted) => {
       else if (error instanceof ApiError && ['customer_limit_reached', 'hold_too_large'].includes(error.code))
         qty.focus();
     } finally {
-      button.disabled = false;
+      button.disabled = room.waiting();
     }
   })();
 });

@@ -73,3 +73,12 @@ export function announce(text) {
   const announcer = document.getElementById('announcer');
   if (announcer !== null) announcer.textContent = text;
 }
+
+/** A wait in words: "45 s", "3 min", "1 h 5 min". @param {number} seconds */
+export function durationText(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const minutes = Math.round(s / 60);
+  if (minutes < 60) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h${minutes % 60 === 0 ? '' : ` ${minutes % 60} min`}`;
+}

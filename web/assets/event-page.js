@@ -1,7 +1,8 @@
 // The operator console's page for one event: live counters and bar, holds and bookings per
 // second, recent activity, the event's per-customer limits (staff set them here), and the staff
 // listings with their actions (expire a hold, cancel a booking), a filter by customer with that
-// customer's seats against the limit, and the CSV export.
+// customer's seats against the limit, the CSV export, and for a queued event the queue panel
+// (queue-panel.js) and the sale's opening and queue (sale-form.js).
 import { ApiError, adminToken, api } from './api.js';
 import { Activity, rateChart, renderRecent } from './activity.js';
 import { availabilityBar } from './bar.js';
@@ -11,6 +12,8 @@ import { eventLimitsForm, limitsText } from './limits.js';
 import { listingTable } from './listing-table.js';
 import { follow, modeText } from './live.js';
 import { problemView } from './problems.js';
+import { queuePanel } from './queue-panel.js';
+import { saleForm } from './sale-form.js';
 import { initSession } from './session.js';
 
 const eventId = Number(/^\/console\/events\/(\d+)/.exec(location.pathname)?.[1]);
@@ -19,6 +22,7 @@ const bar = availabilityBar();
 byId('event-bar').append(bar.element);
 /** @type {HTMLAnchorElement} */ (byId('buy-link')).href = `/buy?event=${eventId}`;
 
+const queue = queuePanel(eventId, (snapshot) => showSnapshot(snapshot));
 const activity = new Activity();
 const drawChart = rateChart(byId('rate-chart'));
 let isAdmin = false;
@@ -47,6 +51,7 @@ function showSnapshot(snapshot) {
     byId('limit-per-hold').textContent = text.perHold;
     byId('limit-customer').textContent = text.customer;
   }
+  queue.update(current);
   byId('event-body').hidden = false;
 }
 
@@ -323,8 +328,16 @@ limitsEditor.addEventListener('toggle', () => {
   limitsEditor.append(eventLimitsForm(current, showSnapshot));
 });
 
+const saleEditor = /** @type {HTMLDetailsElement} */ (byId('edit-sale'));
+saleEditor.addEventListener('toggle', () => {
+  if (!saleEditor.open || current === null) return;
+  saleEditor.querySelector('form')?.remove();
+  saleEditor.append(saleForm(current, showSnapshot));
+});
+
 initSession((admin) => {
   isAdmin = admin;
+  queue.setAdmin(admin);
   noteActivity();
   // The recent list starts from the newest holds and bookings; the feed, if any, adds to it.
   if (admin)

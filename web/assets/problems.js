@@ -38,6 +38,16 @@ function advice(problem) {
       return 'Its seats went back on sale. Hold seats again to continue.';
     case 'booking_cancelled':
       return `Booking #${n('booking_id')} for this hold was cancelled by the box office. Hold seats again to book.`;
+    case 'admission_required':
+      return 'Join the queue for this event and hold seats when your turn comes.';
+    case 'admission_invalid':
+      return 'Hold seats as the customer you joined the queue with, for the event you queued for.';
+    case 'admission_expired':
+      return 'Your turn to hold seats has passed.';
+    case 'queue_not_open':
+      return typeof problem.prequeue_opens_at === 'string'
+        ? `The queue opens at ${clockTime(problem.prequeue_opens_at)}. Come back then.`
+        : 'Come back when the queue opens.';
     case 'unauthorized':
       return 'Sign in with the admin token at the top of the page.';
     case 'rate_limited':
