@@ -314,6 +314,21 @@ for (const backend of backends()) {
       const byQuery = await h.app.inject({ method: 'GET', url: `/waitlist/${a.entry_id}?secret=${a.secret}` });
       assert.equal(byQuery.statusCode, 200);
       isProblem(await h.app.inject({ method: 'GET', url: `/events/${eventId}/waitlist` }), 401, 'unauthorized');
+      // A queued event's list is no way round its queue: joining needs the admission token.
+      const past = new Date(h.clock.now().getTime() - 60_000).toISOString();
+      const queued = await createEvent(h.app, 1, {
+        sale_opens_at: past,
+        max_seats_per_customer: 1,
+        queue: { admit_per_minute: 10 },
+      });
+      isProblem(await joinRaw(h.app, queued, 'zed@example.com', 1), 403, 'admission_required');
+      const forged = await h.app.inject({
+        method: 'POST',
+        url: `/events/${queued}/waitlist`,
+        headers: { 'admission-token': 'at1.k1.forged.token' },
+        payload: { qty: 1 },
+      });
+      isProblem(forged, 403, 'admission_invalid');
       // Left, the customer may join again, at the back.
       assert.equal((await leave(h.app, a)).statusCode, 200);
       assert.equal((await joinRaw(h.app, eventId, 'ann@example.com', 1)).statusCode, 201);
