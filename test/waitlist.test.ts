@@ -293,6 +293,25 @@ for (const backend of backends()) {
       await audit(h.store, eventId, h.clock.now());
     });
 
+    test('an entry whose offer would pass a lowered per-customer limit expires, and the seats go on', async () => {
+      const { eventId, holds } = await soldOut(h, 2, { max_seats_per_customer: 2, waitlist_policy: 'strict' });
+      const pair = await join(h.app, eventId, 'pair@q.io', 2);
+      const next = await join(h.app, eventId, 'next@q.io', 1);
+      const lowered = await h.app.inject({
+        method: 'PATCH',
+        url: `/events/${eventId}`,
+        headers: ADMIN,
+        payload: { event: { max_seats_per_customer: 1 } },
+      });
+      assert.equal(lowered.statusCode, 200, lowered.body);
+      await release(h.app, holds[0]!);
+      assert.equal((await entry(h.app, next)).status, 'waiting', 'strict: behind the pair');
+      await release(h.app, holds[1]!);
+      assert.equal((await entry(h.app, pair)).status, 'expired');
+      assert.equal((await entry(h.app, next)).status, 'offered');
+      await audit(h.store, eventId, h.clock.now());
+    });
+
     test('bad input is a 4xx each, and a wrong secret says nothing about the entry', async () => {
       const { eventId } = await soldOut(h, 2, { max_seats_per_customer: 2 });
       const a = await join(h.app, eventId, 'Ann+x@Example.com', 1);

@@ -68,6 +68,8 @@ export async function offerFreedSeats(
   let { available, waiting } = state;
   const offered: Offered[] = [];
   const overLimit: WaitingEntry[] = [];
+  /** Entries whose customer has since taken seats enough that the offer would pass their limit. */
+  const dropped: WaitingEntry[] = [];
   const expiresAt = new Date(now.getTime() + deps.offerTtlSeconds * 1000);
   let afterId = 0;
   let bySize = false;
@@ -107,7 +109,9 @@ export async function offerFreedSeats(
         'expired',
         now,
       );
-      waiting -= overLimit.filter((entry) => ended.includes(entry.id)).reduce((sum, entry) => sum + entry.qty, 0);
+      const gone = overLimit.filter((entry) => ended.includes(entry.id));
+      waiting -= gone.reduce((sum, entry) => sum + entry.qty, 0);
+      dropped.push(...gone);
       // An entry over its limit leaves the list, and the head under 'strict' is then the next one.
       if (state.policy === 'strict') afterId = 0;
     }
@@ -121,7 +125,16 @@ export async function offerFreedSeats(
     deps,
     tx,
     eventId,
-    offered.map((o) => ({ eventId, type: 'waitlist.offered', holdId: o.holdId, qty: o.qty, customer: o.customer })),
+    [
+      ...dropped.map((d) => ({ eventId, type: 'waitlist.expired' as const, qty: d.qty, customer: d.customer })),
+      ...offered.map((o) => ({
+        eventId,
+        type: 'waitlist.offered' as const,
+        holdId: o.holdId,
+        qty: o.qty,
+        customer: o.customer,
+      })),
+    ],
     now,
   );
   return { offered, available, waiting };
