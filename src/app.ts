@@ -39,6 +39,8 @@ import { listingRoutes } from './listings/listings.routes.ts';
 import { ListingsService } from './listings/listings.service.ts';
 import { type Metrics, createMetrics } from './metrics.ts';
 import type { Store } from './storage/store.ts';
+import { WaitlistService } from './waitlist/waitlist.service.ts';
+import { waitlistRoutes } from './waitlist/waitlist.routes.ts';
 import { webhookRoutes } from './webhooks/webhooks.routes.ts';
 import { WebhooksService } from './webhooks/webhooks.service.ts';
 
@@ -96,7 +98,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const { outbox } = feed;
 
   const requireAdmin = adminGuard(config.adminToken, app.log);
-  const events = new EventsService(store, clock, outbox);
+  const events = new EventsService(store, clock, outbox, config.waitlistOfferTtlSeconds);
   const holds = new HoldsService(store, clock, config, outbox, metrics);
   // Admission runs in every serving process, once per event among them (admission/queue.service.ts).
   const queue = new QueueService(store, clock, config, app.log, metrics);
@@ -115,6 +117,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(holdRoutes, { holds, lifecycle, queue, config });
   await app.register(queueRoutes, { queue, requireAdmin, config });
   await app.register(bookingRoutes, { bookings, requireAdmin, config });
+  const waitlist = new WaitlistService(store, clock, {
+    store,
+    outbox,
+    offerTtlSeconds: config.waitlistOfferTtlSeconds,
+  });
+  await app.register(waitlistRoutes, { waitlist, queue, requireAdmin, config });
   await app.register(adminRoutes, { admin, requireAdmin });
   await app.register(changeRoutes, { changes: new ChangesService(store, clock, feed), requireAdmin });
   await app.register(webhookRoutes, { webhooks: new WebhooksService(store, clock, config), requireAdmin });

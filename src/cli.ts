@@ -93,6 +93,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
     outbox: app.changeFeed.outbox,
     changeRetentionSeconds: config.changeRetentionSeconds,
     sweepIntervalSeconds: config.sweepIntervalSeconds,
+    waitlistOfferTtlSeconds: config.waitlistOfferTtlSeconds,
     metrics,
     onError: sweepFailed(log),
     onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
@@ -135,6 +136,7 @@ async function worker(config: Config, log: Logger): Promise<void> {
     outbox: feed.outbox,
     changeRetentionSeconds: config.changeRetentionSeconds,
     sweepIntervalSeconds: config.sweepIntervalSeconds,
+    waitlistOfferTtlSeconds: config.waitlistOfferTtlSeconds,
     onError: sweepFailed(log),
     onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
   });
@@ -185,7 +187,7 @@ async function main(argv: string[]): Promise<void> {
       const store = await openMigrated(config, log);
       const feed = new ChangeFeed(store, config.changeFeed, log);
       await feed.start();
-      const expired = await sweepOnce(store, systemClock, feed.outbox);
+      const expired = await sweepOnce(store, systemClock, feed.outbox, config.waitlistOfferTtlSeconds);
       await feed.stop();
       log.info(
         { purgedIdempotencyKeys: await purgeExpiredKeys(store, systemClock) },

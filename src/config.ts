@@ -28,6 +28,8 @@ export interface Config {
   /** After SIGTERM, the process exits within this even if requests or the database hang. */
   readonly shutdownTimeoutSeconds: number;
   readonly holdTtlSeconds: number;
+  /** How long a waiting-list offer (a hold made for an entry) lasts before it moves on. */
+  readonly waitlistOfferTtlSeconds: number;
   readonly sweepIntervalSeconds: number;
   readonly maxSeatsPerHold: number;
   /** Compare customers that are email addresses trimmed, lower-cased and without a +tag (customer.ts). */
@@ -217,6 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ),
     shutdownTimeoutSeconds: int('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
     holdTtlSeconds,
+    waitlistOfferTtlSeconds: int('WAITLIST_OFFER_TTL_SECONDS', 900, 1, 7 * 86_400),
     sweepIntervalSeconds: int('SWEEP_INTERVAL_SECONDS', 30, 1, 86_400),
     maxSeatsPerHold: int('MAX_SEATS_PER_HOLD', 10, 1, 10_000),
     holdBatchMax: int('HOLD_BATCH_MAX', 128, 1, 10_000),

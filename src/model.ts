@@ -42,7 +42,16 @@ export interface EventLimits {
   saleOpensAt: Date | null;
   /** Null: anyone may hold seats once the sale opens. */
   queue: QueueSettings | null;
+  /** Who freed seats go to while entries wait (src/waitlist/): 'fill' or 'strict'. */
+  waitlistPolicy: WaitlistPolicy;
 }
+
+/**
+ * 'fill': a freed seat goes to the oldest waiting entry it can serve, so a group at the head
+ * never keeps seats from the single buyers behind it. 'strict': the oldest entry is served first
+ * and those behind it wait until its seats are free together.
+ */
+export type WaitlistPolicy = 'fill' | 'strict';
 
 export const NO_LIMITS: EventLimits = {
   maxSeatsPerCustomer: null,
@@ -50,6 +59,7 @@ export const NO_LIMITS: EventLimits = {
   customerRequired: false,
   saleOpensAt: null,
   queue: null,
+  waitlistPolicy: 'fill',
 };
 
 export interface EventRow {
@@ -67,6 +77,8 @@ export interface Snapshot {
   available: number;
   held: number;
   booked: number;
+  /** Seats asked for by waiting-list entries not yet offered any. */
+  waiting: number;
   limits: EventLimits;
 }
 
@@ -78,6 +90,8 @@ export interface EventBooks {
   available: number;
   held: number;
   booked: number;
+  /** Seats asked for by waiting entries: while above 0, public holds take no seats. */
+  waiting: number;
   limits: EventLimits;
 }
 
@@ -93,6 +107,7 @@ export interface CustomerSeats {
 export interface LockedEvent {
   id: number;
   available: number;
+  waiting: number;
 }
 
 export interface NewHold {
@@ -116,6 +131,8 @@ export interface HoldRow {
   bookingId: number | null;
   /** Status of its booking; null without one. */
   bookingStatus: BookingStatus | null;
+  /** The waiting-list entry this hold is an offer to; null for a public hold. */
+  waitlistEntryId: number | null;
 }
 
 export interface BookingRow {
@@ -169,6 +186,11 @@ export const CHANGE_TYPES = [
   'hold.expired',
   'booking.created',
   'booking.cancelled',
+  'waitlist.joined',
+  'waitlist.offered',
+  'waitlist.expired',
+  'waitlist.converted',
+  'waitlist.left',
 ] as const;
 export type ChangeType = (typeof CHANGE_TYPES)[number];
 
@@ -207,7 +229,7 @@ export interface Change {
 }
 
 /** A hold as staff list it: no token hash, no booking status. */
-export type ListedHold = Omit<HoldRow, 'paymentTokenHash' | 'bookingStatus'>;
+export type ListedHold = Omit<HoldRow, 'paymentTokenHash' | 'bookingStatus' | 'waitlistEntryId'>;
 /** A booking as staff list it: no token hash. */
 export type ListedBooking = Omit<BookingRow, 'paymentTokenHash'>;
 

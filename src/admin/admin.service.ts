@@ -8,13 +8,14 @@ import type { HoldRow } from '../model.ts';
 import type { Store } from '../storage/store.ts';
 import { purgeExpiredKeys, purgeOldChanges, sweepOnce } from '../worker/sweeper.ts';
 import type { Outbox } from '../changes/outbox.ts';
+import { endOffers, offerFreedSeats } from '../waitlist/offers.ts';
 
 export class AdminService {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly outbox: Outbox,
-    private readonly config: { changeRetentionSeconds: number },
+    private readonly config: { changeRetentionSeconds: number; waitlistOfferTtlSeconds: number },
     private readonly metrics?: Metrics,
   ) {}
 
@@ -25,13 +26,23 @@ export class AdminService {
     if (hold.status === 'active') {
       const now = this.clock.now();
       const ended = await this.store.transaction(async (tx) => {
-        await this.store.lockEvent(tx, hold.eventId);
+        const event = present(await this.store.lockEvent(tx, hold.eventId), `event ${hold.eventId}`);
         if (!(await this.store.endHold(tx, hold, 'expired', now))) return false;
         await this.outbox.recordOne(
           tx,
           { eventId: hold.eventId, type: 'hold.expired', holdId, qty: hold.qty, customer: hold.customer },
           now,
         );
+        const waitlist = {
+          store: this.store,
+          outbox: this.outbox,
+          offerTtlSeconds: this.config.waitlistOfferTtlSeconds,
+        };
+        if (hold.waitlistEntryId !== null) {
+          const offer = { entryId: hold.waitlistEntryId, holdId, qty: hold.qty, customer: hold.customer };
+          await endOffers(waitlist, tx, hold.eventId, [offer], 'expired', now);
+        }
+        await offerFreedSeats(waitlist, tx, hold.eventId, event.waiting, now);
         // endHold keeps a deadline already passed and sets any later one to now.
         const expiresAt = hold.expiresAt <= now ? hold.expiresAt : now;
         await recorder?.record(tx, { ...hold, status: 'expired', expiresAt });
@@ -48,7 +59,7 @@ export class AdminService {
   }
 
   async sweep(): Promise<number> {
-    const expired = await sweepOnce(this.store, this.clock, this.outbox);
+    const expired = await sweepOnce(this.store, this.clock, this.outbox, this.config.waitlistOfferTtlSeconds);
     this.metrics?.holdsSwept.inc(expired);
     await purgeExpiredKeys(this.store, this.clock);
     await purgeOldChanges(this.store, this.clock, this.config.changeRetentionSeconds);

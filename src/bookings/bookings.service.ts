@@ -12,6 +12,7 @@ import type { Metrics } from '../metrics.ts';
 import type { BookingRow, HoldRow, NewChange } from '../model.ts';
 import type { Store, Tx } from '../storage/store.ts';
 import { type Outbox, snapshotsBefore } from '../changes/outbox.ts';
+import { endOffers, offerFreedSeats } from '../waitlist/offers.ts';
 
 export interface BookingResult {
   bookingId: number;
@@ -39,6 +40,7 @@ interface BookRequest {
 export interface BookingsConfig {
   holdBatchMax: number;
   holdQueueMax: number;
+  waitlistOfferTtlSeconds: number;
 }
 
 export class BookingsService {
@@ -52,7 +54,7 @@ export class BookingsService {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-    config: BookingsConfig,
+    private readonly config: BookingsConfig,
     private readonly outbox: Outbox,
     private readonly metrics?: Metrics,
   ) {
@@ -103,6 +105,13 @@ export class BookingsService {
       const live = requests.filter((_, i) => owned[i]);
       const booked = live.length > 0 ? await this.store.bookHolds(tx, eventId, live) : [];
       await this.recordBookings(tx, eventId, live, booked);
+      // A booked offer converts its entry, in the booking's transaction.
+      const offers = live.flatMap(({ hold }, i) =>
+        booked[i] == null || hold.waitlistEntryId === null
+          ? []
+          : [{ entryId: hold.waitlistEntryId, holdId: hold.id, qty: hold.qty, customer: hold.customer }],
+      );
+      await endOffers(this.waitlist(), tx, eventId, offers, 'converted', this.clock.now());
       let next = 0;
       const ids: Array<number | null | Error> = requests.map((_, i) => (owned[i] ? booked[next++]! : keyTakenOver()));
       await recordOutcomes(
@@ -172,7 +181,7 @@ export class BookingsService {
     if (booking.status === 'cancelled') return booking;
     const now = this.clock.now();
     const cancelled = await this.store.transaction(async (tx) => {
-      await this.store.lockEvent(tx, booking.eventId);
+      const event = present(await this.store.lockEvent(tx, booking.eventId), `event ${booking.eventId}`);
       if (!(await this.store.cancelBooking(tx, bookingId, now))) return null;
       await this.outbox.recordOne(
         tx,
@@ -186,6 +195,7 @@ export class BookingsService {
         },
         now,
       );
+      await offerFreedSeats(this.waitlist(), tx, booking.eventId, event.waiting, now);
       const row: BookingRow = { ...booking, status: 'cancelled', cancelledAt: now };
       await recorder?.record(tx, row);
       return row;
@@ -193,6 +203,10 @@ export class BookingsService {
     this.outbox.committed();
     // null: a concurrent cancel won; report the booking as it cancelled it.
     return cancelled ?? present(await this.store.findBooking(bookingId), `booking ${bookingId}`);
+  }
+
+  private waitlist() {
+    return { store: this.store, outbox: this.outbox, offerTtlSeconds: this.config.waitlistOfferTtlSeconds };
   }
 
   private existing(hold: HoldRow): BookingResult {

@@ -24,6 +24,14 @@ const LimitFields = {
   ),
   max_seats_per_hold: Type.Optional(SeatLimit('The largest qty of one hold')),
   customer_required: Type.Optional(Type.Boolean({ description: 'Refuse holds without a customer' })),
+  waitlist_policy: Type.Optional(
+    Type.String({
+      enum: ['fill', 'strict'],
+      description:
+        "Who a freed seat goes to while entries wait: 'fill' (default) the oldest entry it can serve; " +
+        "'strict' the oldest entry, and those behind it wait until its seats are free together",
+    }),
+  ),
   sale_opens_at: Type.Optional(
     Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
       description: 'No hold before this instant; with a queue, the pre-queue is drawn and admission starts then',
@@ -93,6 +101,7 @@ const Limits = {
   max_seats_per_customer: Type.Union([Type.Integer(), Type.Null()]),
   max_seats_per_hold: Type.Union([Type.Integer(), Type.Null()]),
   customer_required: Type.Boolean(),
+  waitlist_policy: Type.String({ enum: ['fill', 'strict'] }),
   sale_opens_at: Type.Union([Timestamp, Type.Null()]),
   queue: Type.Union([
     Type.Object({
@@ -131,6 +140,9 @@ const EventSnapshot = Type.Object({
   available: Type.Integer({ description: 'total - held - booked, exact at the moment of the request' }),
   held: Type.Integer({ description: 'Seats in active holds that have not yet expired' }),
   booked: Type.Integer(),
+  waiting: Type.Integer({
+    description: 'Seats asked for by waiting-list entries not yet offered any; while above 0, public holds get none',
+  }),
   ...Limits,
 });
 
@@ -172,6 +184,7 @@ const limitsBody = (limits: EventLimits) => ({
   max_seats_per_customer: limits.maxSeatsPerCustomer,
   max_seats_per_hold: limits.maxSeatsPerHold,
   customer_required: limits.customerRequired,
+  waitlist_policy: limits.waitlistPolicy,
   sale_opens_at: limits.saleOpensAt?.toISOString() ?? null,
   queue:
     limits.queue === null
@@ -190,12 +203,16 @@ function limitsOf(body: {
   max_seats_per_customer?: number | null;
   max_seats_per_hold?: number | null;
   customer_required?: boolean;
+  waitlist_policy?: string;
   sale_opens_at?: string | null;
 }): Partial<Omit<EventLimits, 'queue'>> {
   return {
     ...(body.max_seats_per_customer === undefined ? {} : { maxSeatsPerCustomer: body.max_seats_per_customer }),
     ...(body.max_seats_per_hold === undefined ? {} : { maxSeatsPerHold: body.max_seats_per_hold }),
     ...(body.customer_required === undefined ? {} : { customerRequired: body.customer_required }),
+    ...(body.waitlist_policy === undefined
+      ? {}
+      : { waitlistPolicy: body.waitlist_policy === 'strict' ? 'strict' : 'fill' }),
     ...(body.sale_opens_at === undefined ? {} : { saleOpensAt: dateOf(body.sale_opens_at) }),
   };
 }
@@ -220,6 +237,7 @@ const snapshotBody = (snapshot: Snapshot) => ({
   available: snapshot.available,
   held: snapshot.held,
   booked: snapshot.booked,
+  waiting: snapshot.waiting,
   ...limitsBody(snapshot.limits),
 });
 const ok = (snapshot: Snapshot): Rendered => ({ status: 200, body: snapshotBody(snapshot) });

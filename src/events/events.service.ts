@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import { DomainError, notFound } from '../errors.ts';
 import { type Outbox, reclaimChanges } from '../changes/outbox.ts';
+import { expireOffers, offerFreedSeats } from '../waitlist/offers.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
 import {
   type CustomerSeats,
@@ -83,6 +84,7 @@ export class EventsService {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly outbox: Outbox,
+    private readonly waitlistOfferTtlSeconds: number,
   ) {}
 
   async create(
@@ -157,11 +159,21 @@ export class EventsService {
         available: total - held - books.booked,
         held,
         booked: books.booked,
+        waiting: books.waiting,
         limits,
       };
       const { changes: expired } = reclaimChanges(books, reclaimed.holds);
       const counters = { total, available: snapshot.available, held, booked: books.booked };
       await this.outbox.record(tx, [...expired, { eventId, type: 'event.updated', snapshot: counters }], now);
+      // Seats a resize added, or the reclaim brought back, go to the waiting list first.
+      const waitlist = { store: this.store, outbox: this.outbox, offerTtlSeconds: this.waitlistOfferTtlSeconds };
+      await expireOffers(waitlist, tx, eventId, reclaimed.holds, now);
+      const offers = await offerFreedSeats(waitlist, tx, eventId, books.waiting, now);
+      if (offers !== null) {
+        snapshot.available = offers.available;
+        snapshot.held = total - offers.available - books.booked;
+        snapshot.waiting = offers.waiting;
+      }
       await recorder?.record(tx, snapshot);
       return snapshot;
     });

@@ -8,6 +8,7 @@ import type { Outbox } from '../changes/outbox.ts';
 import type { Recorder } from '../idempotency/recorder.ts';
 import type { HoldRow, HoldStatus } from '../model.ts';
 import type { Store } from '../storage/store.ts';
+import { endOffers, offerFreedSeats } from '../waitlist/offers.ts';
 import { tokenMatches } from './payment-token.ts';
 
 export interface HoldView {
@@ -64,7 +65,7 @@ export class HoldLifecycleService {
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-    private readonly config: { maxHoldLifetimeSeconds: number },
+    private readonly config: { maxHoldLifetimeSeconds: number; waitlistOfferTtlSeconds: number },
     private readonly outbox: Outbox,
   ) {}
 
@@ -77,7 +78,7 @@ export class HoldLifecycleService {
     const { eventId } = await this.authorized(holdId, paymentToken);
     const now = this.clock.now();
     const result = await this.store.transaction(async (tx) => {
-      await this.store.lockEvent(tx, eventId);
+      const event = present(await this.store.lockEvent(tx, eventId), `event ${eventId}`);
       const hold = present(await this.store.lockHold(tx, holdId), `hold ${holdId}`);
       assertChangeable(hold, now);
       await this.store.endHold(tx, hold, 'released', now);
@@ -86,6 +87,13 @@ export class HoldLifecycleService {
         { eventId, type: 'hold.released', holdId, qty: hold.qty, customer: hold.customer },
         now,
       );
+      const waitlist = { store: this.store, outbox: this.outbox, offerTtlSeconds: this.config.waitlistOfferTtlSeconds };
+      // Releasing an offer with its payment token declines it, as leaving the list would.
+      if (hold.waitlistEntryId !== null) {
+        const offer = { entryId: hold.waitlistEntryId, holdId, qty: hold.qty, customer: hold.customer };
+        await endOffers(waitlist, tx, eventId, [offer], 'left', now);
+      }
+      await offerFreedSeats(waitlist, tx, eventId, event.waiting, now);
       const released = holdView({ ...hold, status: 'released', expiresAt: now }, now);
       await recorder?.record(tx, released);
       return released;

@@ -8,15 +8,16 @@ import { DomainError, notFound } from '../errors.ts';
 import { keyTakenOver } from '../idempotency/idempotency.service.ts';
 import { type Outcome, type Recorder, lockClaims, recordOutcomes } from '../idempotency/recorder.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Counters, EventBooks, EventLimits, NewChange, NewHold } from '../model.ts';
+import type { Counters, EventLimits, NewChange, NewHold } from '../model.ts';
 import { type Outbox, reclaimChanges } from '../changes/outbox.ts';
-import type { Reclaimed } from '../storage/holds.sql.ts';
 import type { Store } from '../storage/store.ts';
+import { expireOffers, offerFreedSeats } from '../waitlist/offers.ts';
 import { KeyedBatcher } from './keyed-batcher.ts';
 import { newPaymentToken } from './payment-token.ts';
 
 export interface HoldGrantConfig {
   holdTtlSeconds: number;
+  waitlistOfferTtlSeconds: number;
   holdBatchMax: number;
   holdQueueMax: number;
 }
@@ -160,12 +161,21 @@ export class HoldsService {
       );
       const live = requests.filter((_, i) => owned[i]);
       const reclaimed = await this.store.reclaimLapsedHolds(tx, eventId, now);
+      // The reclaim's changes first, then the offers its seats make, then the grants.
+      const { changes: expired, after } = reclaimChanges(event, reclaimed.holds);
+      await this.outbox.record(tx, expired, now);
+      const waitlist = { store: this.store, outbox: this.outbox, offerTtlSeconds: this.config.waitlistOfferTtlSeconds };
+      await expireOffers(waitlist, tx, eventId, reclaimed.holds, now);
+      const offers = await offerFreedSeats(waitlist, tx, eventId, event.waiting, now);
+      const waiting = offers?.waiting ?? event.waiting;
+      const available = offers?.available ?? after.available;
       const customers = [...new Set(live.flatMap((request) => (request.customer === null ? [] : [request.customer])))];
       const refusals = decideHolds(live, {
         eventId,
         now,
         limits: event.limits,
-        available: event.available + reclaimed.seats,
+        // While anyone waits, every free seat belongs to the waiting list.
+        available: waiting > 0 ? 0 : available,
         customerSeats:
           event.limits.maxSeatsPerCustomer === null
             ? new Map<string, number>()
@@ -173,7 +183,8 @@ export class HoldsService {
       });
       const winners = live.filter((_, i) => refusals[i] === null);
       const ids = winners.length > 0 ? await this.store.insertHolds(tx, eventId, winners, now, expiresAt) : [];
-      await this.outbox.record(tx, batchChanges(event, reclaimed.holds, winners, ids), now);
+      const start = { ...after, available, held: after.held + (after.available - available) };
+      await this.outbox.record(tx, grantChanges(eventId, start, winners, ids), now);
       const decided = outcomesOf(eventId, live, refusals, ids, expiresAt);
       await recordOutcomes(
         tx,
@@ -220,31 +231,20 @@ export class HoldsService {
   }
 }
 
-/**
- * A batch's changes, each with the event's snapshot just after it: the lapsed holds it
- * reclaimed, then the holds it granted, in order. After the reclaim no active hold of the event
- * has lapsed, so the stored counters are the exact snapshot.
- */
-function batchChanges(
-  event: EventBooks,
-  reclaimed: Reclaimed['holds'],
-  winners: NewHold[],
-  ids: number[],
-): NewChange[] {
-  const { changes, after } = reclaimChanges(event, reclaimed);
-  let counters: Counters = after;
-  winners.forEach((hold, i) => {
+/** The hold.granted changes of a batch, each with the event's snapshot just after it. */
+function grantChanges(eventId: number, start: Counters, winners: NewHold[], ids: number[]): NewChange[] {
+  let counters = start;
+  return winners.map((hold, i) => {
     counters = { ...counters, available: counters.available - hold.qty, held: counters.held + hold.qty };
-    changes.push({
-      eventId: event.id,
+    return {
+      eventId,
       type: 'hold.granted',
       holdId: ids[i]!,
       qty: hold.qty,
       customer: hold.customer,
       snapshot: counters,
-    });
+    };
   });
-  return changes;
 }
 
 /** Each request's outcome: its hold, or its refusal. */

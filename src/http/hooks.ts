@@ -82,6 +82,8 @@ export function registerRequestHooks(
 
 /**
  * The URL as logged: a queue ticket in the path is a credential (it yields its admission
- * token), so it is left out, as payment tokens are (they travel in a header, never logged).
+ * token), so it is left out, as payment tokens are (they travel in a header, never logged). So is
+ * a waiting-list secret given as ?secret= (it yields the offer's payment token).
  */
-export const redactedUrl = (url: string): string => url.replace(/^\/queue\/[^/?]+/, '/queue/[ticket]');
+export const redactedUrl = (url: string): string =>
+  url.replace(/^\/queue\/[^/?]+/, '/queue/[ticket]').replace(/([?&]secret=)[^&#]*/g, '$1[secret]');

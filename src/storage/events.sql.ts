@@ -1,5 +1,13 @@
 // Events: created, read as exact snapshots, locked by every writer, edited.
-import type { CustomerSeats, EventBooks, EventLimits, EventRow, LockedEvent, Snapshot } from '../model.ts';
+import type {
+  CustomerSeats,
+  EventBooks,
+  EventLimits,
+  EventRow,
+  LockedEvent,
+  Snapshot,
+  WaitlistPolicy,
+} from '../model.ts';
 import { type Sql, type SqlDatabase, type Tx, theRow } from './sql.ts';
 
 export interface EventStore {
@@ -36,11 +44,12 @@ interface LimitColumns {
   queue_admit_per_minute: number | null;
   queue_admission_ttl_seconds: number | null;
   queue_prequeue_opens_at: Date | null;
+  waitlist_policy: WaitlistPolicy;
 }
 
 const LIMIT_COLUMNS =
   'max_seats_per_customer, max_seats_per_hold, customer_required, sale_opens_at, ' +
-  'queue_admit_per_minute, queue_admission_ttl_seconds, queue_prequeue_opens_at';
+  'queue_admit_per_minute, queue_admission_ttl_seconds, queue_prequeue_opens_at, waitlist_policy';
 
 /** The values of LIMIT_COLUMNS, in order. */
 const limitValues = (limits: EventLimits): unknown[] => [
@@ -51,6 +60,7 @@ const limitValues = (limits: EventLimits): unknown[] => [
   limits.queue?.admitPerMinute ?? null,
   limits.queue?.admissionTtlSeconds ?? null,
   limits.queue?.prequeueOpensAt ?? null,
+  limits.waitlistPolicy,
 ];
 
 // MySQL's boolean is a tinyint: 0 or 1.
@@ -67,6 +77,7 @@ export const toLimits = (row: LimitColumns): EventLimits => ({
           admissionTtlSeconds: row.queue_admission_ttl_seconds!,
           prequeueOpensAt: row.queue_prequeue_opens_at,
         },
+  waitlistPolicy: row.waitlist_policy,
 });
 
 interface SnapshotRecord extends LimitColumns {
@@ -76,6 +87,7 @@ interface SnapshotRecord extends LimitColumns {
   available: number;
   held: number;
   booked: number;
+  waiting: number;
   lapsed: number;
 }
 
@@ -87,6 +99,7 @@ const toSnapshot = (row: SnapshotRecord): Snapshot => ({
   available: row.available + row.lapsed,
   held: row.held - row.lapsed,
   booked: row.booked,
+  waiting: row.waiting,
   limits: toLimits(row),
 });
 
@@ -97,9 +110,9 @@ const toSnapshot = (row: SnapshotRecord): Snapshot => ({
  * however many holds are stored; it is what makes the figures exact at `now`. MySQL is told the
  * index, which it otherwise passes over for the status index when few holds have lapsed.
  */
-const snapshotColumns = (sql: Sql) => `e.id, e.name, e.total_seats, e.available, e.held, e.booked,
+const snapshotColumns = (sql: Sql) => `e.id, e.name, e.total_seats, e.available, e.held, e.booked, e.waiting,
         e.max_seats_per_customer, e.max_seats_per_hold, e.customer_required, e.sale_opens_at,
-        e.queue_admit_per_minute, e.queue_admission_ttl_seconds, e.queue_prequeue_opens_at,
+        e.queue_admit_per_minute, e.queue_admission_ttl_seconds, e.queue_prequeue_opens_at, e.waitlist_policy,
         (select coalesce(sum(h.qty), 0)
            from holds h ${sql.dialect === 'mysql' ? 'force index (holds_by_event_status_expiry)' : ''}
           where h.event_id = e.id and h.status = 'active' and h.expires_at <= $1) as lapsed`;
@@ -108,7 +121,7 @@ export function eventStatements(db: SqlDatabase): EventStore {
   return {
     async insertEvent(tx, name, totalSeats, limits, now) {
       const insert = `insert into events (name, total_seats, available, created_at, ${LIMIT_COLUMNS})
-                      values ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
+                      values ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`;
       const params = [name, totalSeats, now, ...limitValues(limits)];
       if (tx.dialect === 'mysql') {
         const { insertId } = await tx.run(insert, params);
@@ -144,14 +157,16 @@ export function eventStatements(db: SqlDatabase): EventStore {
     },
 
     async lockEvent(tx, eventId) {
-      const [row] = await tx.rows<LockedEvent>('select id, available from events where id = $1 for update', [eventId]);
+      const [row] = await tx.rows<LockedEvent>('select id, available, waiting from events where id = $1 for update', [
+        eventId,
+      ]);
       return row ?? null;
     },
 
     async lockEventSkipLocked(tx, eventId) {
       // skip locked: PostgreSQL 9.5, MySQL 8.0.1, MariaDB 10.6.
       const [row] = await tx.rows<LockedEvent>(
-        'select id, available from events where id = $1 for update skip locked',
+        'select id, available, waiting from events where id = $1 for update skip locked',
         [eventId],
       );
       return row ?? null;
@@ -159,13 +174,13 @@ export function eventStatements(db: SqlDatabase): EventStore {
 
     async lockEventBooks(tx, eventId) {
       const [row] = await tx.rows<Omit<EventBooks, 'limits'> & LimitColumns>(
-        `select id, name, total_seats as total, available, held, booked, ${LIMIT_COLUMNS}
+        `select id, name, total_seats as total, available, held, booked, waiting, ${LIMIT_COLUMNS}
            from events where id = $1 for update`,
         [eventId],
       );
       if (row === undefined) return null;
-      const { id, name, total, available, held, booked } = row;
-      return { id, name, total, available, held, booked, limits: toLimits(row) };
+      const { id, name, total, available, held, booked, waiting } = row;
+      return { id, name, total, available, held, booked, waiting, limits: toLimits(row) };
     },
 
     async updateEvent(tx, eventId, name, totalSeats, limits) {
@@ -173,7 +188,8 @@ export function eventStatements(db: SqlDatabase): EventStore {
       await tx.run(
         `update events set name = $2, total_seats = $3, available = $3 - held - booked,
                 max_seats_per_customer = $4, max_seats_per_hold = $5, customer_required = $6, sale_opens_at = $7,
-                queue_admit_per_minute = $8, queue_admission_ttl_seconds = $9, queue_prequeue_opens_at = $10
+                queue_admit_per_minute = $8, queue_admission_ttl_seconds = $9, queue_prequeue_opens_at = $10,
+                waitlist_policy = $11
           where id = $1`,
         [eventId, name, totalSeats, ...limitValues(limits)],
       );

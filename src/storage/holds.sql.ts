@@ -48,7 +48,8 @@ export interface HoldStore {
 
 /** What a reclaim did: the holds it expired (id order) and the seats it moved back. */
 export interface Reclaimed {
-  holds: Array<{ id: number; qty: number; customer: string | null }>;
+  /** entry_id: the waiting-list entry of an offer; null for a public hold. */
+  holds: Array<{ id: number; qty: number; customer: string | null; entry_id: number | null }>;
   seats: number;
 }
 
@@ -63,12 +64,13 @@ interface HoldRecord {
   expires_at: Date;
   booking_id: number | null;
   booking_status: BookingStatus | null;
+  waitlist_entry_id: number | null;
 }
 
 /** A hold and its booking, if any. PostgreSQL can lock the hold alone (`of h`); MySQL locks both. */
 const holdQuery = (sql: Sql, lock: boolean) => `
   select h.id, h.event_id, h.qty, h.customer, h.status, h.payment_token_hash, h.created_at, h.expires_at,
-         b.id as booking_id, b.status as booking_status
+         h.waitlist_entry_id, b.id as booking_id, b.status as booking_status
     from holds h
     left join bookings b on b.hold_id = h.id
    where h.id = $1
@@ -85,6 +87,7 @@ const toHoldRow = (row: HoldRecord): HoldRow => ({
   expiresAt: row.expires_at,
   bookingId: row.booking_id,
   bookingStatus: row.booking_status,
+  waitlistEntryId: row.waitlist_entry_id === null ? null : Number(row.waitlist_entry_id),
 });
 
 export function holdStatements(db: SqlDatabase): HoldStore {
@@ -185,6 +188,8 @@ async function grantAllFitting(
             and (not customer_required or $10::boolean)
             and (sale_opens_at is null or sale_opens_at <= $4)
             and (queue_admit_per_minute is null or $11::boolean)
+            -- While anyone waits, every free seat belongs to the waiting list (waitlist/offers.ts).
+            and waiting = 0
             and not exists (select 1 from holds
                              where event_id = $1 and status = 'active' and expires_at <= $4)
          returning id, total_seats, available, held, booked, max_seats_per_customer as most
@@ -244,11 +249,11 @@ type DialectHolds = Pick<HoldStore, 'reclaimLapsedHolds' | 'insertHolds' | 'endH
 
 const postgresHolds: DialectHolds = {
   async reclaimLapsedHolds(tx, eventId, now) {
-    const rows = await tx.rows<{ id: number; qty: number; customer: string | null }>(
+    const rows = await tx.rows<Reclaimed['holds'][number]>(
       `with lapsed as (
          update holds set status = 'expired'
           where event_id = $1 and status = 'active' and expires_at <= $2
-         returning id, qty, customer
+         returning id, qty, customer, waitlist_entry_id as entry_id
        ), moved as (
          update events set held = held - s.seats, available = available + s.seats
            from (select coalesce(sum(qty), 0)::int as seats from lapsed) s
@@ -258,7 +263,7 @@ const postgresHolds: DialectHolds = {
            from (select customer, sum(qty)::int as seats from lapsed where customer is not null group by customer) l
           where c.event_id = $1 and c.customer = l.customer
        )
-       select id, qty, customer from lapsed order by id`,
+       select id, qty, customer, entry_id from lapsed order by id`,
       [eventId, now],
     );
     return { holds: rows, seats: rows.reduce((sum, row) => sum + row.qty, 0) };
@@ -329,8 +334,8 @@ const mysqlHolds: DialectHolds = {
     // holds_by_status_expiry instead, whose range covers every event's lapsed holds, and the
     // locking scan then waits on rows another event's transaction has locked: two events
     // reclaiming at once deadlock. On the per-event index a scan touches only this event.
-    const holds = await tx.rows<{ id: number; qty: number; customer: string | null }>(
-      `select id, qty, customer
+    const holds = await tx.rows<Reclaimed['holds'][number]>(
+      `select id, qty, customer, waitlist_entry_id as entry_id
          from holds force index (holds_by_event_status_expiry)
         where event_id = $1 and status = 'active' and expires_at <= $2
         order by id

@@ -14,6 +14,7 @@ import { type IdempotencyStore, idempotencyStatements } from './idempotency.sql.
 import { type ListingStore, listingStatements } from './listings.sql.ts';
 import { type QueueStore, queueStatements } from './queue.sql.ts';
 import type { SqlDatabase, Tx } from './sql.ts';
+import { type WaitlistStore, waitlistStatements } from './waitlist.sql.ts';
 import { type WebhookStore, webhookStatements } from './webhooks.sql.ts';
 
 export type { Tx } from './sql.ts';
@@ -25,11 +26,21 @@ export type {
   IdempotencyStore,
   ListingStore,
   QueueStore,
+  WaitlistStore,
   WebhookStore,
 };
 
 export interface Store
-  extends EventStore, HoldStore, BookingStore, IdempotencyStore, ChangeStore, WebhookStore, ListingStore, QueueStore {
+  extends
+    EventStore,
+    HoldStore,
+    BookingStore,
+    IdempotencyStore,
+    ChangeStore,
+    WebhookStore,
+    ListingStore,
+    QueueStore,
+    WaitlistStore {
   readonly backend: SqlDatabase['backend'];
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   migrate(): Promise<string[]>;
@@ -60,5 +71,6 @@ export function createStore(db: SqlDatabase): Store {
     ...webhookStatements(db),
     ...listingStatements(db),
     ...queueStatements(db),
+    ...waitlistStatements(db),
   };
 }

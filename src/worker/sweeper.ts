@@ -7,6 +7,10 @@ import type { Metrics } from '../metrics.ts';
 import { type Outbox, snapshotsBefore } from '../changes/outbox.ts';
 import type { NewChange } from '../model.ts';
 import type { Store } from '../storage/store.ts';
+import { expireOffers, offerFreedSeats } from '../waitlist/offers.ts';
+
+/** Offers made by a sweep called without the configured TTL (tests, tools). */
+const WAITLIST_OFFER_TTL_SECONDS_DEFAULT = 900;
 
 /** Events handled per query; a pass repeats until fewer come back. */
 const SWEEP_EVENTS_PER_QUERY = 100;
@@ -14,7 +18,13 @@ const SWEEP_EVENTS_PER_QUERY = 100;
 const SWEEP_MAX_QUERIES_PER_PASS = 100;
 
 /** One expiry pass; returns how many holds this pass marked expired. */
-export async function sweepOnce(store: Store, clock: Clock, outbox: Outbox): Promise<number> {
+export async function sweepOnce(
+  store: Store,
+  clock: Clock,
+  outbox: Outbox,
+  waitlistOfferTtlSeconds = WAITLIST_OFFER_TTL_SECONDS_DEFAULT,
+): Promise<number> {
+  const waitlist = { store, outbox, offerTtlSeconds: waitlistOfferTtlSeconds };
   const now = clock.now();
   let expired = 0;
   for (let query = 0; query < SWEEP_MAX_QUERIES_PER_PASS; query++) {
@@ -24,7 +34,8 @@ export async function sweepOnce(store: Store, clock: Clock, outbox: Outbox): Pro
       expired += await store.transaction(async (tx) => {
         // Skip an event whose row is locked: another sweeper has it, or a hold batch does,
         // and hold batches reclaim lapsed holds themselves. Never two sweepers on one hold.
-        if ((await store.lockEventSkipLocked(tx, eventId)) === null) return 0;
+        const event = await store.lockEventSkipLocked(tx, eventId);
+        if (event === null) return 0;
         progressed = true;
         const { holds } = await store.reclaimLapsedHolds(tx, eventId, now);
         if (holds.length > 0 && outbox.enabled) {
@@ -44,6 +55,9 @@ export async function sweepOnce(store: Store, clock: Clock, outbox: Outbox): Pro
           }));
           await outbox.record(tx, changes, now);
         }
+        // The seats that came back go to the waiting list before anyone else sees them.
+        await expireOffers(waitlist, tx, eventId, holds, now);
+        await offerFreedSeats(waitlist, tx, eventId, event.waiting, now);
         return holds.length;
       });
     }
@@ -88,6 +102,7 @@ export interface SweeperOptions {
   /** Changes older than this are purged from the log. */
   changeRetentionSeconds: number;
   sweepIntervalSeconds: number;
+  waitlistOfferTtlSeconds?: number;
   metrics?: Metrics;
   onError: (error: unknown) => void;
   onSwept?: (expired: number) => void;
@@ -123,7 +138,8 @@ export class Sweeper {
 
   private async pass(): Promise<void> {
     try {
-      const expired = await sweepOnce(this.options.store, this.options.clock, this.options.outbox);
+      const { store, clock, outbox, waitlistOfferTtlSeconds } = this.options;
+      const expired = await sweepOnce(store, clock, outbox, waitlistOfferTtlSeconds);
       this.options.metrics?.holdsSwept.inc(expired);
       this.options.onSwept?.(expired);
       await purgeExpiredKeys(this.options.store, this.options.clock);

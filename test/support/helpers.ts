@@ -166,13 +166,15 @@ export async function book(app: App, holdId: number, paymentToken: string) {
   });
 }
 
-/** The limits of an event made without any, as its snapshot shows them. */
+/** The limits of an event made without any, and its empty waiting list, as its snapshot shows them. */
 export const NO_LIMITS_BODY = {
   max_seats_per_customer: null,
   max_seats_per_hold: null,
   customer_required: false,
+  waitlist_policy: 'fill',
   sale_opens_at: null,
   queue: null,
+  waiting: 0,
 };
 
 export interface SnapshotBody {

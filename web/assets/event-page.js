@@ -15,6 +15,7 @@ import { problemView } from './problems.js';
 import { queuePanel } from './queue-panel.js';
 import { saleForm } from './sale-form.js';
 import { initSession } from './session.js';
+import { waitlistPanel } from './waitlist-panel.js';
 
 const eventId = Number(/^\/console\/events\/(\d+)/.exec(location.pathname)?.[1]);
 const base = `/events/${eventId}`;
@@ -241,10 +242,12 @@ async function refreshAll() {
 
 async function refreshListings() {
   if (!isAdmin) return;
-  await Promise.all([holds.refresh(), bookings.refresh(), lookUpCustomer()]);
+  await Promise.all([holds.refresh(), bookings.refresh(), lookUpCustomer(), waitlist.refresh()]);
   if (!live.isLive() || feedMissing) await activityFromListings().catch(() => {});
   drawActivity();
 }
+
+const waitlist = waitlistPanel(byId('waitlist-panel'), eventId, refreshAll);
 
 /** Fetches run one at a time: a stream message arriving mid-read waits for the next round. */
 let feedRound = Promise.resolve();
