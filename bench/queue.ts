@@ -95,6 +95,9 @@ export interface QueueRound {
   holds: Rate;
   statusCeiling: Rate;
   status: StatusWindow;
+  /** GET /healthz on the ceiling and on the server: what any route of the service costs. */
+  healthzCeiling: Rate;
+  healthz: Rate;
   autocannonCeiling: AutocannonRate;
   autocannon: AutocannonRate;
   holdsWithToken: Rate;
@@ -194,16 +197,16 @@ async function holdLoad(ctx: QueueBenchContext, box: QueueBox, eventId: number, 
   return rateOf(outcome.load, outcome.holds, cpu!);
 }
 
-/** GET /queue/:ticket over the tickets (round robin), closed loop, at `port`. */
-async function statusLoad(
+/** GET each path in turn (round robin), closed loop, at `port`. */
+async function getLoad(
   ctx: QueueBenchContext,
   port: number,
   pid: number,
-  tickets: string[],
+  paths: string[],
   database: DatabaseCpuProbe | null,
 ): Promise<{ load: LoadResult; ok: number; cpu: CpuSplit }> {
   const host = `127.0.0.1:${port}`;
-  const requests = tickets.map((ticket) => httpRequest('GET', `/queue/${ticket}`, host));
+  const requests = paths.map((path) => httpRequest('GET', path, host));
   let i = 0;
   let ok = 0;
   const cpu = cpuWindow(pid, database);
@@ -398,15 +401,16 @@ async function measureRound(ctx: QueueBenchContext, repeat: number): Promise<Que
 
       // The ceiling gets tickets of the same length, so the URLs are the same shape and size.
       await ctx.quiet();
+      const paths = tickets.map((ticket) => `/queue/${ticket}`);
       const [statusCeiling, status] = await paired(
         repeat,
         async () => {
-          const run = await statusLoad(ctx, ceiling.port, ceiling.pid, tickets, null);
+          const run = await getLoad(ctx, ceiling.port, ceiling.pid, paths, null);
           return rateOf(run.load, run.ok, run.cpu);
         },
         async () => {
           await api(target, 'POST', '/__bench/stats/reset');
-          const run = await statusLoad(ctx, target.port, box.pid, tickets, ctx.database);
+          const run = await getLoad(ctx, target.port, box.pid, paths, ctx.database);
           const traced = await stats();
           const byKind = Object.fromEntries(Object.entries(traced.statements).map(([sql, s]) => [sql, s.count]));
           return {
@@ -421,6 +425,24 @@ async function measureRound(ctx: QueueBenchContext, repeat: number): Promise<Que
         `  GET /queue/:ticket ${status.perSecond.toFixed(0)}/s vs ceiling ${statusCeiling.perSecond.toFixed(0)}/s ` +
           `(${(status.perSecond / statusCeiling.perSecond).toFixed(2)}x); ${status.statements} statements for ` +
           `${status.ok} requests; database ${status.cpu.databaseSeconds?.toFixed(2) ?? '?'} CPU-s`,
+      );
+      // The service's floor: GET /healthz (no database, no schema work to speak of) against the
+      // ceiling's, so that what every route pays (hooks, headers, access log) is told apart from
+      // what GET /queue/:ticket adds.
+      const [healthzCeiling, healthz] = await paired(
+        repeat,
+        async () => {
+          const run = await getLoad(ctx, ceiling.port, ceiling.pid, ['/healthz'], null);
+          return rateOf(run.load, run.ok, run.cpu);
+        },
+        async () => {
+          const run = await getLoad(ctx, target.port, box.pid, ['/healthz'], ctx.database);
+          return rateOf(run.load, run.ok, run.cpu);
+        },
+      );
+      ctx.progress(
+        `  GET /healthz ${healthz.perSecond.toFixed(0)}/s vs ceiling ${healthzCeiling.perSecond.toFixed(0)}/s ` +
+          `(${(healthz.perSecond / healthzCeiling.perSecond).toFixed(2)}x)`,
       );
       await ctx.quiet();
       const [autocannonCeiling, autocannonBox] = await paired(
@@ -465,6 +487,8 @@ async function measureRound(ctx: QueueBenchContext, repeat: number): Promise<Que
         holds,
         statusCeiling,
         status,
+        healthzCeiling,
+        healthz,
         autocannonCeiling,
         autocannon: autocannonBox,
         holdsWithToken,
@@ -488,6 +512,8 @@ export interface QueueSummary {
   autocannonStatusOfCeiling: number;
   tokenHoldsOfPlain: number;
   statementsPerStatusRequest: number;
+  healthzOfCeiling: number;
+  statusOfHealthz: number;
 }
 
 export function summarizeQueue(rounds: QueueRound[]): QueueSummary {
@@ -499,6 +525,8 @@ export function summarizeQueue(rounds: QueueRound[]): QueueSummary {
     autocannonStatusOfCeiling: ratio((r) => r.autocannon.perSecond / r.autocannonCeiling.perSecond),
     tokenHoldsOfPlain: ratio((r) => r.holdsWithToken.perSecond / r.holdsWithoutToken.perSecond),
     statementsPerStatusRequest: ratio((r) => r.status.statements / Math.max(1, r.status.ok)),
+    healthzOfCeiling: ratio((r) => r.healthz.perSecond / r.healthzCeiling.perSecond),
+    statusOfHealthz: ratio((r) => r.status.perSecond / r.healthz.perSecond),
   };
 }
 
@@ -512,6 +540,10 @@ export function formatQueue(rounds: QueueRound[]): string {
     `  GET /queue/:ticket ${med((r) => r.status.perSecond)}/s vs ceiling ${med((r) => r.statusCeiling.perSecond)}/s: ` +
       `${s.statusOfCeiling.toFixed(2)}x (target >= 0.8x); statements per request ${s.statementsPerStatusRequest.toExponential(1)}` +
       ` (${rounds.map((r) => `${r.status.statements}/${r.status.ok}`).join(', ')})`,
+    `  GET /healthz ${med((r) => r.healthz.perSecond)}/s vs ceiling ${med((r) => r.healthzCeiling.perSecond)}/s: ` +
+      `${s.healthzOfCeiling.toFixed(2)}x (every route's floor); GET /queue/:ticket vs the server's GET /healthz: ` +
+      `${s.statusOfHealthz.toFixed(2)}x; database CPU-s in the status windows: ` +
+      rounds.map((r) => r.status.cpu.databaseSeconds?.toFixed(2) ?? '?').join(', '),
     `  autocannon GET /queue/:ticket ${med((r) => r.autocannon.perSecond)}/s vs ceiling ` +
       `${med((r) => r.autocannonCeiling.perSecond)}/s: ${s.autocannonStatusOfCeiling.toFixed(2)}x`,
     `  holds/s with Admission-Token ${med((r) => r.holdsWithToken.perSecond)} vs without ` +
