@@ -18,6 +18,7 @@ import { type LoadResult, Samples, httpRequest, runLoad } from './load.ts';
 import { type Child, readMemory, watch } from './processes.ts';
 import type { ServerStats } from './report.ts';
 import { type Target, api, createEvent, runScenario } from './scenarios.ts';
+import type { TransactionStats } from './trace.ts';
 
 /** A box-office server the queue bench started, on a fresh PostgreSQL database. */
 export interface QueueBox {
@@ -58,6 +59,8 @@ const STREAMS_OPEN_CONCURRENCY = 500;
 
 interface Rate {
   perSecond: number;
+  /** What the server's database work was in the window (bench/trace.ts), for joins and holds. */
+  trace?: TraceSummary;
   ok: number;
   non2xx: Record<string, number>;
   p99Ms: number;
@@ -112,6 +115,39 @@ interface AutocannonRate {
   p99Ms: number;
 }
 
+interface TraceSummary {
+  transactions: number;
+  statementsPerTransaction: number;
+  transactionMsP50: number;
+  transactionMsP99: number;
+  autocommitWrites: number;
+  /** Requests answered per transaction or autocommitted write: the batch size. */
+  requestsPerBatch: number;
+}
+
+async function resetTrace(target: Target): Promise<void> {
+  await api(target, 'POST', '/__bench/stats/reset');
+}
+
+async function readTrace(target: Target, requests: number): Promise<TraceSummary> {
+  const t = (await api<TransactionStats>(target, 'GET', '/__bench/stats')).json;
+  const batches = t.transactions + t.autocommitWrites;
+  return {
+    transactions: t.transactions,
+    statementsPerTransaction: t.transactions === 0 ? 0 : t.statementsInTransactions / t.transactions,
+    transactionMsP50: t.transactionMsP50,
+    transactionMsP99: t.transactionMsP99,
+    autocommitWrites: t.autocommitWrites,
+    requestsPerBatch: batches === 0 ? 0 : requests / batches,
+  };
+}
+
+const describeTrace = (t: TraceSummary | undefined) =>
+  t === undefined
+    ? ''
+    : ` [${t.transactions} tx of ${t.statementsPerTransaction.toFixed(1)} statements, p50 ${t.transactionMsP50.toFixed(1)} ms ` +
+      `p99 ${t.transactionMsP99.toFixed(1)} ms; ${t.autocommitWrites} autocommitted writes; ${t.requestsPerBatch.toFixed(1)} per batch]`;
+
 const mb = (kb: number | undefined) => Math.round((kb ?? 0) / 102.4) / 10;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -142,6 +178,7 @@ async function joinLoad(
   let ok = 0;
   // Bodies are kept raw and parsed after the window, so the generator spends no CPU on them.
   const bodies: Buffer[] = [];
+  await resetTrace(target);
   const cpu = cpuWindow(box.pid, ctx.database);
   const load = await runLoad({
     host: target.host,
@@ -160,7 +197,7 @@ async function joinLoad(
       if (bodies.length < plan.keep) bodies.push(Buffer.from(body));
     },
   });
-  const rate = rateOf(load, ok, cpu.stop(ok, 'join'));
+  const rate = { ...rateOf(load, ok, cpu.stop(ok, 'join')), trace: await readTrace(target, ok) };
   const tickets = bodies.map((body) => {
     const joined = JSON.parse(body.toString()) as { ticket: string; position: number };
     return { ticket: joined.ticket, position: joined.position };
@@ -172,6 +209,7 @@ async function joinLoad(
 async function holdLoad(ctx: QueueBenchContext, box: QueueBox, eventId: number, token: boolean): Promise<Rate> {
   let stop: ReturnType<typeof cpuWindow> | undefined;
   let cpu: CpuSplit | undefined;
+  let trace: TraceSummary | undefined;
   const outcome = await runScenario(
     box.target,
     [{ id: eventId, total: SEATS }],
@@ -185,16 +223,18 @@ async function holdLoad(ctx: QueueBenchContext, box: QueueBox, eventId: number, 
       admissionToken: token ? ctx.admissionToken : undefined,
     },
     {
-      started: () => {
+      started: async () => {
+        await resetTrace(box.target);
         stop = cpuWindow(box.pid, ctx.database);
       },
-      finished: (load) => {
+      finished: async (load) => {
         cpu = stop!.stop(load.statuses['201'] ?? 0, 'hold');
+        trace = await readTrace(box.target, load.statuses['201'] ?? 0);
       },
     },
   );
   if (!outcome.books.ok) ctx.progress(`  books: ${outcome.books.problems.join('; ')}`);
-  return rateOf(outcome.load, outcome.holds, cpu!);
+  return { ...rateOf(outcome.load, outcome.holds, cpu!), trace };
 }
 
 /** GET each path in turn (round robin), closed loop, at `port`. */
@@ -397,7 +437,8 @@ async function measureRound(ctx: QueueBenchContext, repeat: number): Promise<Que
         },
         () => holdLoad(ctx, box, holdEvent, false),
       );
-      ctx.progress(`  joins ${joins.perSecond.toFixed(0)}/s, holds ${holds.perSecond.toFixed(0)}/s`);
+      ctx.progress(`  joins ${joins.perSecond.toFixed(0)}/s${describeTrace(joins.trace)}`);
+      ctx.progress(`  holds ${holds.perSecond.toFixed(0)}/s${describeTrace(holds.trace)}`);
 
       // The ceiling gets tickets of the same length, so the URLs are the same shape and size.
       await ctx.quiet();
@@ -463,6 +504,8 @@ async function measureRound(ctx: QueueBenchContext, repeat: number): Promise<Que
         () => holdLoad(ctx, box, tokenEvent, true),
         () => holdLoad(ctx, box, plainEvent, false),
       );
+      ctx.progress(`    with token${describeTrace(holdsWithToken.trace)}`);
+      ctx.progress(`    without${describeTrace(holdsWithoutToken.trace)}`);
       ctx.progress(
         `  holds with Admission-Token ${holdsWithToken.perSecond.toFixed(0)}/s, without ` +
           `${holdsWithoutToken.perSecond.toFixed(0)}/s (${(holdsWithToken.perSecond / holdsWithoutToken.perSecond).toFixed(2)}x)`,
