@@ -27,6 +27,7 @@ import {
   summarize,
   summarizeOpenLoop,
 } from './report.ts';
+import { type QueueBox, formatQueue, runQueueBench, summarizeQueue } from './queue.ts';
 import { type HotEvent, type OpenArrivals, type Target, api, createEvent, runScenario } from './scenarios.ts';
 import type { ChildMessage, ParentMessage, StreamsOpened, StreamsSettled } from './streams.ts';
 import { type Tree, codeVersion, migrateCommand, resolveTrees } from './trees.ts';
@@ -697,8 +698,91 @@ function report(measurements: Measurement[], databases: Databases): void {
   }
 }
 
+/** --scenario queue: bench/queue.ts's rounds on this checkout, each on a fresh database. */
+async function queueMain(databases: Databases): Promise<void> {
+  const tree = trees[0]!;
+  const provider = databases.provider!;
+  const withProfile = (label: string) => {
+    const dir = join(PROFILE_DIR, label);
+    if (options.cpuProf) progress(`  profile: ${dir} (tsx bench/profile-summary.ts ${dir})`);
+    return profileArgs(dir);
+  };
+  const rounds = await runQueueBench({
+    conns: options.conns[0]!,
+    durationSeconds: options.durationSeconds,
+    warmupSeconds: options.warmupSeconds,
+    graceSeconds: options.graceSeconds,
+    repeat: options.repeat,
+    streams: options.queueStreams,
+    database: databases.probe,
+    admissionToken,
+    quiet,
+    progress,
+    async withBox(label, use) {
+      const fresh = await provider.fresh(migrateCommand(tree, SCRATCH_DIR));
+      const adminToken = randomBytes(18).toString('base64url');
+      // The queue signs with the bench's secret, so the bench's own tokens pass as its would.
+      const env = { ...serverEnv(fresh.env, tree, adminToken), ADMISSION_SECRET: BENCH_ADMISSION_SECRET };
+      try {
+        const child = await startServer(tree, env, label, withProfile(label));
+        try {
+          const box: QueueBox = {
+            target: { host: '127.0.0.1', port: child.port, adminToken, benchRoutes: true },
+            pid: child.pid,
+            databaseUrl: fresh.env.DATABASE_URL!,
+          };
+          return await use(box);
+        } finally {
+          await child.stop();
+        }
+      } finally {
+        await fresh.drop();
+      }
+    },
+    async withCeiling(label, use) {
+      const child = await startChild({
+        script: 'bench/ceiling.ts',
+        env: {},
+        label,
+        logDir: LOG_DIR,
+        nodeArgs: withProfile(label),
+      });
+      try {
+        return await use(child);
+      } finally {
+        await child.stop();
+      }
+    },
+  });
+  const results = {
+    generatedAt: new Date().toISOString(),
+    options: { ...options, url: undefined, adminToken: undefined },
+    environment: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      node: process.version,
+      database: databases.version,
+      where: databases.where,
+      code: codeVersion('.'),
+    },
+    rounds,
+    summary: summarizeQueue(rounds),
+  };
+  if (options.out !== undefined) writeFileSync(options.out, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(options.json ? JSON.stringify(results, null, 2) : formatQueue(rounds));
+}
+
 async function main(): Promise<void> {
   const databases = await openDatabases();
+  if (options.queue) {
+    describeRun(databases);
+    try {
+      await queueMain(databases);
+    } finally {
+      await closeDatabases(databases);
+    }
+    return;
+  }
   const measurements: Measurement[] = [];
   const record = (m: Measurement) => {
     measurements.push(m);

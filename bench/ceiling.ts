@@ -3,7 +3,11 @@
 // against this, under the same load, on the same machine, in the same run.
 import Fastify from 'fastify';
 
-const app = Fastify({ logger: false });
+// The box office's router limit on a parameter's length (MAX_PARAM_LENGTH, src/http/
+// problem.handlers.ts; not imported, to keep this server bare): a queue ticket is longer than
+// Fastify's default 100 characters, which would make GET /queue/:ticket a canned 404.
+const MAX_PARAM_LENGTH = 1024;
+const app = Fastify({ logger: false, routerOptions: { maxParamLength: MAX_PARAM_LENGTH } });
 let nextId = 1;
 const expiresAt = new Date(Date.now() + 120_000).toISOString();
 
@@ -17,6 +21,22 @@ app.post<{ Body: { hold?: { event_id?: number; qty?: number } } }>('/holds', asy
     payment_token: 'bench-canned-payment-token-0123456789ab',
   });
 });
+
+// The queue scenario's ceiling: GET /queue/:ticket with the same URL shape and a status body of
+// the same size, canned (no signature check, no schema).
+const queueStatus = {
+  event_id: 1,
+  state: 'waiting',
+  position: 1234,
+  ahead: 1233,
+  eta_seconds: 74,
+  sale_opens_at: new Date().toISOString(),
+  admission_token: null,
+  admission_expires_at: null,
+};
+app.get<{ Params: { ticket: string } }>('/queue/:ticket', async (_request, reply) =>
+  reply.header('cache-control', 'no-store').send(queueStatus),
+);
 
 // What the load generator primes each connection with before the clock starts, as on the box office.
 app.get('/healthz', async () => ({ status: 'ok' }));

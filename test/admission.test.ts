@@ -431,6 +431,19 @@ for (const backend of backends()) {
       }
       assert.equal((await summary(h.app, eventId)).joined, 0);
     });
+
+    test('a ticket asked about already still cannot be altered: a changed place is 404', async () => {
+      const eventId = await queuedEvent(h, { opensIn: 0 });
+      for (const customer of ['a@example.com', 'b@example.com']) await join(h.app, eventId, customer);
+      const late = await join(h.app, eventId, 'c@example.com');
+      // Asked twice, so the process has seen (and kept) the genuine ticket.
+      for (let i = 0; i < 2; i++) assert.equal((await status(h.app, late.ticket)).position, 3);
+      const [kind, kid, payload, mac] = late.ticket.split('.');
+      const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+      const moved = Buffer.from(JSON.stringify({ ...claims, p: 1 })).toString('base64url');
+      isProblem(await h.app.inject({ method: 'GET', url: `/queue/${kind}.${kid}.${moved}.${mac}` }), 404, 'not_found');
+      assert.equal((await status(h.app, late.ticket)).position, 3);
+    });
   });
 
   describe(`admission while the database is away, on ${backend.name}`, () => {
