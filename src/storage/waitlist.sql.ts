@@ -48,6 +48,8 @@ export interface WaitlistStore {
     now: Date,
   ): Promise<number>;
   findEntry(entryId: number): Promise<WaitlistEntry | null>;
+  /** Whether the customer has a waiting or offered entry on the event (a seek on the unique index). */
+  hasLiveEntry(tx: Tx, eventId: number, customer: string): Promise<boolean>;
   lockEntry(tx: Tx, entryId: number): Promise<WaitlistEntry | null>;
   /** Waiting entries ahead of this one, plus one: its place in line. */
   entryPosition(eventId: number, entryId: number): Promise<number>;
@@ -153,6 +155,16 @@ export function waitlistStatements(db: SqlDatabase): WaitlistStore {
         entryId,
       ]);
       return row === undefined ? null : toEntry(row);
+    },
+
+    async hasLiveEntry(tx, eventId, customer) {
+      // MySQL seeks its generated live_customer column; PostgreSQL its partial unique index.
+      const live = tx.dialect === 'mysql' ? 'live_customer = $2' : "customer = $2 and status in ('waiting', 'offered')";
+      const rows = await tx.rows(`select 1 as live from waitlist_entries where event_id = $1 and ${live}`, [
+        eventId,
+        customer,
+      ]);
+      return rows.length > 0;
     },
 
     async lockEntry(tx, entryId) {

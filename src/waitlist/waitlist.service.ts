@@ -101,6 +101,9 @@ export class WaitlistService {
             requested: qty,
           });
         }
+        // Before the limit and the seats: a customer who already waits, or holds an offer, hears
+        // that, not "hold them instead" (the unique index below still settles a race).
+        if (await this.store.hasLiveEntry(tx, eventId, customer)) throw duplicateEntry();
         if (limits.maxSeatsPerCustomer !== null) {
           const inUse = (await this.store.seatsOfCustomers(tx, eventId, [customer])).get(customer) ?? 0;
           if (inUse + qty > limits.maxSeatsPerCustomer) {
@@ -125,9 +128,7 @@ export class WaitlistService {
         return id;
       });
     } catch (error) {
-      if (this.store.isUniqueViolation(error)) {
-        throw new DomainError('waitlist_duplicate', 'this customer is already on the waiting list of this event');
-      }
+      if (this.store.isUniqueViolation(error)) throw duplicateEntry();
       throw error;
     }
     this.deps.outbox.committed();
@@ -278,3 +279,6 @@ const staffEntry = (entry: WaitlistEntry): StaffEntry => ({
   offeredAt: entry.offeredAt,
   endedAt: entry.endedAt,
 });
+
+const duplicateEntry = () =>
+  new DomainError('waitlist_duplicate', 'this customer is already on the waiting list of this event');
