@@ -444,6 +444,56 @@ for (const backend of backends()) {
       isProblem(await h.app.inject({ method: 'GET', url: `/queue/${kind}.${kid}.${moved}.${mac}` }), 404, 'not_found');
       assert.equal((await status(h.app, late.ticket)).position, 3);
     });
+
+    test('one batch of joins: a customer twice gets one ticket, anonymous joins one each, places follow on', async () => {
+      const eventId = await queuedEvent(h, { opensIn: 0 });
+      const first = await join(h.app, eventId, 'before@example.com');
+      // Sent together, so that they share a batch (one statement on PostgreSQL).
+      const who = [
+        ...Array.from({ length: 30 }, (_, i) => `batch-${i % 25}@example.com`),
+        ...Array(10).fill(undefined),
+      ];
+      const joined = await Promise.all(who.map((customer) => join(h.app, eventId, customer as string | undefined)));
+      const byCustomer = new Map<string, Joined>();
+      for (const [i, customer] of who.entries()) {
+        if (customer === undefined) continue;
+        const seen = byCustomer.get(customer as string);
+        if (seen === undefined) byCustomer.set(customer as string, joined[i]!);
+        else assert.equal(joined[i]!.ticket, seen.ticket, `${customer as string} joined twice, one ticket`);
+      }
+      const tickets = new Set(joined.map((j) => j.ticket));
+      assert.equal(tickets.size, 25 + 10, 'a ticket per customer and per anonymous join');
+      const places = [...new Set(joined.map((j) => j.position!))].sort((a, b) => a - b);
+      assert.deepEqual(
+        places,
+        Array.from({ length: 35 }, (_, i) => first.position! + 1 + i),
+        'the places after the earlier joiner, none skipped or shared',
+      );
+      // Asked again, each ticket tells the place it was given.
+      for (const j of joined.slice(0, 3)) assert.equal((await status(h.app, j.ticket)).position, j.position);
+      assert.equal((await summary(h.app, eventId)).joined, 36);
+
+      // An event that needs customers refuses the anonymous joins of a batch and takes the rest.
+      const named = await queuedEvent(h, { opensIn: 0, limits: { customer_required: true } });
+      const mixed = await Promise.all(
+        ['n1', undefined, 'n2', undefined].map((customer) =>
+          h.app.inject({
+            method: 'POST',
+            url: `/events/${named}/queue`,
+            payload: customer === undefined ? {} : { customer },
+          }),
+        ),
+      );
+      assert.deepEqual(
+        mixed.map((res) => res.statusCode),
+        [200, 422, 200, 422],
+      );
+      isProblem(mixed[1]!, 422, 'customer_required');
+      assert.deepEqual(
+        mixed.filter((res) => res.statusCode === 200).map((res) => res.json<Joined>().position),
+        [1, 2],
+      );
+    });
   });
 
   describe(`admission while the database is away, on ${backend.name}`, () => {
@@ -538,6 +588,30 @@ for (const backend of backends()) {
         (await Promise.all(joined.map((j) => status(second.app, j.ticket)))).map((s) => s.position),
       );
       assert.equal(positions.size, 300, 'every ticket its own place');
+    });
+
+    test('the same customers joining through both at once get one ticket each, and the places stay dense', async () => {
+      const eventId = await queuedEvent(h, { opensIn: 0 });
+      const customers = Array.from({ length: 60 }, (_, i) => `race-${i}@example.com`);
+      // Every customer joins through both processes at the same moment, twice over.
+      const joined = await Promise.all(
+        [0, 1].flatMap(() =>
+          customers.flatMap((customer) => [join(h.app, eventId, customer), join(second.app, eventId, customer)]),
+        ),
+      );
+      const ticketOf = new Map<string, string>();
+      for (const [i, j] of joined.entries()) {
+        const customer = customers[Math.floor(i / 2) % customers.length]!;
+        const seen = ticketOf.get(customer);
+        if (seen === undefined) ticketOf.set(customer, j.ticket);
+        else assert.equal(j.ticket, seen, `${customer} has one ticket`);
+      }
+      const places = [...ticketOf.values()].map((ticket) => joined.find((j) => j.ticket === ticket)!.position!);
+      assert.deepEqual(
+        places.sort((a, b) => a - b),
+        Array.from({ length: 60 }, (_, i) => i + 1),
+      );
+      assert.equal((await summary(second.app, eventId)).joined, 60);
     });
   });
 }

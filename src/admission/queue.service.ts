@@ -196,6 +196,8 @@ export class QueueService {
 
   private async joinBatch(eventId: number, requests: JoinRequest[]): Promise<Array<Ticket | Error>> {
     const now = this.clock.now();
+    const fast = await this.joinFast(eventId, requests, now);
+    if (fast !== null) return fast;
     const result = await this.store.transaction(async (tx) => {
       const queue = await this.store.lockQueue(tx, eventId);
       const rules = queue === null ? null : await this.store.snapshotIn(tx, eventId, now);
@@ -245,6 +247,34 @@ export class QueueService {
       );
     });
     return result;
+  }
+
+  /** A batch on an open, drawn queue in one statement (PostgreSQL); null when it takes the full path. */
+  private async joinFast(eventId: number, requests: JoinRequest[], now: Date): Promise<Ticket[] | null> {
+    if (this.store.joinOpenQueue === undefined) return null;
+    // Each named customer once (a customer joining twice in one batch gets one ticket), each
+    // anonymous join its own, in join order.
+    const named = new Set<string>();
+    const asked: Array<string | null> = [];
+    for (const { customer } of requests) {
+      if (customer === null) asked.push(null);
+      else if (!named.has(customer)) asked.push(named.add(customer) && customer);
+    }
+    const rows = await this.store.joinOpenQueue(eventId, asked, now);
+    if (rows === null) return null;
+    const byCustomer = new Map<string, TicketRow>();
+    const anonymous: TicketRow[] = [];
+    for (const row of rows) {
+      if (row.customer === null) anonymous.push(row);
+      else byCustomer.set(row.customer, row);
+    }
+    // Numbered in join order: the lowest ticket goes to the first anonymous request.
+    anonymous.sort((a, b) => a.ticketNo - b.ticketNo);
+    let nextAnonymous = 0;
+    return requests.map(({ customer }) => {
+      const row = customer === null ? anonymous[nextAnonymous++]! : byCustomer.get(customer)!;
+      return { eventId, ticketNo: row.ticketNo, customer, position: row.prequeue ? null : row.position };
+    });
   }
 
   /** The pre-queue's draw, once, when the sale opens: places 1..n by drawOrder (queue locked). */

@@ -49,6 +49,11 @@ export interface QueueStore {
   /** Tickets already held by these customers (queue locked). */
   ticketsOfCustomers(tx: Tx, eventId: number, customers: string[]): Promise<TicketRow[]>;
   insertTickets(tx: Tx, eventId: number, tickets: TicketRow[], now: Date): Promise<void>;
+  /**
+   * PostgreSQL's common case of a join batch in one statement (see joinOpenQueue); null when
+   * it does not apply and the batch takes the full path.
+   */
+  joinOpenQueue?(eventId: number, customers: Array<string | null>, now: Date): Promise<TicketRow[] | null>;
   /** The pre-queue's tickets, by ticket_no (queue locked). */
   prequeueTicketNos(tx: Tx, eventId: number): Promise<number[]>;
   assignPositions(
@@ -97,6 +102,8 @@ const ROWS_PER_STATEMENT = 5000;
 export function queueStatements(db: SqlDatabase): QueueStore {
   const mysql = db.dialect === 'mysql';
   return {
+    ...(mysql ? {} : { joinOpenQueue: (...args) => joinOpenQueue(db, ...args) }),
+
     async ensureQueue(tx, eventId, seed) {
       await tx.run(
         mysql
@@ -258,4 +265,74 @@ export function queueStatements(db: SqlDatabase): QueueStore {
       return new Map(rows.map((row) => [Number(row.ticket_no), Number(row.position)]));
     },
   };
+}
+
+/**
+ * A join batch on a queue whose sale is open and whose pre-queue is drawn, in one round trip
+ * instead of seven (begin, lock, settings, customers' tickets, insert, update, commit), so the
+ * queue row's lock is held for one statement. `customers` are distinct names, and null once per
+ * anonymous join, in join order. The update takes the queue's row lock and numbers the new
+ * tickets after the locked row's counters; the tickets the customers already hold are read from
+ * the statement's snapshot, which may predate a join committed by another process while this one
+ * waited for the lock: that customer's second ticket then breaks the unique (event_id,
+ * customer) key and the batch takes the full path, which reads after the lock. Null also when
+ * the queue is not open, not drawn, gone, or refuses anonymous joins that the batch has.
+ */
+async function joinOpenQueue(
+  db: SqlDatabase,
+  eventId: number,
+  customers: Array<string | null>,
+  now: Date,
+): Promise<TicketRow[] | null> {
+  let rows: Array<{
+    ticket_no: number | string;
+    customer: string | null;
+    prequeue: boolean;
+    position: number | string | null;
+  }>;
+  try {
+    rows = await db.writeRows(
+      `with asked as (
+         select customer, ord from unnest($2::text[]) with ordinality as r (customer, ord)
+       ), held as (
+         select t.ticket_no, t.customer, t.prequeue, t.position
+           from queue_tickets t
+          where t.event_id = $1 and t.customer = any($2::text[])
+       ), fresh as (
+         select a.customer, row_number() over (order by a.ord) as n
+           from asked a
+          where a.customer is null or not exists (select 1 from held h where h.customer = a.customer)
+       ), queue as (
+         update event_queues
+            set joined = joined + (select count(*) from fresh),
+                next_position = next_position + (select count(*) from fresh)
+          where event_id = $1 and shuffled
+            and exists (select 1 from events e
+                         where e.id = $1 and e.queue_admit_per_minute is not null and e.sale_opens_at <= $3
+                           and (e.queue_prequeue_opens_at is null or e.queue_prequeue_opens_at <= $3)
+                           and (not e.customer_required or $4::boolean))
+         returning joined - (select count(*) from fresh) as joined_before,
+                   next_position - (select count(*) from fresh) as position_before
+       ), added as (
+         insert into queue_tickets (event_id, ticket_no, customer, joined_at, prequeue, position)
+         select $1, q.joined_before + f.n, f.customer, $3, false, q.position_before + f.n - 1
+           from queue q, fresh f
+         returning ticket_no, customer, prequeue, position
+       )
+       select ticket_no, customer, prequeue, position from added
+       union all
+       select h.ticket_no, h.customer, h.prequeue, h.position from held h, queue`,
+      [eventId, customers, now, customers.every((customer) => customer !== null)],
+    );
+  } catch (error) {
+    if (db.isUniqueViolation(error)) return null;
+    throw error;
+  }
+  if (rows.length === 0) return null;
+  return rows.map((row) => ({
+    ticketNo: Number(row.ticket_no),
+    customer: row.customer,
+    prequeue: row.prequeue,
+    position: row.position === null ? null : Number(row.position),
+  }));
 }
