@@ -56,6 +56,13 @@ const NOTIFY_CHANNEL = 'box_office_queue';
  */
 const VERIFIED_TICKETS_MAX = 100_000;
 
+/**
+ * Admission tokens kept: verified ones by their text (an admitted buyer sends the same token
+ * with every hold of its window), and signed ones by ticket (an admitted buyer's status is asked
+ * again and again, and the token it gets is always the same). Past this many, a map starts again.
+ */
+const ADMISSION_TOKENS_MAX = 100_000;
+
 export type QueueState = 'prequeue' | 'waiting' | 'paused' | 'sold_out' | 'admitted' | 'expired' | 'closed';
 
 export interface QueueStatus {
@@ -124,6 +131,9 @@ interface JoinRequest {
 export class QueueService {
   private readonly known = new Map<number, Known>();
   private readonly verified = new Map<string, Readonly<Ticket>>();
+  private readonly verifiedAdmissions = new Map<string, Readonly<Admission>>();
+  /** By `event:ticket`: the token and what it was signed from, so a changed TTL signs anew. */
+  private readonly signedAdmissions = new Map<string, { issuedAtMs: number; ttlSeconds: number; token: string }>();
   private readonly batcher: KeyedBatcher<number, JoinRequest, Ticket>;
   private readonly watchers = new Set<(eventIds: ReadonlySet<number>) => void>();
   private timer: NodeJS.Timeout | undefined;
@@ -460,7 +470,7 @@ export class QueueService {
         position,
         ahead: 0,
         etaSeconds: 0,
-        admissionToken: signAdmission(this.config.admissionKeys, admission),
+        admissionToken: this.admissionTokenOf(admission, row.settings.admissionTtlSeconds),
         admissionExpiresAt: admission.expiresAt,
       };
     }
@@ -468,6 +478,18 @@ export class QueueService {
     const state: QueueState = row.available <= 0 ? 'sold_out' : row.paused ? 'paused' : 'waiting';
     const etaSeconds = state === 'waiting' ? Math.ceil(((ahead + 1) * 60) / row.settings.admitPerMinute) : null;
     return { ...base, state, position, ahead, etaSeconds };
+  }
+
+  /** The admission's signed token: the same claims always sign to the same token, so it is kept. */
+  private admissionTokenOf(admission: Admission, ttlSeconds: number): string {
+    const key = `${admission.eventId}:${admission.ticketNo}`;
+    const issuedAtMs = admission.issuedAt.getTime();
+    const kept = this.signedAdmissions.get(key);
+    if (kept !== undefined && kept.issuedAtMs === issuedAtMs && kept.ttlSeconds === ttlSeconds) return kept.token;
+    const token = signAdmission(this.config.admissionKeys, admission);
+    if (this.signedAdmissions.size >= ADMISSION_TOKENS_MAX) this.signedAdmissions.clear();
+    this.signedAdmissions.set(key, { issuedAtMs, ttlSeconds, token });
+    return token;
   }
 
   // -- admission tokens on holds --------------------------------------------------------------
@@ -478,7 +500,7 @@ export class QueueService {
    * customer the hold must carry.
    */
   checkAdmission(text: string, eventId: number, customer: string | null): { ticketNo: number; customer: string } {
-    const admission = verifyAdmission(this.config.admissionKeys, text);
+    const admission = this.admissionOf(text);
     if (admission === null)
       throw new DomainError('admission_invalid', 'Admission-Token is not a token this service issued', {
         queue: `/events/${eventId}/queue`,
@@ -494,6 +516,17 @@ export class QueueService {
     if (customer !== null && customer !== admission.customer)
       throw new DomainError('admission_invalid', 'Admission-Token was issued to another customer');
     return { ticketNo: admission.ticketNo, customer: admission.customer };
+  }
+
+  /** The token's claims if this service signed it; kept by its text, as tickets are (ticketOf). */
+  private admissionOf(text: string): Readonly<Admission> | null {
+    const known = this.verifiedAdmissions.get(text);
+    if (known !== undefined) return known;
+    const admission = verifyAdmission(this.config.admissionKeys, text);
+    if (admission === null) return null;
+    if (this.verifiedAdmissions.size >= ADMISSION_TOKENS_MAX) this.verifiedAdmissions.clear();
+    this.verifiedAdmissions.set(text, Object.freeze(admission));
+    return admission;
   }
 }
 
