@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import type { App } from '../src/app.ts';
+import { type App, buildApp } from '../src/app.ts';
 import { Outbox } from '../src/changes/outbox.ts';
 import { DatabaseUnavailable } from '../src/errors.ts';
 import type { Store } from '../src/storage/store.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
 import { contractHarness, contractTest, installContractCheck, isProblem } from './support/contract.ts';
-import { type Harness, allPublished, backends, books } from './support/helpers.ts';
+import { type Harness, allPublished, backends, books, testConfig } from './support/helpers.ts';
 
 installContractCheck();
 
@@ -353,6 +353,45 @@ for (const backend of backends()) {
       assert.equal((await joinRaw(h.app, eventId, 'ann@example.com', 1)).statusCode, 201);
     });
 
+    test("as an attacker: racing joins make one entry, and one entry's secret opens no other", async () => {
+      const { eventId, holds } = await soldOut(h, 2, { max_seats_per_customer: 2 });
+      // One customer, ten joins at once, written four ways: one entry.
+      const spellings = ['racer@example.com', 'Racer@Example.com', 'racer+1@example.com', 'RACER+x@example.com'];
+      const raced = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => joinRaw(h.app, eventId, spellings[i % spellings.length]!, 1)),
+      );
+      assert.deepEqual(raced.map((res) => res.statusCode).sort(), [201, ...Array(9).fill(409)]);
+      for (const res of raced.filter((r) => r.statusCode === 409)) isProblem(res, 409, 'waitlist_duplicate');
+      const racer = raced.find((res) => res.statusCode === 201)!.json<Joined>();
+      const victim = await join(h.app, eventId, 'victim@example.com', 1);
+      // The racer's secret, on the victim's entry: as if it did not exist, and nothing changes.
+      for (const res of [
+        await h.app.inject({
+          method: 'GET',
+          url: `/waitlist/${victim.entry_id}`,
+          headers: { 'waitlist-secret': racer.secret },
+        }),
+        await h.app.inject({ method: 'GET', url: `/waitlist/${victim.entry_id}?secret=${racer.secret}` }),
+        await leave(h.app, { ...victim, secret: racer.secret }),
+      ]) {
+        isProblem(res, 404, 'not_found');
+      }
+      assert.equal((await entry(h.app, victim)).status, 'waiting');
+      assert.equal((await waitingOf(h.app, eventId)).waiting, 2);
+      // A seat comes back: the racer (first) gets it; the racer's own offer is all its secret shows.
+      await release(h.app, holds[0]!);
+      const offer = await offerOf(h.app, racer);
+      assert.equal((await entry(h.app, victim)).offer, null);
+      // The victim cannot book the racer's offer with a token of its own making.
+      isProblem(
+        await book(h.app, { hold_id: offer.hold_id, payment_token: 'x'.repeat(offer.payment_token.length) }),
+        403,
+        'invalid_payment_token',
+      );
+      assert.equal((await entry(h.app, racer)).status, 'offered');
+      await audit(h.store, eventId, h.clock.now());
+    });
+
     test('the change feed carries waitlist changes, with no secret or payment token', async () => {
       const { eventId, holds } = await soldOut(h, 1);
       const a = await join(h.app, eventId, 'feed@z.io', 1);
@@ -560,6 +599,56 @@ for (const backend of backends()) {
         }),
         { numRuns: backend.name === 'pglite' ? 40 : 25 },
       );
+    });
+  });
+}
+
+for (const backend of backends()) {
+  if (backend.name === 'pglite') continue;
+
+  describe(`waiting list with two processes on one ${backend.name} database`, () => {
+    let h: H;
+    let second: { app: App; store: Store };
+    before(async () => {
+      h = await contractHarness(backend, { env: ENV });
+      const store = await backend.reopen(h.url);
+      second = { app: await buildApp({ config: testConfig(ENV), store, clock: h.clock }), store };
+      await second.app.ready();
+    });
+    after(async () => {
+      await second.app.close();
+      await second.store.close();
+      await h.close();
+    });
+
+    test('the same customers joining through both at once get one entry each, and freed seats are offered once', async () => {
+      const { eventId, holds } = await soldOut(h, 4, { max_seats_per_customer: 2 });
+      const customers = Array.from({ length: 8 }, (_, i) => `two-${i}@example.com`);
+      const raced = await Promise.all(
+        customers.flatMap((customer) =>
+          [h.app, second.app, h.app, second.app].map((app) => joinRaw(app, eventId, customer, 1)),
+        ),
+      );
+      const joined = raced.filter((res) => res.statusCode === 201).map((res) => res.json<Joined>());
+      assert.equal(joined.length, customers.length, 'one entry per customer');
+      for (const res of raced.filter((r) => r.statusCode !== 201)) isProblem(res, 409, 'waitlist_duplicate');
+      assert.deepEqual(
+        joined.map((j) => j.position).sort((a, b) => a - b),
+        Array.from({ length: customers.length }, (_, i) => i + 1),
+      );
+      // Seats freed through both processes at once: each goes to one entry, oldest first.
+      await Promise.all(holds.map((hold, i) => release(i % 2 === 0 ? h.app : second.app, hold)));
+      const states = await Promise.all(joined.map((j) => entry(second.app, j)));
+      const offered = joined.filter((_, i) => states[i]!.status === 'offered');
+      assert.equal(offered.length, 4, 'four seats, four offers');
+      assert.deepEqual(
+        offered.map((j) => j.position).sort((a, b) => a - b),
+        [1, 2, 3, 4],
+        'to the four oldest',
+      );
+      const snap = await waitingOf(h.app, eventId);
+      assert.deepEqual([snap.available, snap.held, snap.waiting], [0, 4, 4]);
+      await audit(h.store, eventId, h.clock.now());
     });
   });
 }
