@@ -73,9 +73,18 @@ const provider = await openProvider(
 );
 mkdirSync(LOG_DIR, { recursive: true });
 
+/** A port nobody listens on now (the service is told its port; the ceiling picks its own). */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+  const { port } = probe.address() as { port: number };
+  await new Promise((done) => probe.close(done));
+  return port;
+}
+
 async function startService(label: string): Promise<{ child: Child; drop: () => Promise<void> }> {
   const fresh = await provider.fresh();
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   const child = await startChild({
     args: [resolve('bin/box-office.js'), 'serve'],
     env: {
@@ -176,10 +185,9 @@ console.log(
   `autocannon POST /holds, ${CONNS} connections, ${DURATION_SECONDS} s windows after ${WARMUP_SECONDS} s warm-up, ${ROUNDS} rounds; ${provider.description}`,
 );
 for (let round = 1; round <= ROUNDS; round++) {
-  const ceilingPort = 40_000 + Math.floor(Math.random() * 20_000);
   const ceiling = await startChild({
     script: 'bench/ceiling.ts',
-    env: { PORT: String(ceilingPort) },
+    env: {},
     label: `ac-ceiling-r${round}`,
     logDir: LOG_DIR,
   });
