@@ -9,7 +9,7 @@ import { renderChange } from './render.ts';
 import type { ChangesService } from './changes.service.ts';
 
 /** An event's availability messages are at most this often, however fast its seats change. */
-export const STREAM_COALESCE_MS = 250;
+export const STREAM_COALESCE_MS = 500;
 /** A comment line this often keeps proxies from closing a quiet stream. */
 export const STREAM_HEARTBEAT_MS = 15_000;
 /** A client this far behind is disconnected; it resumes with Last-Event-ID. */
