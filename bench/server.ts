@@ -6,7 +6,7 @@
 // It reports its port to the parent over IPC once it listens.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
-import { buildApp } from '../src/app.ts';
+import { LISTEN_BACKLOG, buildApp } from '../src/app.ts';
 import { systemClock } from '../src/clock.ts';
 import { loadConfig } from '../src/config.ts';
 import { createMetrics } from '../src/metrics.ts';
@@ -84,7 +84,7 @@ const sweeper = new Sweeper({
 const webhooks = config.webhooksInServe
   ? new WebhookWorker({ store, clock: systemClock, config, metrics, log, feed: app.changeFeed })
   : undefined;
-await app.listen({ port: config.port, host: config.host });
+await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
 sweeper.start();
 webhooks?.start();
 const address = app.server.address();

@@ -55,6 +55,14 @@ export interface AppDeps {
   metrics?: Metrics;
 }
 
+/**
+ * Connections the kernel keeps waiting for accept(). Node's default, 511, overflows when a sale
+ * opens and thousands of buyers connect in the same second: the kernel drops the SYNs past it,
+ * and each such client waits for its 1-second SYN retry (2,000 streams opened at once took
+ * 1.2–1.3 s for the last first message). The kernel caps it at net.core.somaxconn.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 export async function buildApp(deps: AppDeps): Promise<App> {
   const { config, store } = deps;
   const clock = deps.clock ?? systemClock;

@@ -85,7 +85,10 @@ async function serve(config: Config, log: Logger): Promise<void> {
   const metrics = createMetrics();
   // The HTTP side (Fastify and its plugins) loads while the database opens: on a fresh PGlite
   // DATA_DIR the open is mostly a copy of the template, which leaves the CPU free.
-  const [store, { buildApp }] = await Promise.all([openMigrated(config, log, metrics), import('./app.ts')]);
+  const [store, { buildApp, LISTEN_BACKLOG }] = await Promise.all([
+    openMigrated(config, log, metrics),
+    import('./app.ts'),
+  ]);
   const app = await buildApp({ config, store, clock: systemClock, logger: log, metrics });
   const sweeper = new Sweeper({
     store,
@@ -99,7 +102,7 @@ async function serve(config: Config, log: Logger): Promise<void> {
     onSwept: (expired) => expired > 0 && log.info({ expired }, 'swept lapsed holds'),
   });
   try {
-    await app.listen({ port: config.port, host: config.host });
+    await app.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG });
   } catch (error) {
     await store.close();
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
