@@ -49,6 +49,9 @@ interface Endpoint {
 const hooks = new Map<number, Endpoint>();
 const lags: number[] = [];
 let badSignatures = 0;
+/** Requests received and the changes they carried (repeats included), this round. */
+let requests = 0;
+let changesReceived = 0;
 const receiver = createServer((request: IncomingMessage, response: ServerResponse) => {
   const chunks: Buffer[] = [];
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -61,6 +64,8 @@ const receiver = createServer((request: IncomingMessage, response: ServerRespons
         'webhook-timestamp': String(request.headers['webhook-timestamp']),
         'webhook-signature': String(request.headers['webhook-signature']),
       }) as { data: Array<{ position: string; at: string }> };
+      requests++;
+      changesReceived += body.data.length;
       for (const change of body.data) {
         if (hook!.positions.has(change.position)) continue;
         hook!.positions.add(change.position);
@@ -118,6 +123,15 @@ for (let tries = 0; ; tries++) {
   }
 }
 
+async function databaseCounters(): Promise<{ commits: number; inserted: number; updated: number }> {
+  const { rows } = await adminDb.query<{ commits: string; inserted: string; updated: string }>(
+    `select xact_commit as commits, tup_inserted as inserted, tup_updated as updated
+       from pg_stat_database where datname = $1`,
+    [dbName],
+  );
+  return { commits: Number(rows[0]!.commits), inserted: Number(rows[0]!.inserted), updated: Number(rows[0]!.updated) };
+}
+
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 
 async function round(count: number): Promise<void> {
@@ -137,6 +151,9 @@ async function round(count: number): Promise<void> {
     mine.push(hook);
   }
   lags.length = 0;
+  requests = 0;
+  changesReceived = 0;
+  const before = await databaseCounters();
   const hold = httpRequest(
     'POST',
     '/holds',
@@ -168,6 +185,10 @@ async function round(count: number): Promise<void> {
     await sleep(20);
   }
   const sorted = [...lags].sort((a, b) => a - b);
+  // PostgreSQL reports a backend's counters within about a second of its transactions.
+  await sleep(1500);
+  const after = await databaseCounters();
+  const perHold = (key: keyof typeof after) => Number(((after[key] - before[key]) / granted).toFixed(3));
   console.log(
     JSON.stringify({
       endpoints: count,
@@ -179,6 +200,15 @@ async function round(count: number): Promise<void> {
       deliveredAtStop: count === 0 ? null : { min: Math.min(...atStop), max: Math.max(...atStop) },
       drainedAfterStopMs: count === 0 ? null : drainedMs,
       lagMs: count === 0 ? null : { p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), max: sorted.at(-1) },
+      requests: count === 0 ? null : requests,
+      changesPerRequest: count === 0 ? null : Math.round(changesReceived / requests),
+      // The service's transactions (one per statement outside a transaction) and rows written,
+      // per hold granted, from the round's start until after the drain (pg_stat_database).
+      db: {
+        commitsPerHold: perHold('commits'),
+        insertedPerHold: perHold('inserted'),
+        updatedPerHold: perHold('updated'),
+      },
       badSignatures,
       windowUs,
     }),
