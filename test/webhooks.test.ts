@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import type { App } from '../src/app.ts';
 import type { ChangeListener } from '../src/changes/feed.ts';
-import { type ChangeBody, renderChange } from '../src/changes/render.ts';
+import { type ChangeBody, renderChange, staffChangeJson } from '../src/changes/render.ts';
 import { systemClock } from '../src/clock.ts';
 import { DatabaseUnavailable } from '../src/errors.ts';
 import { createMetrics } from '../src/metrics.ts';
@@ -260,6 +260,26 @@ describe('webhook rules without a database', () => {
     };
     assert.deepEqual(new Webhook(secret).verify(body, headers), { type: 'changes.batch', data: [] });
     assert.throws(() => new Webhook(secret).verify(body.replace('[]', '[1]'), headers));
+  });
+
+  test('a change in a webhook body is exactly its staff rendering', () => {
+    const base = {
+      position: 9_007_199_254_740_991,
+      eventId: 7,
+      type: 'hold.granted' as const,
+      holdId: 12,
+      bookingId: null,
+      qty: 2,
+      customer: null,
+      at: new Date('2026-12-06T20:40:00.123Z'),
+      snapshot: { total: 100, available: 97, held: 3, booked: 0 },
+    };
+    const changes = [
+      base,
+      { ...base, type: 'booking.created' as const, bookingId: 4, customer: 'ann "the buyer" \\ <ann@example.com>\n' },
+      { ...base, type: 'event.updated' as const, holdId: null, qty: null, customer: 'åß∂ \u2028 😀' },
+    ];
+    for (const change of changes) assert.equal(staffChangeJson(change), JSON.stringify(renderChange(change, 'staff')));
   });
 
   test('retries back off exponentially with jitter, capped at an hour', () => {

@@ -11,7 +11,7 @@
 // the same batch (its own webhook-id and signature over the same bytes), even if more changes
 // came meanwhile. A batch (after, last] stays a valid batch for as long as its changes are in
 // the log, so endpoints that start together stay together, and N endpoints cost one body.
-import { renderChange } from '../changes/render.ts';
+import { staffChangeJson } from '../changes/render.ts';
 import type { Change } from '../model.ts';
 import type { ChangeStore } from '../storage/changes.sql.ts';
 
@@ -178,7 +178,7 @@ export class ChangeWindow {
 const unrendered = (change: Change): WindowChange => ({ change, json: undefined });
 
 function jsonOf(held: WindowChange): string {
-  held.json ??= JSON.stringify(renderChange(held.change, 'staff'));
+  held.json ??= staffChangeJson(held.change);
   return held.json;
 }
 
