@@ -575,6 +575,7 @@ for (const backend of backends()) {
       await reset();
       const webhook = await register(h.app, receiver.url);
       receiver.secret = webhook.secret;
+      receiver.delayMs = 200;
       const listeners: ChangeListener[] = [];
       const feed = {
         subscribe: (_scope: number | 'all', listener: ChangeListener) => {
@@ -585,16 +586,23 @@ for (const backend of backends()) {
       const { store, changesRead } = counted([]);
       const worker = newWorker({ store, feed });
       const id = eventId();
+      await writeChanges(h, [{ eventId: id, type: 'hold.granted' }]);
+      const pass = worker.runOnce();
+      await waitFor('the first request', () => receiver.maxInFlight > 0, 5000);
+      // While that endpoint is being served, the feed reads the next changes, as it does anyway.
+      const [first] = await h.store.changesAfter(Number(webhook.cursor_position), 100);
       await writeChanges(h, [
-        { eventId: id, type: 'hold.granted' },
         { eventId: id, type: 'hold.released' },
+        { eventId: id, type: 'hold.granted' },
       ]);
-      const after = Number(webhook.cursor_position);
-      const changes = await h.store.changesAfter(after, 100);
-      for (const listener of listeners) listener(changes, after);
-      await worker.runOnce();
+      const readBefore = changesRead();
+      const next = await h.store.changesAfter(first!.position, 100);
+      for (const listener of listeners) listener(next, first!.position);
+      await pass;
       assert.deepEqual(receiver.acceptedChanges(), await expectedChanges(h.store, webhook.cursor_position));
-      assert.equal(changesRead(), 0, 'only "nothing more" was asked of the log');
+      assert.equal(receiver.receipts.length, 2);
+      assert.equal(changesRead() - readBefore, 0, 'only "nothing more?" was asked of the log');
+      assert.deepEqual(receiver.badSignatures, []);
     });
 
     test('an endpoint paused while a batch is in flight gets no further batch until resumed', async () => {

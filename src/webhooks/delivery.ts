@@ -135,10 +135,11 @@ export class WebhookWorker {
     this.pollIntervalMs = options.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT;
     this.sender = new WebhookSender(options.config);
     this.window = new ChangeWindow(options.store);
-    // The feed reads every new change anyway: the window keeps them, so endpoints that keep up
-    // never read the log themselves.
+    // The feed reads every new change anyway: while endpoints are being served the window keeps
+    // them, so endpoints that keep up never read the log themselves. (Not otherwise: kept
+    // changes outlive the young generation, and with no endpoint that GC work buys nothing.)
     this.unsubscribe = options.feed?.subscribe('all', (changes, after) => {
-      this.window.offer(after, changes);
+      if (this.serving.size > 0) this.window.offer(after, changes);
       this.wake();
     });
   }
