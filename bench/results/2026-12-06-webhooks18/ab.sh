@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Alternates BEFORE (main at 0cd2141, with this branch's bench/webhooks.ts copied in) and AFTER
+# Alternates BEFORE (main, fbccc46 when measured, with this branch's bench/webhooks.ts and
+# bench/webhook-receiver.ts copied in) and AFTER
 # (this checkout), N rounds of `bench/webhooks.ts --endpoints 10 --compare` each, with the CPU
 # sampled (wh-cpu.sh). Usage: ab.sh BEFORE_TREE N [FIRST_INDEX]
 set -u
