@@ -3,17 +3,18 @@
 // seats on one event for S seconds. Reports holds/s, the changes each endpoint had when the load
 // stopped, how long until every endpoint had every change, and the lag from a change's `at` to
 // its receipt (p50/p99 over every change at every endpoint). --compare runs a round with no
-// endpoint and then one with --endpoints, on the same server, so that the holds/s compare.
+// endpoint and then one with --endpoints, on the same server, so that the holds/s compare. The
+// receiver runs in a worker thread (--receiver inline: on the load generator's thread).
 //
 //   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //     node --import tsx bench/webhooks.ts --seconds 10 --connections 256 --endpoints 1 [--compare]
 import { spawn } from 'node:child_process';
-import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { Webhook } from 'standardwebhooks';
 import { httpRequest, runLoad } from './load.ts';
+import { type ReceiverStats, startReceiver } from './webhook-receiver.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -22,6 +23,7 @@ const { values: args } = parseArgs({
     endpoints: { type: 'string', default: '1' },
     compare: { type: 'boolean', default: false },
     'drain-timeout': { type: 'string', default: '120' },
+    receiver: { type: 'string', default: 'thread' },
   },
 });
 const seconds = Number(args.seconds);
@@ -33,6 +35,11 @@ const TOKEN = 'bench-webhooks-admin-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// The receiver (bench/webhook-receiver.ts): in a worker thread unless --receiver inline.
+const receiver = await startReceiver(args.receiver === 'inline' ? 'inline' : 'thread');
+const receiverPort = receiver.port;
+let endpointCount = 0;
+
 // A throwaway database.
 const dbName = `bench_webhooks_${process.pid}`;
 const adminDb = new pg.Client({ connectionString: baseUrl });
@@ -40,40 +47,6 @@ await adminDb.connect();
 await adminDb.query(`create database ${dbName}`);
 const url = new URL(baseUrl);
 url.pathname = `/${dbName}`;
-
-// The receiver: per endpoint (path /hook/<n>), the positions seen and the lag of each.
-interface Endpoint {
-  secret: string;
-  positions: Set<string>;
-}
-const hooks = new Map<number, Endpoint>();
-const lags: number[] = [];
-let badSignatures = 0;
-const receiver = createServer((request: IncomingMessage, response: ServerResponse) => {
-  const chunks: Buffer[] = [];
-  request.on('data', (chunk: Buffer) => chunks.push(chunk));
-  request.on('end', () => {
-    const now = Date.now();
-    const hook = hooks.get(Number(request.url?.split('/')[2]));
-    try {
-      const body = new Webhook(hook!.secret).verify(Buffer.concat(chunks).toString(), {
-        'webhook-id': String(request.headers['webhook-id']),
-        'webhook-timestamp': String(request.headers['webhook-timestamp']),
-        'webhook-signature': String(request.headers['webhook-signature']),
-      }) as { data: Array<{ position: string; at: string }> };
-      for (const change of body.data) {
-        if (hook!.positions.has(change.position)) continue;
-        hook!.positions.add(change.position);
-        lags.push(now - Date.parse(change.at));
-      }
-    } catch {
-      badSignatures++;
-    }
-    response.writeHead(200).end();
-  });
-});
-await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-const receiverPort = (receiver.address() as AddressInfo).port;
 
 // The service, in its own process, as `box-office serve` runs.
 const port = await new Promise<number>((resolve) => {
@@ -118,25 +91,33 @@ for (let tries = 0; ; tries++) {
   }
 }
 
+async function databaseCounters(): Promise<{ commits: number; inserted: number; updated: number }> {
+  const { rows } = await adminDb.query<{ commits: string; inserted: string; updated: string }>(
+    `select xact_commit as commits, tup_inserted as inserted, tup_updated as updated
+       from pg_stat_database where datname = $1`,
+    [dbName],
+  );
+  return { commits: Number(rows[0]!.commits), inserted: Number(rows[0]!.inserted), updated: Number(rows[0]!.updated) };
+}
+
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 
 async function round(count: number): Promise<void> {
-  for (const [, hook] of hooks) hook.positions.clear();
   const event = await api<{ event_id: number }>('POST', '/events', {
     event: { name: 'bench', total_seats: 1_000_000 },
   });
-  const mine: Endpoint[] = [];
+  const mine: number[] = [];
   for (let i = 0; i < count; i++) {
-    const n = hooks.size + 1;
+    const n = ++endpointCount;
     const { secret } = await api<{ secret: string }>('POST', '/webhooks', {
       url: `http://127.0.0.1:${receiverPort}/hook/${n}`,
       event_types: ['hold.granted'],
     });
-    const hook = { secret, positions: new Set<string>() };
-    hooks.set(n, hook);
-    mine.push(hook);
+    await receiver.add(n, secret);
+    mine.push(n);
   }
-  lags.length = 0;
+  await receiver.reset();
+  const before = await databaseCounters();
   const hold = httpRequest(
     'POST',
     '/holds',
@@ -158,16 +139,22 @@ async function round(count: number): Promise<void> {
   });
   const stopped = Date.now();
   const windowUs = `${windowStartUs},${Number(process.hrtime.bigint() / 1000n)}`;
-  const atStop = mine.map((hook) => hook.positions.size);
+  const receivedBy = (stats: ReceiverStats) => mine.map((n) => stats.received[n] ?? 0);
+  const atStop = receivedBy(await receiver.stats());
   let drainedMs = NaN;
   while (Date.now() - stopped < Number(args['drain-timeout']) * 1000) {
-    if (mine.every((hook) => hook.positions.size >= granted)) {
+    if (receivedBy(await receiver.stats()).every((received) => received >= granted)) {
       drainedMs = Date.now() - stopped;
       break;
     }
     await sleep(20);
   }
-  const sorted = [...lags].sort((a, b) => a - b);
+  const sorted = await receiver.lags();
+  const { requests, changes: changesReceived, badSignatures } = await receiver.stats();
+  // PostgreSQL reports a backend's counters within about a second of its transactions.
+  await sleep(1500);
+  const after = await databaseCounters();
+  const perHold = (key: keyof typeof after) => Number(((after[key] - before[key]) / granted).toFixed(3));
   console.log(
     JSON.stringify({
       endpoints: count,
@@ -179,6 +166,15 @@ async function round(count: number): Promise<void> {
       deliveredAtStop: count === 0 ? null : { min: Math.min(...atStop), max: Math.max(...atStop) },
       drainedAfterStopMs: count === 0 ? null : drainedMs,
       lagMs: count === 0 ? null : { p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), max: sorted.at(-1) },
+      requests: count === 0 ? null : requests,
+      changesPerRequest: count === 0 ? null : Math.round(changesReceived / requests),
+      // The service's transactions (one per statement outside a transaction) and rows written,
+      // per hold granted, from the round's start until after the drain (pg_stat_database).
+      db: {
+        commitsPerHold: perHold('commits'),
+        insertedPerHold: perHold('inserted'),
+        updatedPerHold: perHold('updated'),
+      },
       badSignatures,
       windowUs,
     }),
@@ -195,7 +191,7 @@ try {
 } finally {
   server.kill('SIGTERM');
   await new Promise((resolve) => server.once('exit', resolve));
-  receiver.close();
+  await receiver.close();
   await adminDb.query(`drop database if exists ${dbName} with (force)`);
   await adminDb.end();
 }

@@ -241,7 +241,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookBackoffBaseMs: int('WEBHOOK_BACKOFF_BASE_MS', 1000, 1, 3_600_000),
     webhookConcurrencyPerEndpoint: int('WEBHOOK_CONCURRENCY_PER_ENDPOINT', 4, 1, 100),
     webhookMaxConsecutiveFailures: int('WEBHOOK_MAX_CONSECUTIVE_FAILURES', 10, 1, 1_000_000),
-    webhookBatchMax: int('WEBHOOK_BATCH_MAX', 500, 1, 1000),
+    webhookBatchMax: int('WEBHOOK_BATCH_MAX', 1000, 1, 1000),
     webhookAllowPrivateUrls: bool('WEBHOOK_ALLOW_PRIVATE_URLS', false),
     webhooksInServe: bool('WEBHOOKS_IN_SERVE', true),
     admissionKeys,

@@ -1,5 +1,5 @@
 // Prometheus metrics, one registry per app so several apps (tests, bench) never collide.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, type Metric, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
@@ -18,7 +18,7 @@ export interface Metrics {
   /** Webhook delivery attempts by outcome: succeeded, retrying (failed, tried again later), failed (given up). */
   webhookDeliveries: Counter<'outcome'>;
   /** Seconds from a change to the 2xx of the webhook request that carried it, per change delivered. */
-  webhookLag: Histogram;
+  webhookLag: LagHistogram;
   /** Per queued event, as this process last read it: places given and not yet admitted. */
   queueWaiting: Gauge<'event_id'>;
   /** Per queued event: every place up to this one is admitted. */
@@ -96,11 +96,74 @@ export function createMetrics(): Metrics {
       labelNames: ['outcome'],
       registers: [registry],
     }),
-    webhookLag: new Histogram({
+    webhookLag: new LagHistogram(registry, {
       name: 'webhook_delivery_lag_seconds',
       help: 'Seconds from a change (its `at`) to the 2xx answer of the webhook request that carried it, per change and endpoint',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600],
-      registers: [registry],
     }),
   };
+}
+
+interface HistogramValue {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName: string;
+}
+
+/**
+ * A histogram without labels that takes a whole webhook batch at once: the lag is observed per
+ * change and endpoint, 5,000 times a second per endpoint in a sale, and prom-client's observe
+ * (an object and a label hash each) cost about 0.3 µs a time, as much as signing the change.
+ * Its exposition is prom-client's histogram's.
+ */
+export class LagHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly name: string;
+  readonly help: string;
+  private readonly bounds: number[];
+  /** Observations per bucket (the last is +Inf), not cumulative. */
+  private readonly counts: number[];
+  private sum = 0;
+
+  constructor(registry: Registry, options: { name: string; help: string; buckets: number[] }) {
+    this.name = options.name;
+    this.help = options.help;
+    this.bounds = [...options.buckets].sort((a, b) => a - b);
+    this.counts = new Array<number>(this.bounds.length + 1).fill(0);
+    registry.registerMetric(this as unknown as Metric);
+  }
+
+  observe(seconds: number): void {
+    let bucket = 0;
+    while (bucket < this.bounds.length && seconds > this.bounds[bucket]!) bucket++;
+    this.counts[bucket]!++;
+    this.sum += seconds;
+  }
+
+  /** Observes `nowMs - at`, in seconds, for each `at` (ms). */
+  observeSince(nowMs: number, atsMs: ArrayLike<number>): void {
+    for (let i = 0; i < atsMs.length; i++) this.observe((nowMs - atsMs[i]!) / 1000);
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    this.sum = 0;
+  }
+
+  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: HistogramValue[] }> {
+    const values: HistogramValue[] = [];
+    let cumulative = 0;
+    for (let i = 0; i < this.bounds.length; i++) {
+      cumulative += this.counts[i]!;
+      values.push({ labels: { le: this.bounds[i]! }, value: cumulative, metricName: `${this.name}_bucket` });
+    }
+    const count = cumulative + this.counts[this.bounds.length]!;
+    values.push(
+      { labels: { le: '+Inf' }, value: count, metricName: `${this.name}_bucket` },
+      { labels: {}, value: this.sum, metricName: `${this.name}_sum` },
+      { labels: {}, value: count, metricName: `${this.name}_count` },
+    );
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
+  }
 }

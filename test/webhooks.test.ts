@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import type { App } from '../src/app.ts';
-import { type ChangeBody, renderChange } from '../src/changes/render.ts';
+import type { ChangeListener } from '../src/changes/feed.ts';
+import { type ChangeBody, renderChange, staffChangeJson } from '../src/changes/render.ts';
 import { systemClock } from '../src/clock.ts';
 import { DatabaseUnavailable } from '../src/errors.ts';
 import { createMetrics } from '../src/metrics.ts';
@@ -261,6 +262,26 @@ describe('webhook rules without a database', () => {
     assert.throws(() => new Webhook(secret).verify(body.replace('[]', '[1]'), headers));
   });
 
+  test('a change in a webhook body is exactly its staff rendering', () => {
+    const base = {
+      position: 9_007_199_254_740_991,
+      eventId: 7,
+      type: 'hold.granted' as const,
+      holdId: 12,
+      bookingId: null,
+      qty: 2,
+      customer: null,
+      at: new Date('2026-12-06T20:40:00.123Z'),
+      snapshot: { total: 100, available: 97, held: 3, booked: 0 },
+    };
+    const changes = [
+      base,
+      { ...base, type: 'booking.created' as const, bookingId: 4, customer: 'ann "the buyer" \\ <ann@example.com>\n' },
+      { ...base, type: 'event.updated' as const, holdId: null, qty: null, customer: 'åß∂ \u2028 😀' },
+    ];
+    for (const change of changes) assert.equal(staffChangeJson(change), JSON.stringify(renderChange(change, 'staff')));
+  });
+
   test('retries back off exponentially with jitter, capped at an hour', () => {
     assert.equal(
       retryDelayMs(1, 1000, () => 0),
@@ -314,6 +335,30 @@ for (const backend of backends()) {
       receiver.badSignatures.length = 0;
       receiver.answer = 200;
       receiver.delayMs = 0;
+      receiver.maxInFlight = 0;
+    };
+
+    /** The store, with the calls of `methods` counted (and, for changesAfter, the changes it returned). */
+    const counted = (methods: string[]) => {
+      const calls = new Map<string, number>();
+      let changesRead = 0;
+      const store = new Proxy(h.store, {
+        get(target, property, receiverProxy) {
+          const value = Reflect.get(target, property, receiverProxy) as unknown;
+          if (typeof value !== 'function') return value;
+          const name = String(property);
+          return (...args: unknown[]) => {
+            if (methods.includes(name)) calls.set(name, (calls.get(name) ?? 0) + 1);
+            const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+            if (name !== 'changesAfter') return result;
+            return (result as Promise<unknown[]>).then((changes) => {
+              changesRead += changes.length;
+              return changes;
+            });
+          };
+        },
+      });
+      return { store, calls: (name: string) => calls.get(name) ?? 0, changesRead: () => changesRead };
     };
 
     test('POST /webhooks answers 201 with the secret once; reads never show it; PATCH, DELETE and 404s', async () => {
@@ -463,6 +508,130 @@ for (const backend of backends()) {
       );
       assert.equal(receiver.maxInFlight, 1, 'one batch in flight per endpoint');
       assert.deepEqual(receiver.acceptedChanges(), await expectedChanges(h.store, webhook.cursor_position));
+    });
+
+    test('endpoints at one cursor get the same bytes, each under its own webhook-id and signature; one write per batch', async () => {
+      await reset();
+      const other = new Receiver();
+      await other.listen();
+      try {
+        const first = await register(h.app, receiver.url);
+        const second = await register(h.app, other.url);
+        [receiver.secret, other.secret] = [first.secret, second.secret];
+        assert.equal(first.cursor_position, second.cursor_position);
+        const id = eventId();
+        await writeChanges(
+          h,
+          Array.from({ length: 10 }, () => ({ eventId: id, type: 'hold.granted' as const })),
+        );
+        const { store, calls, changesRead } = counted(['startBatch', 'finishBatch', 'releaseLease']);
+        await newWorker({ store, config: { ...h.config, webhookBatchMax: 4 } }).runOnce();
+        assert.deepEqual(
+          receiver.receipts.map((r) => r.changes.length),
+          [4, 4, 2],
+        );
+        assert.deepEqual(
+          other.receipts.map((r) => r.body),
+          receiver.receipts.map((r) => r.body),
+          'the same bodies',
+        );
+        assert.deepEqual([receiver.badSignatures, other.badSignatures], [[], []], 'each verifies under its own secret');
+        for (const [i, mine] of receiver.receipts.entries()) {
+          const theirs = other.receipts[i]!;
+          assert.equal(mine.id.replace(/^\d+:/, ''), theirs.id.replace(/^\d+:/, ''), 'the same span');
+          assert.notEqual(mine.id, theirs.id);
+          assert.throws(
+            () =>
+              new Webhook(second.secret).verify(mine.body, {
+                'webhook-id': mine.id,
+                'webhook-timestamp': mine.timestamp,
+                'webhook-signature': mine.signature,
+              }),
+            'signed for its endpoint only',
+          );
+        }
+        assert.deepEqual(other.acceptedChanges(), await expectedChanges(h.store, second.cursor_position));
+        // Per endpoint: the first batch's end is fixed on its own; each later one in the write
+        // that records the batch before it; the last write records the last batch and gives the
+        // lease back.
+        assert.deepEqual([calls('startBatch'), calls('finishBatch'), calls('releaseLease')], [2, 6, 0]);
+        assert.ok(changesRead() <= 10, `the log is read once for both endpoints (${changesRead()} changes read)`);
+        const attempts = (await attemptsOf(h.app, second.webhook_id)).attempts;
+        assert.deepEqual(
+          attempts.map((a) => [a.outcome, a.change_count]),
+          [
+            ['succeeded', 2],
+            ['succeeded', 4],
+            ['succeeded', 4],
+          ],
+          'every attempt recorded',
+        );
+      } finally {
+        await other.close();
+      }
+    });
+
+    test('with the change feed, a worker sends what the feed read without reading the changes again', async () => {
+      await reset();
+      const webhook = await register(h.app, receiver.url);
+      receiver.secret = webhook.secret;
+      receiver.delayMs = 200;
+      const listeners: ChangeListener[] = [];
+      const feed = {
+        subscribe: (_scope: number | 'all', listener: ChangeListener) => {
+          listeners.push(listener);
+          return () => {};
+        },
+      };
+      const { store, changesRead } = counted([]);
+      const worker = newWorker({ store, feed });
+      const id = eventId();
+      await writeChanges(h, [{ eventId: id, type: 'hold.granted' }]);
+      const pass = worker.runOnce();
+      await waitFor('the first request', () => receiver.maxInFlight > 0, 5000);
+      // While that endpoint is being served, the feed reads the next changes, as it does anyway.
+      const [first] = await h.store.changesAfter(Number(webhook.cursor_position), 100);
+      await writeChanges(h, [
+        { eventId: id, type: 'hold.released' },
+        { eventId: id, type: 'hold.granted' },
+      ]);
+      const readBefore = changesRead();
+      const next = await h.store.changesAfter(first!.position, 100);
+      for (const listener of listeners) listener(next, first!.position);
+      await pass;
+      assert.deepEqual(receiver.acceptedChanges(), await expectedChanges(h.store, webhook.cursor_position));
+      assert.equal(receiver.receipts.length, 2);
+      assert.equal(changesRead() - readBefore, 0, 'only "nothing more?" was asked of the log');
+      assert.deepEqual(receiver.badSignatures, []);
+    });
+
+    test('an endpoint paused while a batch is in flight gets no further batch until resumed', async () => {
+      await reset();
+      const webhook = await register(h.app, receiver.url);
+      receiver.secret = webhook.secret;
+      receiver.delayMs = 200;
+      const id = eventId();
+      await writeChanges(h, [
+        { eventId: id, type: 'hold.granted' },
+        { eventId: id, type: 'hold.released' },
+        { eventId: id, type: 'hold.granted' },
+      ]);
+      const worker = newWorker({ config: { ...h.config, webhookBatchMax: 1 } });
+      const pass = worker.runOnce();
+      await waitFor('the first request', () => receiver.maxInFlight > 0, 5000);
+      const path = `/webhooks/${webhook.webhook_id}`;
+      assert.equal((await admin(h.app, 'PATCH', path, { status: 'paused' })).statusCode, 200);
+      await pass;
+      assert.equal(receiver.receipts.length, 1, 'the batch in flight, and no other');
+      const expected = await expectedChanges(h.store, webhook.cursor_position);
+      const paused = await endpointOf(h.app, webhook.webhook_id);
+      assert.equal(paused.cursor_position, expected[0]!.position, 'the delivered batch is recorded');
+      assert.equal(paused.status, 'paused');
+      receiver.delayMs = 0;
+      assert.equal((await admin(h.app, 'PATCH', path, { status: 'active' })).statusCode, 200);
+      await drain(worker);
+      assert.deepEqual(receiver.acceptedChanges(), expected);
+      assert.deepEqual(receiver.badSignatures, []);
     });
 
     test('an endpoint gets only the change types it asked for; the cursor moves past the others', async () => {

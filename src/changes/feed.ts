@@ -16,7 +16,11 @@ export const PUBLISH_MIN_INTERVAL_MS = 50;
 /** Changes read per statement. */
 const PAGE = 1000;
 
-export type ChangeListener = (changes: Change[]) => void;
+/**
+ * New changes of one scope, in position order: with the scope 'all', every change in
+ * (after, last position], as ChangeStore.changesAfter(after) read them.
+ */
+export type ChangeListener = (changes: Change[], after: number) => void;
 
 export interface FeedLog {
   warn(details: object, message: string): void;
@@ -149,10 +153,11 @@ export class ChangeFeed {
   private async pull(): Promise<void> {
     try {
       for (;;) {
-        const changes = await this.store.changesAfter(this.seen, PAGE);
+        const after = this.seen;
+        const changes = await this.store.changesAfter(after, PAGE);
         if (changes.length === 0) return;
         this.seen = changes[changes.length - 1]!.position;
-        this.dispatch(changes);
+        this.dispatch(changes, after);
         if (changes.length < PAGE) return;
       }
     } catch (error) {
@@ -160,16 +165,16 @@ export class ChangeFeed {
     }
   }
 
-  private dispatch(changes: Change[]): void {
+  private dispatch(changes: Change[], after: number): void {
     const byEvent = new Map<number, Change[]>();
     for (const change of changes) {
       const list = byEvent.get(change.eventId);
       if (list === undefined) byEvent.set(change.eventId, [change]);
       else list.push(change);
     }
-    for (const listener of this.listeners.get('all') ?? []) listener(changes);
+    for (const listener of this.listeners.get('all') ?? []) listener(changes, after);
     for (const [eventId, list] of byEvent) {
-      for (const listener of this.listeners.get(eventId) ?? []) listener(list);
+      for (const listener of this.listeners.get(eventId) ?? []) listener(list, after);
     }
   }
 }

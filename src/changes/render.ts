@@ -32,3 +32,17 @@ export function renderChange(change: Change, audience: Audience = 'public'): Cha
     snapshot: { ...change.snapshot },
   };
 }
+
+/**
+ * JSON.stringify(renderChange(change, 'staff')), written out: a webhook body renders every change
+ * of a sale, and this is several times faster than building the object and stringifying it.
+ */
+export function staffChangeJson(change: Change): string {
+  const { total, available, held, booked } = change.snapshot;
+  return (
+    `{"position":"${change.position}","type":"${change.type}","event_id":${change.eventId},` +
+    `"hold_id":${change.holdId},"booking_id":${change.bookingId},"qty":${change.qty},` +
+    `"customer":${JSON.stringify(change.customer)},"at":"${change.at.toISOString()}",` +
+    `"snapshot":{"total":${total},"available":${available},"held":${held},"booked":${booked}}}`
+  );
+}

@@ -23,23 +23,23 @@ export interface AttemptPageQuery {
   limit: number;
 }
 
+/**
+ * Where the lease goes once a batch is recorded: with `lastPosition` the next head batch's end is
+ * fixed in the same write (null: none chosen yet) and the lease runs on to `leaseUntil`, if the
+ * endpoint is still active; without it (null) the lease is given back.
+ */
+export type NextBatch = { lastPosition: number | null; leaseUntil: Date } | null;
+
 /** What an attempt at the head batch came to, as the worker records it on the endpoint. */
 export type BatchResult =
-  /** Delivered: the cursor moves to `lastPosition`; the lease is kept (until `leaseUntil`) to go on. */
-  | { kind: 'succeeded'; lastPosition: number; leaseUntil: Date }
-  /** Nothing in the batch was wanted: the cursor moves on, the lease is kept. */
-  | { kind: 'skipped'; lastPosition: number; leaseUntil: Date }
+  /** Delivered: the cursor moves to `lastPosition`. */
+  | { kind: 'succeeded'; lastPosition: number; next: NextBatch }
+  /** Nothing in the batch was wanted (no attempt): the cursor moves on. */
+  | { kind: 'skipped'; lastPosition: number; next: NextBatch }
   /** Failed: tried again at `at`; the lease is released. */
   | { kind: 'retrying'; at: Date }
   /** Failed past WEBHOOK_RETRY_SECONDS: the batch is given up on, the cursor moves on, and the endpoint is failed at `maxFailures` in a row. */
   | { kind: 'failed'; lastPosition: number; maxFailures: number };
-
-export interface AttemptFields {
-  statusCode: number | null;
-  latencyMs: number;
-  error: string | null;
-  now: Date;
-}
 
 export interface WebhookStore {
   /** Creates a webhook whose cursor is the log's last position now. */
@@ -74,11 +74,15 @@ export interface WebhookStore {
    * the endpoint is no longer active (paused, failed, deleted): then nothing is sent.
    */
   startBatch(id: number, owner: string, batchLastPosition: number, leaseUntil: Date): Promise<boolean>;
-  /** Records the head batch's outcome on the endpoint if the lease is still ours; false when not. */
-  finishBatch(id: number, owner: string, result: BatchResult, attempt: AttemptFields | null): Promise<boolean>;
+  /**
+   * Records the head batch's outcome on the endpoint, and its attempt row, if the lease is still
+   * ours; false when not, and false when a next batch was asked for and the endpoint is no longer
+   * active (then nothing more is sent). One statement on PostgreSQL, so that a busy endpoint costs
+   * one write per batch: the last batch's result and the next one's end together.
+   */
+  finishBatch(id: number, owner: string, result: BatchResult, attempt: NewAttempt | null): Promise<boolean>;
   /** Gives the lease back (nothing more to send now). */
   releaseLease(id: number, owner: string): Promise<void>;
-  insertAttempt(attempt: NewAttempt): Promise<void>;
   /** Deletes up to `limit` attempts made before `before`. */
   purgeAttempts(before: Date, limit: number): Promise<number>;
 }
@@ -172,6 +176,41 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
   // Lists bound as one parameter: an array on PostgreSQL, expanded by mysql2 on MySQL.
   const inList = (column: string, n: number) =>
     postgres ? `${column} = any($${n}::bigint[])` : `${column} in ($${n})`;
+
+  async function startBatch(id: number, owner: string, batchLastPosition: number, leaseUntil: Date): Promise<boolean> {
+    const { affected } = await db.run(
+      `update webhooks set batch_last_position = $3, lease_until = $4
+        where id = $1 and lease_owner = $2 and status = 'active'`,
+      [id, owner, batchLastPosition, leaseUntil],
+    );
+    return affected > 0;
+  }
+
+  async function releaseLease(id: number, owner: string): Promise<void> {
+    await db.run('update webhooks set lease_until = null, lease_owner = null where id = $1 and lease_owner = $2', [
+      id,
+      owner,
+    ]);
+  }
+
+  async function insertAttempt(attempt: NewAttempt): Promise<void> {
+    await db.run(
+      `insert into webhook_attempts
+         (webhook_id, first_position, last_position, change_count, outcome, status_code, latency_ms, error, at)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [
+        attempt.webhookId,
+        attempt.firstPosition,
+        attempt.lastPosition,
+        attempt.changeCount,
+        attempt.outcome,
+        attempt.statusCode,
+        attempt.latencyMs,
+        clip(attempt.error),
+        attempt.at,
+      ],
+    );
+  }
 
   return {
     async insertWebhook(tx, webhook) {
@@ -294,86 +333,90 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
       });
     },
 
-    async startBatch(id, owner, batchLastPosition, leaseUntil) {
-      const { affected } = await db.run(
-        `update webhooks set batch_last_position = $3, lease_until = $4
-          where id = $1 and lease_owner = $2 and status = 'active'`,
-        [id, owner, batchLastPosition, leaseUntil],
-      );
-      return affected > 0;
-    },
+    startBatch,
 
     async finishBatch(id, owner, result, attempt) {
-      const fence = 'where id = $1 and lease_owner = $2';
-      if (result.kind === 'skipped' || attempt === null) {
-        if (result.kind !== 'skipped') throw new Error(`a ${result.kind} batch needs its attempt`);
-        const { affected } = await db.run(
-          `update webhooks set cursor_position = $3, batch_last_position = null, attempts = 0, lease_until = $4 ${fence}`,
-          [id, owner, result.lastPosition, result.leaseUntil],
-        );
-        return affected > 0;
+      if ((result.kind === 'skipped') !== (attempt === null)) {
+        throw new Error(`a ${result.kind} batch needs ${result.kind === 'skipped' ? 'no attempt' : 'its attempt'}`);
       }
-      const common = [id, owner, attempt.now, attempt.statusCode, attempt.latencyMs, clip(attempt.error)];
+      // $1 id, $2 owner, $3 to $6 the attempt (when there is one), then the result's.
+      const params: unknown[] = [id, owner];
+      if (attempt !== null) params.push(attempt.at, attempt.statusCode, attempt.latencyMs, clip(attempt.error));
       const lastAttempt = 'last_attempt_at = $3, last_status_code = $4, last_latency_ms = $5, last_error = $6';
-      let sql: string;
-      let params: unknown[];
+      const n = params.length;
+      let set: string;
+      let next: NextBatch = null;
       switch (result.kind) {
         case 'succeeded':
-          sql = `update webhooks
-                    set cursor_position = $7, batch_last_position = null, attempts = 0, lease_until = $8,
-                        consecutive_failures = 0, last_success_at = $3, ${lastAttempt}
-                  ${fence}`;
-          params = [...common, result.lastPosition, result.leaseUntil];
+        case 'skipped': {
+          next = result.next;
+          params.push(result.lastPosition);
+          let lease = 'batch_last_position = null, lease_until = null, lease_owner = null';
+          if (next !== null && postgres) {
+            // Fenced as startBatch is: an endpoint no longer active gets no next batch and no lease.
+            params.push(next.lastPosition, next.leaseUntil);
+            lease = `batch_last_position = case when status = 'active' then $${n + 2}::bigint end,
+                     lease_until = case when status = 'active' then $${n + 3}::timestamptz end,
+                     lease_owner = case when status = 'active' then lease_owner end`;
+          } else if (next !== null) {
+            // MySQL: the lease runs on, and startBatch below fixes the next batch, fenced.
+            params.push(next.leaseUntil);
+            lease = `batch_last_position = null, lease_until = $${n + 2}`;
+          }
+          set = `cursor_position = $${n + 1}, attempts = 0, ${lease}`;
+          if (result.kind === 'succeeded') set += `, consecutive_failures = 0, last_success_at = $3, ${lastAttempt}`;
           break;
+        }
         case 'retrying':
-          sql = `update webhooks
-                    set attempts = attempts + 1, next_attempt_at = $7, lease_until = null, lease_owner = null,
-                        ${lastAttempt}
-                  ${fence}`;
-          params = [...common, result.at];
+          params.push(result.at);
+          set = `attempts = attempts + 1, next_attempt_at = $${n + 1}, lease_until = null, lease_owner = null,
+                 ${lastAttempt}`;
           break;
         case 'failed':
           // `status` is assigned first: MySQL evaluates assignments left to right, and both
           // dialects then see the count before this failure.
-          sql = `update webhooks
-                    set status = case when status = 'active' and consecutive_failures + 1 >= $8
-                                      then 'failed' else status end,
-                        consecutive_failures = consecutive_failures + 1,
-                        cursor_position = $7, batch_last_position = null, attempts = 0, next_attempt_at = $3,
-                        lease_until = null, lease_owner = null, ${lastAttempt}
-                  ${fence}`;
-          params = [...common, result.lastPosition, result.maxFailures];
+          params.push(result.lastPosition, result.maxFailures);
+          set = `status = case when status = 'active' and consecutive_failures + 1 >= $${n + 2}
+                               then 'failed' else status end,
+                 consecutive_failures = consecutive_failures + 1,
+                 cursor_position = $${n + 1}, batch_last_position = null, attempts = 0, next_attempt_at = $3,
+                 lease_until = null, lease_owner = null, ${lastAttempt}`;
           break;
       }
-      const { affected } = await db.run(sql, params);
-      return affected > 0;
+      const update = `update webhooks set ${set} where id = $1 and lease_owner = $2`;
+      if (postgres) {
+        // The attempt row is written only when the update matched: while the lease was ours.
+        const a = params.length;
+        if (attempt !== null) {
+          params.push(attempt.firstPosition, attempt.lastPosition, attempt.changeCount, attempt.outcome);
+        }
+        const [row] = await db.writeRows<{ status: WebhookStatus }>(
+          attempt === null
+            ? `${update} returning status`
+            : `with moved as (${update} returning status),
+                    recorded as (
+                      insert into webhook_attempts
+                        (webhook_id, first_position, last_position, change_count, outcome, status_code, latency_ms,
+                         error, at)
+                      select $1, $${a + 1}, $${a + 2}, $${a + 3}, $${a + 4}, $4, $5, $6, $3 from moved)
+               select status from moved`,
+          params,
+        );
+        return row !== undefined && (next === null || row.status === 'active');
+      }
+      const { affected } = await db.run(update, params);
+      if (affected === 0) return false;
+      if (attempt !== null) await insertAttempt(attempt);
+      if (next === null) return true;
+      if (next.lastPosition !== null && (await startBatch(id, owner, next.lastPosition, next.leaseUntil))) return true;
+      const [row] = await db.rows<{ status: WebhookStatus }>('select status from webhooks where id = $1', [id]);
+      if (row?.status === 'active') return next.lastPosition === null;
+      // No longer active: the lease goes back, as on PostgreSQL.
+      await releaseLease(id, owner);
+      return false;
     },
 
-    async releaseLease(id, owner) {
-      await db.run('update webhooks set lease_until = null, lease_owner = null where id = $1 and lease_owner = $2', [
-        id,
-        owner,
-      ]);
-    },
-
-    async insertAttempt(attempt) {
-      await db.run(
-        `insert into webhook_attempts
-           (webhook_id, first_position, last_position, change_count, outcome, status_code, latency_ms, error, at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-        [
-          attempt.webhookId,
-          attempt.firstPosition,
-          attempt.lastPosition,
-          attempt.changeCount,
-          attempt.outcome,
-          attempt.statusCode,
-          attempt.latencyMs,
-          clip(attempt.error),
-          attempt.at,
-        ],
-      );
-    },
+    releaseLease,
 
     async purgeAttempts(before, limit) {
       // Bounded, so a purge never holds many rows at once.

@@ -5,14 +5,17 @@
 // Each pass claims the endpoints that are due (active, not backing off, not leased, behind the
 // log) with `for update skip locked` and a lease, in one short transaction; N workers share the
 // endpoints and never take the same one. For each, outside any transaction:
-//   1. read the changes after its cursor (ChangeStore.changesAfter: published changes only,
-//      positions increasing, maybe with gaps), keep those of the types it wants;
+//   1. take the head batch after its cursor from the shared ChangeWindow (ChangeStore.changesAfter:
+//      published changes only, positions increasing, maybe with gaps; only the types it wants),
+//      whose body is built once for every endpoint at that cursor;
 //   2. fix the head batch's end on the endpoint (so that a retry, by this worker or another after
-//      a crash, sends the same changes under the same webhook-id) and extend the lease;
-//   3. send ONE signed request; on 2xx move the cursor to the batch's end and go on at once while
-//      changes are waiting; on failure back off with jitter (until WEBHOOK_RETRY_SECONDS after
-//      the batch's oldest change, when the batch is given up on and counted as a failure) and
-//      give the lease back.
+//      a crash, sends the same changes under the same webhook-id) and extend the lease; after a
+//      success this is the same write that records it (cursor, attempt row), one statement on
+//      PostgreSQL;
+//   3. send ONE request, signed for this endpoint; on 2xx go on to the next batch at once while
+//      changes are waiting, or after LINGER_MS_DEFAULT when the batch was not full; on failure
+//      back off with jitter (until WEBHOOK_RETRY_SECONDS after the batch's oldest change, when
+//      the batch is given up on and counted as a failure) and give the lease back.
 // A slow endpoint occupies only its own lease; a dead one fails fast or at its deadline; the hot
 // path never waits for any of this. Every database call may fail: the pass logs it and the next
 // one carries on, and a lease that was never settled runs out, so its batch is sent again (at
@@ -26,11 +29,11 @@ import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import { DatabaseUnavailable } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Change } from '../model.ts';
 import type { Store } from '../storage/store.ts';
-import { ChangeWindow, type WindowChange } from './change-window.ts';
+import type { NextBatch } from '../storage/webhooks.sql.ts';
+import { type Batch, ChangeWindow } from './change-window.ts';
 import { WebhookSender } from './sender.ts';
-import type { ClaimedEndpoint } from './webhooks.model.ts';
+import type { ClaimedEndpoint, NewAttempt } from './webhooks.model.ts';
 import { leaseMs } from './webhooks.service.ts';
 
 export type WebhookWorkerConfig = Pick<
@@ -95,9 +98,9 @@ export function retryDelayMs(attempts: number, baseMs: number, random: () => num
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
-/** The webhook-id of a batch: the same on every attempt at it. */
-export const batchMessageId = (webhookId: number, changes: Pick<Change, 'position'>[]): string =>
-  `${webhookId}:${changes[0]!.position}-${changes[changes.length - 1]!.position}`;
+/** The webhook-id of a batch, from its first and last wanted change: the same on every attempt at it. */
+export const batchMessageId = (webhookId: number, firstPosition: number, lastPosition: number): string =>
+  `${webhookId}:${firstPosition}-${lastPosition}`;
 
 export interface PassResult {
   /** Endpoints claimed (and being served). */
@@ -132,7 +135,13 @@ export class WebhookWorker {
     this.pollIntervalMs = options.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT;
     this.sender = new WebhookSender(options.config);
     this.window = new ChangeWindow(options.store);
-    this.unsubscribe = options.feed?.subscribe('all', () => this.wake());
+    // The feed reads every new change anyway: while endpoints are being served the window keeps
+    // them, so endpoints that keep up never read the log themselves. (Not otherwise: kept
+    // changes outlive the young generation, and with no endpoint that GC work buys nothing.)
+    this.unsubscribe = options.feed?.subscribe('all', (changes, after) => {
+      if (this.serving.size > 0) this.window.offer(after, changes);
+      this.wake();
+    });
   }
 
   /** One pass, then waits for the endpoints it claimed to be done: tests drive the worker with this. */
@@ -259,107 +268,124 @@ export class WebhookWorker {
   /**
    * Sends the endpoint its head batch, then the next, while changes are waiting and the
    * endpoint answers 2xx; stops at the first failure (the batch is retried later) or when
-   * nothing is left.
+   * nothing is left. A delivered batch is recorded together with the next batch's end, in one
+   * write, just before the next is sent (or when nothing follows): the lease keeps the endpoint
+   * ours meanwhile, and a crash in between only means the batch is sent again (at least once).
    */
   private async deliver(endpoint: ClaimedEndpoint): Promise<void> {
-    const { store, clock, config } = this.options;
+    const { store, clock, config, metrics } = this.options;
     const { id, leaseOwner: owner } = endpoint;
-    const wanted = new Set<string>(endpoint.eventTypes);
+    const types = [...endpoint.eventTypes].sort();
     let cursor = endpoint.cursorPosition;
     let batchLast = endpoint.batchLastPosition;
     let attempts = endpoint.attempts;
+    /** Where the cursor has moved to in memory, and the attempt that moved it, not yet written. */
+    let moved: { lastPosition: number; attempt: NewAttempt | null } | null = null;
+    /** The lease runs until about then: renewed with every write. */
+    let leaseUntilMs = clock.now().getTime() + leaseMs(config);
+    const record = (next: NextBatch) =>
+      moved === null
+        ? Promise.resolve(true)
+        : moved.attempt === null
+          ? store.finishBatch(id, owner, { kind: 'skipped', lastPosition: moved.lastPosition, next }, null)
+          : store.finishBatch(id, owner, { kind: 'succeeded', lastPosition: moved.lastPosition, next }, moved.attempt);
+    const giveBack = async () => {
+      if (moved === null) await store.releaseLease(id, owner);
+      else await record(null);
+    };
     for (;;) {
-      if (this.stopped) {
-        await store.releaseLease(id, owner);
+      if (this.stopped) return giveBack();
+      const wakes = this.wakes;
+      const batch = await this.window.batch(cursor, batchLast, types, config.webhookBatchMax);
+      if (batch === null) {
+        await giveBack();
+        // Changes published while this endpoint was leased found it busy: look again.
+        if (this.wakes !== wakes) this.wake();
         return;
       }
-      const wakes = this.wakes;
-      let changes = await this.window.read(cursor, config.webhookBatchMax);
-      let last: number;
-      if (batchLast === null) {
-        if (changes.length === 0) {
-          await store.releaseLease(id, owner);
-          // Changes published while this endpoint was leased found it busy: look again.
-          if (this.wakes !== wakes) this.wake();
-          return;
+      const now = clock.now().getTime();
+      if (batch.count === 0) {
+        // Nothing wanted: the cursor moves on without a request, written with the next write
+        // (or now, when the lease is half gone: a long run of unwanted changes).
+        const delivered: NewAttempt | null = moved === null ? null : moved.attempt;
+        moved = { lastPosition: batch.last, attempt: delivered };
+        [cursor, batchLast, attempts] = [batch.last, null, 0];
+        if (leaseUntilMs - now < leaseMs(config) / 2) {
+          leaseUntilMs = now + leaseMs(config);
+          if (!(await record({ lastPosition: null, leaseUntil: new Date(leaseUntilMs) }))) return;
+          moved = null;
         }
-        last = changes[changes.length - 1]!.change.position;
-      } else {
-        // A retry: the same changes as the first attempt (those older than the cursor's
-        // position never reappear; a purge may have removed some).
-        const end = batchLast;
-        changes = changes.filter(({ change }) => change.position <= end);
-        last = end;
-      }
-      const leaseUntil = new Date(clock.now().getTime() + leaseMs(config));
-      const batch = wanted.size === 0 ? changes : changes.filter(({ change }) => wanted.has(change.type));
-      if (batch.length === 0) {
-        if (!(await store.finishBatch(id, owner, { kind: 'skipped', lastPosition: last, leaseUntil }, null))) return;
-        [cursor, batchLast, attempts] = [last, null, 0];
         continue;
       }
-      // Fixed before the attempt, and fenced: not active any more (paused, failed, deleted), or
-      // the lease was lost, sends nothing.
-      if (!(await store.startBatch(id, owner, last, leaseUntil))) return;
-      if (!(await this.attempt(endpoint, batch, last, attempts + 1))) return;
-      [cursor, batchLast, attempts] = [last, null, 0];
-      if (changes.length < config.webhookBatchMax && !this.stopped) {
+      // The batch's end is fixed before the attempt (a retry, by this worker or another after a
+      // crash, sends the same changes under the same webhook-id), and fenced: not active any
+      // more (paused, failed, deleted), or the lease was lost, sends nothing.
+      leaseUntilMs = now + leaseMs(config);
+      const next = { lastPosition: batch.last, leaseUntil: new Date(leaseUntilMs) };
+      if (moved === null) {
+        // The first batch of this lease (a retry, maybe): its end may be fixed already.
+        if (!(await store.startBatch(id, owner, batch.last, next.leaseUntil))) return store.releaseLease(id, owner);
+      } else {
+        const fixed = await record(next);
+        moved = null;
+        if (!fixed) return;
+      }
+      const attempt = await this.attempt(endpoint, batch, attempts + 1);
+      if (attempt === null) return;
+      metrics?.webhookDeliveries.inc({ outcome: 'succeeded' });
+      metrics?.webhookLag.observeSince(attempt.at.getTime(), batch.atsMs);
+      moved = { lastPosition: batch.last, attempt };
+      [cursor, batchLast, attempts] = [batch.last, null, 0];
+      if (!batch.full && !this.stopped) {
         await new Promise((resolve) => setTimeout(resolve, this.options.lingerMs ?? LINGER_MS_DEFAULT));
       }
     }
   }
 
-  /** One request for the batch, and its outcome recorded; true when it succeeded and the lease is still ours. */
-  private async attempt(
-    endpoint: ClaimedEndpoint,
-    batch: WindowChange[],
-    last: number,
-    attempt: number,
-  ): Promise<boolean> {
+  /**
+   * One request for the batch. On a 2xx, the attempt to record (with the next write); on a
+   * failure, the retry or the giving up is recorded here, and null.
+   */
+  private async attempt(endpoint: ClaimedEndpoint, batch: Batch, attempt: number): Promise<NewAttempt | null> {
     const { store, clock, config, metrics } = this.options;
     const { id, leaseOwner: owner } = endpoint;
-    // The BatchBody, from each change's JSON rendered once.
-    const payload = `{"type":"changes.batch","data":[${batch.map(({ json }) => json).join(',')}]}`;
     const started = performance.now();
     const { statusCode, error } = await this.sender.send({
       url: endpoint.url,
       secret: endpoint.secret,
-      messageId: batchMessageId(
-        id,
-        batch.map(({ change }) => change),
-      ),
-      payload,
+      messageId: batchMessageId(id, batch.firstWanted, batch.lastWanted),
+      payload: batch.body,
     });
     const now = clock.now();
-    const record = { statusCode, latencyMs: Math.round(performance.now() - started), error, now };
-    const span = { firstPosition: batch[0]!.change.position, lastPosition: last, changeCount: batch.length };
-    const attemptRow = { webhookId: id, ...span, statusCode, latencyMs: record.latencyMs, error, at: now };
-    if (error === null) {
-      const leaseUntil = new Date(now.getTime() + leaseMs(config));
-      const ours = await store.finishBatch(id, owner, { kind: 'succeeded', lastPosition: last, leaseUntil }, record);
-      if (ours) {
-        metrics?.webhookDeliveries.inc({ outcome: 'succeeded' });
-        for (const { change } of batch) metrics?.webhookLag.observe((now.getTime() - change.at.getTime()) / 1000);
-        await store.insertAttempt({ ...attemptRow, outcome: 'succeeded' });
-      }
-      return ours;
-    }
+    const row = {
+      webhookId: id,
+      firstPosition: batch.firstWanted,
+      lastPosition: batch.last,
+      changeCount: batch.count,
+      statusCode,
+      latencyMs: Math.round(performance.now() - started),
+      error,
+      at: now,
+    };
+    if (error === null) return { ...row, outcome: 'succeeded' };
     // Retried until WEBHOOK_RETRY_SECONDS after the batch's oldest change, then given up on.
-    const deadline = batch[0]!.change.at.getTime() + config.webhookRetrySeconds * 1000;
+    const deadline = batch.atsMs[0]! + config.webhookRetrySeconds * 1000;
     if (now.getTime() >= deadline) {
-      const result = { kind: 'failed', lastPosition: last, maxFailures: config.webhookMaxConsecutiveFailures } as const;
-      if (await store.finishBatch(id, owner, result, record)) {
+      const result = {
+        kind: 'failed',
+        lastPosition: batch.last,
+        maxFailures: config.webhookMaxConsecutiveFailures,
+      } as const;
+      if (await store.finishBatch(id, owner, result, { ...row, outcome: 'failed' })) {
         metrics?.webhookDeliveries.inc({ outcome: 'failed' });
-        await store.insertAttempt({ ...attemptRow, outcome: 'failed' });
       }
-      return false;
+      return null;
     }
     const wait = retryDelayMs(attempt, config.webhookBackoffBaseMs, this.options.random);
     const at = new Date(Math.min(now.getTime() + wait, deadline));
-    if (await store.finishBatch(id, owner, { kind: 'retrying', at }, record)) {
+    if (await store.finishBatch(id, owner, { kind: 'retrying', at }, { ...row, outcome: 'retrying' })) {
       metrics?.webhookDeliveries.inc({ outcome: 'retrying' });
-      await store.insertAttempt({ ...attemptRow, outcome: 'retrying' });
     }
-    return false;
+    return null;
   }
 }

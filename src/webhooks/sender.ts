@@ -18,7 +18,8 @@ export interface Message {
   secret: string;
   /** The webhook-id header: the same on every attempt at the same batch. */
   messageId: string;
-  payload: string;
+  /** The JSON body; as bytes when many endpoints share it. */
+  payload: string | Buffer;
 }
 
 export interface AttemptOutcome {
