@@ -200,6 +200,8 @@ export interface Counters {
   available: number;
   held: number;
   booked: number;
+  /** Seats asked for by waiting-list entries not yet offered any. */
+  waiting: number;
 }
 
 /** A change about to be written, in the transaction of its effect. */

@@ -79,7 +79,13 @@ for (const backend of backends()) {
 
       const { changes } = await log(h.app, eventId);
       const seen = changes.map((c) => [c.type, c.hold_id ?? c.booking_id ?? null, c.snapshot]);
-      const s = (available: number, held: number, booked: number, total = 10) => ({ total, available, held, booked });
+      const s = (available: number, held: number, booked: number, total = 10) => ({
+        total,
+        available,
+        held,
+        booked,
+        waiting: 0,
+      });
       assert.deepEqual(seen, [
         ['event.created', null, s(10, 0, 0)],
         ['hold.granted', a.hold_id, s(8, 2, 0)],
@@ -103,7 +109,13 @@ for (const backend of backends()) {
       );
       const last = changes[changes.length - 1]!.snapshot;
       const now = await snapshot(h.app, eventId);
-      assert.deepEqual(last, { total: now.total, available: now.available, held: now.held, booked: now.booked });
+      assert.deepEqual(last, {
+        total: now.total,
+        available: now.available,
+        held: now.held,
+        booked: now.booked,
+        waiting: now.waiting,
+      });
     });
 
     test('a flash sale: one change per granted hold, none for a refusal, and pages with no gap and no duplicate', async () => {
@@ -193,7 +205,10 @@ for (const backend of backends()) {
       const sse = await openStream(`${base}/events/${eventId}/stream`);
       try {
         const first = await sse.next('availability');
-        assert.deepEqual([first.data.event_id, first.data.available, first.data.held], [eventId, 100, 0]);
+        assert.deepEqual(
+          [first.data.event_id, first.data.available, first.data.held, first.data.waiting],
+          [eventId, 100, 0, 0],
+        );
         const started = Date.now();
         await Promise.all(Array.from({ length: 30 }, () => hold(h.app, eventId, 1)));
         const moved = await sse.until('availability', (data) => data.held === 30, 1000);

@@ -61,6 +61,7 @@ async function writeOne(store: Store, eventId: number, openMs: number): Promise<
         available: counters.available,
         held: counters.held,
         booked: counters.booked,
+        waiting: 0,
       },
     };
     await store.recordChanges(tx, [change], new Date());
@@ -109,7 +110,7 @@ for (const backend of backends()) {
                 eventId: events[0]!,
                 type: 'hold.granted',
                 qty: 1,
-                snapshot: { total: 0, available: 0, held: 0, booked: 0 },
+                snapshot: { total: 0, available: 0, held: 0, booked: 0, waiting: 0 },
               },
             ],
             new Date(),

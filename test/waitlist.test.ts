@@ -395,16 +395,29 @@ for (const backend of backends()) {
     test('the change feed carries waitlist changes, with no secret or payment token', async () => {
       const { eventId, holds } = await soldOut(h, 1);
       const a = await join(h.app, eventId, 'feed@z.io', 1);
+      await join(h.app, eventId, 'pair@z.io', 2);
       await release(h.app, holds[0]!);
       const offer = await offerOf(h.app, a);
       assert.equal((await book(h.app, offer)).statusCode, 201);
       await allPublished(h.store);
       const res = await h.app.inject({ method: 'GET', url: `/events/${eventId}/changes?after=0` });
       assert.equal(res.statusCode, 200, res.body);
-      const types = res.json<{ changes: Array<{ type: string }> }>().changes.map((c) => c.type);
+      type Snap = { total: number; available: number; held: number; booked: number; waiting: number };
+      const changes = res.json<{ changes: Array<{ type: string; snapshot: Snap }> }>().changes;
+      const types = changes.map((c) => c.type);
       for (const type of ['waitlist.joined', 'waitlist.offered', 'waitlist.converted'])
         assert.ok(types.includes(type), `${type} in ${types.join(',')}`);
       assert.ok(!res.body.includes(a.secret) && !res.body.includes(offer.payment_token));
+      // Every change carries the whole snapshot, the seats the list waits for included, as
+      // GET /events/:id gives it: streams and webhooks tell the same truth.
+      const waitingAt = (type: string) => changes.filter((c) => c.type === type).map((c) => c.snapshot.waiting);
+      assert.deepEqual(waitingAt('waitlist.joined'), [1, 3]);
+      assert.deepEqual(waitingAt('waitlist.offered'), [2]);
+      for (const { snapshot: c } of changes) assert.equal(c.available + c.held + c.booked, c.total);
+      const now = await waitingOf(h.app, eventId);
+      const { total, available, held, booked, waiting } = now;
+      assert.deepEqual(changes.at(-1)!.snapshot, { total, available, held, booked, waiting });
+      assert.equal(waiting, 2);
     });
 
     test('a fault in the middle of a release leaves no half-made offer', async () => {

@@ -156,7 +156,7 @@ async function writeChanges(h: H, changes: Array<{ eventId: number; type: Change
     eventId: c.eventId,
     type: c.type,
     qty: 1,
-    snapshot: { total: 100, available: 99 - i, held: 1 + i, booked: 0 },
+    snapshot: { total: 100, available: 99 - i, held: 1 + i, booked: 0, waiting: 0 },
   }));
   await store.transaction((tx) => store.recordChanges(tx, rows, h.clock.now()));
   await allPublished(store);
@@ -272,7 +272,7 @@ describe('webhook rules without a database', () => {
       qty: 2,
       customer: null,
       at: new Date('2026-12-06T20:40:00.123Z'),
-      snapshot: { total: 100, available: 97, held: 3, booked: 0 },
+      snapshot: { total: 100, available: 97, held: 3, booked: 0, waiting: 2 },
     };
     const changes = [
       base,

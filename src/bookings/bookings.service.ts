@@ -142,9 +142,10 @@ export class BookingsService {
       available,
       held,
       booked: bookedSeats,
+      waiting,
     } = present(await this.store.snapshotIn(tx, eventId, now), `event ${eventId}`);
     const snapshots = snapshotsBefore(
-      { total, available, held, booked: bookedSeats },
+      { total, available, held, booked: bookedSeats, waiting },
       made.map((m) => m.hold.qty),
       'held',
       'booked',

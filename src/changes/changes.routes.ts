@@ -29,8 +29,14 @@ const ChangeSchema = Type.Object({
   ),
   at: Timestamp,
   snapshot: Type.Object(
-    { total: Type.Integer(), available: Type.Integer(), held: Type.Integer(), booked: Type.Integer() },
-    { description: "The event's snapshot just after this change" },
+    {
+      total: Type.Integer(),
+      available: Type.Integer(),
+      held: Type.Integer(),
+      booked: Type.Integer(),
+      waiting: Type.Integer({ description: 'Seats asked for by waiting-list entries not yet offered any' }),
+    },
+    { description: "The event's snapshot just after this change, as GET /events/:id gives it" },
   ),
 });
 

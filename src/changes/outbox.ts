@@ -24,8 +24,8 @@ export class Outbox {
     if (!this.enabled) return;
     const snapshot = await this.store.snapshotIn(tx, change.eventId, now);
     if (snapshot === null) return;
-    const { total, available, held, booked } = snapshot;
-    await this.store.recordChanges(tx, [{ ...change, snapshot: { total, available, held, booked } }], now);
+    const { total, available, held, booked, waiting } = snapshot;
+    await this.store.recordChanges(tx, [{ ...change, snapshot: { total, available, held, booked, waiting } }], now);
   }
 
   /** Call after the transaction that recorded changes has committed. */
@@ -61,7 +61,13 @@ export function reclaimChanges(
   event: EventBooks,
   holds: ReadonlyArray<{ id: number; qty: number; customer: string | null }>,
 ): { changes: NewChange[]; after: Counters } {
-  let after: Counters = { total: event.total, available: event.available, held: event.held, booked: event.booked };
+  let after: Counters = {
+    total: event.total,
+    available: event.available,
+    held: event.held,
+    booked: event.booked,
+    waiting: event.waiting,
+  };
   const changes = holds.map((hold): NewChange => {
     after = { ...after, available: after.available + hold.qty, held: after.held - hold.qty };
     return {

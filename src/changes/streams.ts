@@ -36,10 +36,10 @@ const HEADERS = {
 function availabilityMessage(
   eventId: number,
   name: string,
-  { total, available, held, booked }: Change['snapshot'],
+  { total, available, held, booked, waiting }: Change['snapshot'],
   position: number,
 ): string {
-  const data = { event_id: eventId, name, total, available, held, booked, position: String(position) };
+  const data = { event_id: eventId, name, total, available, held, booked, waiting, position: String(position) };
   return `event: availability\nid: ${position}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 

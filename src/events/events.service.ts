@@ -100,7 +100,7 @@ export class EventsService {
     const created = await this.store.transaction(async (tx) => {
       const event = await this.store.insertEvent(tx, name, totalSeats, limits, now);
       if (limits.queue !== null) await this.store.ensureQueue(tx, event.id, newQueueSeed());
-      const snapshot = { total: totalSeats, available: totalSeats, held: 0, booked: 0 };
+      const snapshot = { total: totalSeats, available: totalSeats, held: 0, booked: 0, waiting: 0 };
       await this.outbox.record(tx, [{ eventId: event.id, type: 'event.created', snapshot }], now);
       await recorder?.record(tx, event);
       return event;
@@ -163,7 +163,7 @@ export class EventsService {
         limits,
       };
       const { changes: expired } = reclaimChanges(books, reclaimed.holds);
-      const counters = { total, available: snapshot.available, held, booked: books.booked };
+      const counters = { total, available: snapshot.available, held, booked: books.booked, waiting: books.waiting };
       await this.outbox.record(tx, [...expired, { eventId, type: 'event.updated', snapshot: counters }], now);
       // Seats a resize added, or the reclaim brought back, go to the waiting list first.
       const waitlist = { store: this.store, outbox: this.outbox, offerTtlSeconds: this.waitlistOfferTtlSeconds };

@@ -183,7 +183,7 @@ export class HoldsService {
       });
       const winners = live.filter((_, i) => refusals[i] === null);
       const ids = winners.length > 0 ? await this.store.insertHolds(tx, eventId, winners, now, expiresAt) : [];
-      const start = { ...after, available, held: after.held + (after.available - available) };
+      const start = { ...after, available, held: after.held + (after.available - available), waiting };
       await this.outbox.record(tx, grantChanges(eventId, start, winners, ids), now);
       const decided = outcomesOf(eventId, live, refusals, ids, expiresAt);
       await recordOutcomes(

@@ -33,6 +33,7 @@ interface ChangeRecord {
   available: number;
   held: number;
   booked: number;
+  waiting: number;
   created_at: Date;
 }
 
@@ -45,11 +46,11 @@ const toChange = (row: ChangeRecord): Change => ({
   qty: row.qty,
   customer: row.customer,
   at: row.created_at,
-  snapshot: { total: row.total, available: row.available, held: row.held, booked: row.booked },
+  snapshot: { total: row.total, available: row.available, held: row.held, booked: row.booked, waiting: row.waiting },
 });
 
 const COLUMNS =
-  'position, event_id, type, hold_id, booking_id, qty, customer, total, available, held, booked, created_at';
+  'position, event_id, type, hold_id, booking_id, qty, customer, total, available, held, booked, waiting, created_at';
 
 export function changeStatements(db: SqlDatabase): ChangeStore {
   const watermark =
@@ -63,10 +64,10 @@ export function changeStatements(db: SqlDatabase): ChangeStore {
         // the watermark relies on it (serverWatermark). Every caller has written the change's
         // effect first; pg_current_xact_id() makes sure of it.
         await tx.run(
-          `insert into changes (event_id, type, hold_id, booking_id, qty, total, available, held, booked, customer, created_at)
+          `insert into changes (event_id, type, hold_id, booking_id, qty, total, available, held, booked, customer, waiting, created_at)
            select * , $10::timestamptz
              from unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[],
-                         $6::int[], $7::int[], $8::int[], $9::int[], $11::text[])
+                         $6::int[], $7::int[], $8::int[], $9::int[], $11::text[], $12::int[])
             where pg_current_xact_id() is not null`,
           [
             column((c) => c.eventId),
@@ -80,12 +81,13 @@ export function changeStatements(db: SqlDatabase): ChangeStore {
             column((c) => c.snapshot.booked),
             now,
             column((c) => c.customer ?? null),
+            column((c) => c.snapshot.waiting),
           ],
         );
         return;
       }
       await tx.run(
-        'insert into changes (event_id, type, hold_id, booking_id, qty, total, available, held, booked, created_at, customer) values $1',
+        'insert into changes (event_id, type, hold_id, booking_id, qty, total, available, held, booked, waiting, created_at, customer) values $1',
         [
           changes.map((c) => [
             c.eventId,
@@ -97,6 +99,7 @@ export function changeStatements(db: SqlDatabase): ChangeStore {
             c.snapshot.available,
             c.snapshot.held,
             c.snapshot.booked,
+            c.snapshot.waiting,
             now,
             c.customer ?? null,
           ]),

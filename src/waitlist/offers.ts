@@ -218,10 +218,10 @@ export async function recordWaitlist(
   if (changes.length === 0 || !deps.outbox.enabled) return;
   const snapshot = await deps.store.snapshotIn(tx, eventId, now);
   if (snapshot === null) return;
-  const { total, available, held, booked } = snapshot;
+  const { total, available, held, booked, waiting } = snapshot;
   await deps.outbox.record(
     tx,
-    changes.map((change) => ({ ...change, snapshot: { total, available, held, booked } })),
+    changes.map((change) => ({ ...change, snapshot: { total, available, held, booked, waiting } })),
     now,
   );
 }

@@ -39,9 +39,9 @@ export async function sweepOnce(
         progressed = true;
         const { holds } = await store.reclaimLapsedHolds(tx, eventId, now);
         if (holds.length > 0 && outbox.enabled) {
-          const { total, available, held, booked } = (await store.snapshotIn(tx, eventId, now))!;
+          const { total, available, held, booked, waiting } = (await store.snapshotIn(tx, eventId, now))!;
           const snapshots = snapshotsBefore(
-            { total, available, held, booked },
+            { total, available, held, booked, waiting },
             holds.map((hold) => -hold.qty),
             'available',
             'held',

@@ -183,6 +183,7 @@ export interface SnapshotBody {
   available: number;
   held: number;
   booked: number;
+  waiting: number;
 }
 
 export async function snapshot(app: App, eventId: number): Promise<SnapshotBody> {
