@@ -5,14 +5,14 @@
 // away during the sale.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type App, buildApp } from '../src/app.ts';
+import type { App } from '../src/app.ts';
 import { drawOrder } from '../src/admission/queue.service.ts';
 import { parseAdmissionKeys, signAdmission, signTicket } from '../src/admission/tokens.ts';
 import { DatabaseUnavailable } from '../src/errors.ts';
 import { redactedUrl } from '../src/http/hooks.ts';
 import type { Store } from '../src/storage/store.ts';
-import { contractHarness, contractTest, isProblem } from './support/contract.ts';
-import { type Harness, backends, books, testConfig } from './support/helpers.ts';
+import { contractHarness, contractTest, isProblem, twoProcesses } from './support/contract.ts';
+import { type Harness, backends, books } from './support/helpers.ts';
 
 type H = Harness & { close: () => Promise<void> };
 
@@ -553,17 +553,11 @@ for (const backend of backends()) {
   describe(`admission with two processes on one ${backend.name} database`, () => {
     let h: H;
     let second: { app: App; store: Store };
+    let close: () => Promise<void>;
     before(async () => {
-      h = await contractHarness(backend, { env: ENV });
-      const store = await backend.reopen(h.url);
-      second = { app: await buildApp({ config: testConfig(ENV), store, clock: h.clock }), store };
-      await second.app.ready();
+      ({ h, second, close } = await twoProcesses(backend, ENV));
     });
-    after(async () => {
-      await second.app.close();
-      await second.store.close();
-      await h.close();
-    });
+    after(() => close());
 
     test('both tick every second, concurrently: the queue is admitted once, at its rate', async () => {
       const eventId = await queuedEvent(h, { opensIn: 0, rate: 120 });

@@ -204,6 +204,43 @@ describe(
       throughs.forEach((value, i) => assert.ok(value - (throughs[i - 1] ?? 0) <= 41, `step to ${value}`));
     });
 
+    test('a waiting list through a 2 s stop: joins and releases get fast 503s, nothing half-made, offers resume', async () => {
+      const eventId = await createEvent(s.base, 2);
+      const holds = [await holdOn(s.base, eventId, 1), await holdOn(s.base, eventId, 1)];
+      for (const hold of holds) assert.equal(hold.status, 201, JSON.stringify(hold.body));
+      const joinList = (customer: string) => call(s.base, 'POST', `/events/${eventId}/waitlist`, { customer, qty: 1 });
+      const first = await joinList('first@example.com');
+      assert.equal(first.status, 201, JSON.stringify(first.body));
+      const release = (hold: Reply) =>
+        call(s.base, 'DELETE', `/holds/${hold.body.hold_id as number}`, undefined, {
+          'x-payment-token': hold.body.payment_token as string,
+        });
+      const down = server.stopFor(2000);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const during = [await joinList('during@example.com'), await release(holds[0]!)];
+      await down;
+      for (const reply of during) {
+        assert.equal(reply.status, 503, JSON.stringify(reply.body));
+        assert.equal(reply.retryAfter, '1');
+        assert.ok(reply.ms < MAX_TIME_TO_503_MS, `answered 503 in ${reply.ms} ms`);
+      }
+      // Recovered by itself: the release that failed is made again, and its seat goes to the list.
+      await until(async () => (await release(holds[0]!)).status === 200);
+      const entry = await call(s.base, 'GET', `/waitlist/${first.body.entry_id as number}`, undefined, {
+        'waitlist-secret': first.body.secret as string,
+      });
+      assert.equal(entry.status, 200, JSON.stringify(entry.body));
+      assert.equal(entry.body.status, 'offered');
+      assert.equal((await joinList('during@example.com')).status, 201, 'the join refused in the outage works now');
+      const snapshot = await call(s.base, 'GET', `/events/${eventId}`);
+      assert.deepEqual(
+        [snapshot.body.available, snapshot.body.held, snapshot.body.waiting],
+        [0, 2, 1],
+        'one seat held, one offered, one entry waiting',
+      );
+      await assertBooksHold(s, eventId, new Map());
+    });
+
     test('a commit in doubt answers 503 outcome_unknown, and a retry with the same key or hold tells the truth', async () => {
       const eventId = await createEvent(s.base, 10);
       const granted = await holdOn(s.base, eventId, 1);

@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { type App, buildApp } from '../src/app.ts';
+import type { App } from '../src/app.ts';
 import { Outbox } from '../src/changes/outbox.ts';
 import { DatabaseUnavailable } from '../src/errors.ts';
 import type { Store } from '../src/storage/store.ts';
 import { sweepOnce } from '../src/worker/sweeper.ts';
-import { contractHarness, contractTest, installContractCheck, isProblem } from './support/contract.ts';
-import { type Harness, allPublished, backends, books, testConfig } from './support/helpers.ts';
+import { contractHarness, contractTest, installContractCheck, isProblem, twoProcesses } from './support/contract.ts';
+import { type Harness, allPublished, backends, books } from './support/helpers.ts';
 
 installContractCheck();
 
@@ -622,17 +622,11 @@ for (const backend of backends()) {
   describe(`waiting list with two processes on one ${backend.name} database`, () => {
     let h: H;
     let second: { app: App; store: Store };
+    let close: () => Promise<void>;
     before(async () => {
-      h = await contractHarness(backend, { env: ENV });
-      const store = await backend.reopen(h.url);
-      second = { app: await buildApp({ config: testConfig(ENV), store, clock: h.clock }), store };
-      await second.app.ready();
+      ({ h, second, close } = await twoProcesses(backend, ENV));
     });
-    after(async () => {
-      await second.app.close();
-      await second.store.close();
-      await h.close();
-    });
+    after(() => close());
 
     test('the same customers joining through both at once get one entry each, and freed seats are offered once', async () => {
       const { eventId, holds } = await soldOut(h, 4, { max_seats_per_customer: 2 });

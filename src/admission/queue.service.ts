@@ -269,7 +269,10 @@ export class QueueService {
     const asked: Array<string | null> = [];
     for (const { customer } of requests) {
       if (customer === null) asked.push(null);
-      else if (!named.has(customer)) asked.push(named.add(customer) && customer);
+      else if (!named.has(customer)) {
+        named.add(customer);
+        asked.push(customer);
+      }
     }
     const rows = await this.store.joinOpenQueue(eventId, asked, now);
     if (rows === null) return null;

@@ -12,7 +12,8 @@ import { test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { Problem } from '../../src/http/schemas.ts';
 import type { Store } from '../../src/storage/store.ts';
-import { type TestBackend, type Harness, harness } from './helpers.ts';
+import { type App, buildApp } from '../../src/app.ts';
+import { type TestBackend, type Harness, harness, testConfig } from './helpers.ts';
 
 // ajv 8 is Fastify's own dependency (the top-level `ajv` is eslint's ajv 6); load that copy.
 const requireFromFastify = createRequire(createRequire(import.meta.url).resolve('@fastify/ajv-compiler'));
@@ -156,6 +157,33 @@ export interface ContractHarnessOptions {
 }
 
 /** helpers.harness(), with a wrapped store when asked. */
+/**
+ * A harness and a second process on its database (another app and store, the same clock): for
+ * what must hold however many processes serve one sale. Server backends only.
+ */
+export async function twoProcesses(
+  backend: TestBackend,
+  env: Record<string, string>,
+): Promise<{
+  h: Harness & { close: () => Promise<void> };
+  second: { app: App; store: Store };
+  close: () => Promise<void>;
+}> {
+  const h = await contractHarness(backend, { env });
+  const store = await backend.reopen(h.url);
+  const second = { app: await buildApp({ config: testConfig(env), store, clock: h.clock }), store };
+  await second.app.ready();
+  return {
+    h,
+    second,
+    close: async () => {
+      await second.app.close();
+      await second.store.close();
+      await h.close();
+    },
+  };
+}
+
 export async function contractHarness(
   backend: TestBackend,
   options: ContractHarnessOptions = {},

@@ -58,7 +58,7 @@ export interface Reply {
 
 export async function call(
   base: string,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body?: object,
   headers: Record<string, string> = {},
