@@ -21,7 +21,7 @@ import { HoldLifecycleService } from './holds/hold-lifecycle.service.ts';
 import { holdRoutes } from './holds/holds.routes.ts';
 import { HoldsService } from './holds/holds.service.ts';
 import { adminGuard } from './http/admin-guard.ts';
-import { registerRequestHooks, requestIdOf, securityHeaders } from './http/hooks.ts';
+import { API_SECURITY_HEADERS, registerRequestHooks, requestIdOf } from './http/hooks.ts';
 import { BODY_LIMIT_BYTES, registerJsonParser } from './http/json-body.ts';
 import { registerOpenApi } from './http/openapi.ts';
 import {
@@ -67,7 +67,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const { config, store } = deps;
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? createMetrics();
-  const headers = securityHeaders();
+  const headers = API_SECURITY_HEADERS;
 
   const app: App = Fastify({
     ...(deps.logger === undefined ? { logger: false } : { loggerInstance: deps.logger }),
@@ -91,7 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.removeContentTypeParser(['text/plain']);
   registerJsonParser(app);
   registerProblemHandlers(app, headers);
-  registerRequestHooks(app, config, metrics, headers);
+  registerRequestHooks(app, config, metrics);
   // Root-level hooks, handlers and onRoute steps, registered before the route plugins so that
   // every route gets them (a plugin inherits what its parent has when it is registered).
   await registerRateLimits(app, config.redisUrl, metrics);

@@ -7,7 +7,7 @@ import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { consoleAssets, encoded } from '../src/console/console.routes.ts';
 import {
-  SECURITY_HEADERS,
+  PAGE_SECURITY_HEADERS,
   contractHarness,
   contractTest,
   installContractCheck,
@@ -50,7 +50,7 @@ describe('the console as served', () => {
       const res = await h.app.inject({ method: 'GET', url });
       assert.equal(res.statusCode, 200, url);
       assert.equal(res.headers['content-type'], 'text/html; charset=utf-8');
-      for (const header of SECURITY_HEADERS) assert.ok(res.headers[header], `${url}: ${header}`);
+      for (const header of PAGE_SECURITY_HEADERS) assert.ok(res.headers[header], `${url}: ${header}`);
       const csp = String(res.headers['content-security-policy']);
       assert.match(csp, /script-src 'self'/);
       assert.match(csp, /script-src-attr 'none'/);

@@ -11,6 +11,7 @@ import { ConfigError, loadConfig } from '../src/config.ts';
 import { BODY_DRAIN_LIMIT_BYTES, BODY_LIMIT_BYTES, MAX_JSON_DEPTH } from '../src/http/json-body.ts';
 import { MAX_PARAM_LENGTH } from '../src/http/problem.handlers.ts';
 import {
+  PAGE_SECURITY_HEADERS,
   SECURITY_HEADERS,
   contractHarness,
   contractTest,
@@ -182,10 +183,20 @@ for (const backend of backends()) {
         await h.app.inject({ method: 'GET', url: '/docs/' }),
       ];
       for (const res of responses) {
-        for (const header of SECURITY_HEADERS)
+        const page = String(res.headers['content-type']).startsWith('text/html');
+        for (const header of page ? PAGE_SECURITY_HEADERS : SECURITY_HEADERS)
           assert.ok(res.headers[header] !== undefined, `${header} on ${res.statusCode}`);
         assert.equal(res.headers['x-content-type-options'], 'nosniff');
+        // Data is never a page: rendered by a browser it may load nothing and sit in no frame.
+        if (!page) {
+          assert.equal(res.headers['content-security-policy'], "default-src 'none'; frame-ancestors 'none'");
+          assert.equal(res.headers['x-frame-options'], 'DENY');
+        }
       }
+      assert.ok(
+        responses.some((res) => String(res.headers['content-type']).startsWith('text/html')),
+        'a page is checked',
+      );
       assert.equal(responses[0]!.headers['cache-control'], 'no-store');
       assert.equal(responses[1]!.headers['cache-control'], 'no-store');
     });

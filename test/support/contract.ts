@@ -32,15 +32,22 @@ ajv.addFormat(
 );
 const validateProblem = ajv.compile(Problem);
 
-/** Headers every response must carry (helmet, plus no-store on API responses). */
+/** Headers every response must carry (OWASP's set for API responses, plus CORP). */
 export const SECURITY_HEADERS = [
   'content-security-policy',
   'strict-transport-security',
   'x-content-type-options',
   'x-frame-options',
+  'cross-origin-resource-policy',
+];
+
+/** Headers a page (HTML) must carry besides: helmet's document headers. */
+export const PAGE_SECURITY_HEADERS = [
+  ...SECURITY_HEADERS,
   'referrer-policy',
   'cross-origin-opener-policy',
-  'cross-origin-resource-policy',
+  'origin-agent-cluster',
+  'x-dns-prefetch-control',
 ];
 
 interface OpenApiResponse {
