@@ -237,6 +237,10 @@ async function holdLoad(ctx: QueueBenchContext, box: QueueBox, eventId: number, 
   return { ...rateOf(outcome.load, outcome.holds, cpu!), trace };
 }
 
+/** "with/without" of one CPU figure per unit, µs. */
+const cpuPair = (a: Rate, b: Rate, key: 'serverUs' | 'databaseUs' | 'loadgenUs'): string =>
+  [a, b].map((rate) => rate.cpu[key]?.toFixed(0) ?? '?').join('/');
+
 /** GET each path in turn (round robin), closed loop, at `port`. */
 async function getLoad(
   ctx: QueueBenchContext,
@@ -508,7 +512,10 @@ async function measureRound(ctx: QueueBenchContext, repeat: number): Promise<Que
       ctx.progress(`    without${describeTrace(holdsWithoutToken.trace)}`);
       ctx.progress(
         `  holds with Admission-Token ${holdsWithToken.perSecond.toFixed(0)}/s, without ` +
-          `${holdsWithoutToken.perSecond.toFixed(0)}/s (${(holdsWithToken.perSecond / holdsWithoutToken.perSecond).toFixed(2)}x)`,
+          `${holdsWithoutToken.perSecond.toFixed(0)}/s (${(holdsWithToken.perSecond / holdsWithoutToken.perSecond).toFixed(2)}x); ` +
+          `CPU µs per hold with/without: server ${cpuPair(holdsWithToken, holdsWithoutToken, 'serverUs')}, ` +
+          `database ${cpuPair(holdsWithToken, holdsWithoutToken, 'databaseUs')}, ` +
+          `generator ${cpuPair(holdsWithToken, holdsWithoutToken, 'loadgenUs')}`,
       );
 
       let streams: StreamsResult | null = null;
