@@ -269,6 +269,47 @@ for (const backend of backends()) {
       }
     });
 
+    test('ticks leave an idle or paused queue alone; a crowd arriving later, or a resume, gets the rate, not a burst', async () => {
+      const eventId = await queuedEvent(h, { seats: 1000, opensIn: 0, rate: 120 });
+      const state = async () => {
+        const [row] = await h.store.sql.rows<{ ticked_at: Date | null; xmin: string }>(
+          `select ticked_at${h.store.sql.dialect === 'postgres' ? ', xmin::text as xmin' : ", '' as xmin"}
+             from event_queues where event_id = $1`,
+          [eventId],
+        );
+        return row!;
+      };
+      await run(h, 1); // the opening's draw, of an empty pre-queue
+      const drawn = await state();
+      await run(h, 60);
+      // Nobody waits: a minute of ticks wrote nothing (the row's version is the draw's).
+      assert.deepEqual(await state(), drawn, 'an idle queue is not written');
+      // 120 a minute is 2 a second. The crowd joins after a minute of skipped ticks: the first
+      // second admits what one second earns, not MAX_TICK_CATCHUP_MS' worth.
+      for (let i = 0; i < 50; i++) await join(h.app, eventId);
+      let before = 0;
+      for (let second = 1; second <= 10; second++) {
+        await run(h, 1);
+        const now = (await summary(h.app, eventId)).admitted_through;
+        assert.ok(now - before <= 3, `second ${second}: ${now - before} admitted at once`);
+        before = now;
+      }
+      assert.ok(before >= 18 && before <= 21, `${before} admitted in 10 s at 2 a second`);
+      await h.app.inject({ method: 'POST', url: `/events/${eventId}/queue/pause`, headers: ADMIN });
+      await run(h, 1);
+      const paused = await state();
+      await run(h, 30);
+      assert.deepEqual(await state(), paused, 'a paused queue is not written');
+      assert.equal((await summary(h.app, eventId)).admitted_through, before, 'nobody admitted while paused');
+      await h.app.inject({ method: 'POST', url: `/events/${eventId}/queue/resume`, headers: ADMIN });
+      await run(h, 1);
+      const resumed = (await summary(h.app, eventId)).admitted_through;
+      assert.ok(
+        resumed - before >= 1 && resumed - before <= 3,
+        `${resumed - before} admitted in the first second back`,
+      );
+    });
+
     test('holds need a valid admission token: missing, tampered, other event, expired, other customer, replayed', async () => {
       const eventId = await queuedEvent(h, { opensIn: 0, rate: 600, ttl: 120 });
       const other = await queuedEvent(h, { opensIn: 0, rate: 600 });

@@ -310,8 +310,9 @@ export class QueueService {
   async tick(): Promise<void> {
     await this.refresh();
     const moved: number[] = [];
+    const now = this.clock.now();
     for (const [eventId, known] of this.known) {
-      if (known.row === null) continue;
+      if (known.row === null || !hasWorkAt(known.row, now)) continue;
       if (await this.advance(eventId)) moved.push(eventId);
     }
     if (moved.length > 0) {
@@ -332,10 +333,17 @@ export class QueueService {
       const drawing = !queue.shuffled;
       if (drawing) await this.draw(tx, queue);
       // The first tick earns from the opening (its draw may have come with a join meanwhile).
-      const since = now.getTime() - (queue.tickedAt ?? event.limits.saleOpensAt).getTime();
+      let since = now.getTime() - (queue.tickedAt ?? event.limits.saleOpensAt).getTime();
       // Another process ticked this event within the tick: once per tick, whoever comes.
       if (since < this.tickMs && !drawing) return false;
       const waiting = queue.nextPosition - 1 - queue.admittedThrough;
+      // Ticks skip a queue with nobody waiting (hasWorkAt), so its ticked_at is as old as its
+      // last buyer: earn from when the first one now waiting joined, or a crowd arriving at an
+      // idle queue would be let in MAX_TICK_CATCHUP_MS' worth at once.
+      if (since > 2 * this.tickMs && waiting > 0 && !drawing) {
+        const joinedAt = await this.store.joinedAtOfPosition(tx, eventId, queue.admittedThrough + 1);
+        if (joinedAt !== null) since = Math.max(0, Math.min(since, now.getTime() - joinedAt.getTime()));
+      }
       let admitted = 0;
       // Paused, or nothing to sell: admitting buyers who could only be refused would use up
       // their window; the credit is kept and nothing is earned meanwhile.
@@ -397,7 +405,7 @@ export class QueueService {
   }
 
   async setPaused(eventId: number, paused: boolean): Promise<QueueSummary> {
-    if (!(await this.store.setPaused(eventId, paused))) throw notFound('queue of event', eventId);
+    if (!(await this.store.setPaused(eventId, paused, this.clock.now()))) throw notFound('queue of event', eventId);
     await this.store.sql.notify?.(NOTIFY_CHANNEL, String(eventId)).catch(() => {});
     return this.summary(eventId);
   }
@@ -521,6 +529,21 @@ export class QueueService {
       throw new DomainError('admission_invalid', 'Admission-Token was issued to another customer');
     return { ticketNo: admission.ticketNo, customer: admission.customer };
   }
+}
+
+/**
+ * Whether a tick has anything to do for this queue, from what the last refresh learned: the
+ * draw at the opening, or someone waiting on an open, running queue. Ticking the others would
+ * be a transaction with a write per queued event twice a second, for every event that ever had
+ * a queue, from every process; skipped, an idle queue costs nothing but its row in the one
+ * refresh statement. A paused queue is skipped too: resuming it sets ticked_at (queue.sql.ts),
+ * so the pause is not earned. A sold-out one is not skipped (its tick keeps ticked_at fresh,
+ * and seats can come back at any moment).
+ */
+function hasWorkAt(row: QueueStateRow, now: Date): boolean {
+  if (now < row.saleOpensAt) return false;
+  if (!row.shuffled) return true;
+  return !row.paused && row.nextPosition - 1 > row.admittedThrough;
 }
 
 const sameState = (a: QueueStateRow | null, b: QueueStateRow): boolean =>

@@ -63,7 +63,10 @@ export interface QueueStore {
   ): Promise<void>;
   /** Records that admission reached `through` at `at` (queue locked). */
   insertAdvance(tx: Tx, eventId: number, through: number, at: Date): Promise<void>;
-  setPaused(eventId: number, paused: boolean): Promise<boolean>;
+  /** Pauses or resumes; a resume restarts the rate's clock (ticked_at) at `now`. */
+  setPaused(eventId: number, paused: boolean, now: Date): Promise<boolean>;
+  /** When the ticket at this place joined; null when no ticket has it (queue locked). */
+  joinedAtOfPosition(tx: Tx, eventId: number, position: number): Promise<Date | null>;
   /** Every queued event's state, exact at `now`: one statement, whatever the number of buyers. */
   queueStates(now: Date, eventId?: number): Promise<QueueStateRow[]>;
   /** Admission's steps past `afterThrough`, in order. */
@@ -221,9 +224,20 @@ export function queueStatements(db: SqlDatabase): QueueStore {
       await tx.run('insert into queue_advances (event_id, through, at) values ($1, $2, $3)', [eventId, through, at]);
     },
 
-    async setPaused(eventId, paused) {
-      const { affected } = await db.run('update event_queues set paused = $2 where event_id = $1', [eventId, paused]);
+    async setPaused(eventId, paused, now) {
+      const { affected } = await db.run(
+        `update event_queues set paused = $2, ticked_at = case when $2 then ticked_at else $3 end where event_id = $1`,
+        [eventId, paused, now],
+      );
       return affected > 0;
+    },
+
+    async joinedAtOfPosition(tx, eventId, position) {
+      const [row] = await tx.rows<{ joined_at: Date }>(
+        'select joined_at from queue_tickets where event_id = $1 and position = $2',
+        [eventId, position],
+      );
+      return row?.joined_at ?? null;
     },
 
     async queueStates(now, eventId) {
