@@ -12,7 +12,7 @@
 //             queue signs them; the change feed is on and one webhook endpoint (a loopback
 //             receiver in this process answering 200) gets every change.
 // Every window is followed by the books check (GET /events/:id counters against the holds
-// granted). RATE_LIMIT_HOLDS_PER_MINUTE=0, LOG_LEVEL=warn, as the issue's setup.
+// granted) and the server's RSS (and its peak so far). RATE_LIMIT_HOLDS_PER_MINUTE=0, LOG_LEVEL=warn, as the issue's setup.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { parseAdmissionKeys, signAdmission } from '../src/admission/tokens.ts';
 import { openProvider } from './databases.ts';
-import { type Child, startChild } from './processes.ts';
+import { type Child, readMemory, startChild } from './processes.ts';
 import { type Target, api, createEvent } from './scenarios.ts';
 
 const { values } = parseArgs({
@@ -227,7 +227,13 @@ for (let round = 1; round <= ROUNDS; round++) {
       }
       const hot = await prepare(targets[which], which, `hot r${round}`);
       got[which] = await drive(targets[which].port, hot.request, DURATION_SECONDS);
-      console.log(`  r${round} ${which}: books ${await books(targets[which], hot.eventId)}`);
+      // The compiled server's memory, as `npm start` runs it (the bench's own servers run under tsx).
+      const memory = readMemory(services[which].child.pid);
+      const mb = (kb: number | undefined) => (kb === undefined ? '?' : (kb / 1024).toFixed(0));
+      console.log(
+        `  r${round} ${which}: books ${await books(targets[which], hot.eventId)}; ` +
+          `RSS ${mb(memory?.rssKb)} MB, peak ${mb(memory?.hwmKb)} MB`,
+      );
     }
     for (const which of order) {
       const w = got[which]!;
