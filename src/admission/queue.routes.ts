@@ -7,7 +7,7 @@ import type { Config } from '../config.ts';
 import { normalizeCustomer } from '../customer.ts';
 import { notFound } from '../errors.ts';
 import { rateLimited } from '../http/rate-limit.ts';
-import { BODY_ERRORS, CustomerText, IdParams, Timestamp, problems } from '../http/schemas.ts';
+import { BODY_ERRORS, CustomerText, IdParams, Nullable, Timestamp, problems } from '../http/schemas.ts';
 import type { AdminGuard, App } from '../http/types.ts';
 import type { QueueService, QueueStatus, QueueSummary } from './queue.service.ts';
 import type { Ticket } from './tokens.ts';
@@ -32,16 +32,16 @@ const StatusFields = {
       'now, admission resumes if some come back; admitted: hold with admission_token; expired: the admission ' +
       'window passed; closed: the event no longer has a queue',
   }),
-  position: Type.Union([Type.Integer(), Type.Null()], { description: 'Place in line; null in the pre-queue' }),
-  ahead: Type.Union([Type.Integer(), Type.Null()], { description: 'Buyers before this one not yet admitted' }),
-  eta_seconds: Type.Union([Type.Integer(), Type.Null()], {
+  position: Nullable(Type.Integer(), { description: 'Place in line; null in the pre-queue' }),
+  ahead: Nullable(Type.Integer(), { description: 'Buyers before this one not yet admitted' }),
+  eta_seconds: Nullable(Type.Integer(), {
     description: 'Estimated wait: ahead ÷ the admission rate',
   }),
-  sale_opens_at: Type.Union([Timestamp, Type.Null()]),
-  admission_token: Type.Union([Type.String(), Type.Null()], {
+  sale_opens_at: Nullable(Timestamp),
+  admission_token: Nullable(Type.String(), {
     description: 'When admitted: send it as Admission-Token with POST /holds',
   }),
-  admission_expires_at: Type.Union([Timestamp, Type.Null()]),
+  admission_expires_at: Nullable(Timestamp),
 };
 const Status = Type.Object(StatusFields);
 const Joined = Type.Object({
@@ -76,11 +76,11 @@ const Summary = Type.Object({
   admission_ttl_seconds: Type.Integer(),
   paused: Type.Boolean(),
   sold_out: Type.Boolean(),
-  last_eta_seconds: Type.Union([Type.Integer(), Type.Null()], {
+  last_eta_seconds: Nullable(Type.Integer(), {
     description: 'When the last in line should be admitted at this rate',
   }),
   sale_opens_at: Timestamp,
-  prequeue_opens_at: Type.Union([Timestamp, Type.Null()]),
+  prequeue_opens_at: Nullable(Timestamp),
 });
 
 export const statusBody = (status: QueueStatus) => ({
@@ -167,7 +167,9 @@ export async function queueRoutes(
       },
     },
     async (request, reply) => {
-      const status = await queue.status(ticketOf(request.params.ticket));
+      const ticket = ticketOf(request.params.ticket);
+      // Awaited only for the first ticket of an event this process has not yet heard of.
+      const status = queue.knownStatus(ticket) ?? (await queue.status(ticket));
       return reply.header('cache-control', 'no-store').send(statusBody(status));
     },
   );

@@ -115,6 +115,9 @@ interface Known {
   prequeue: Map<number, number> | null;
 }
 
+/** What a process knows of an event with no queue (or whose queue it could not read). */
+const NOTHING_KNOWN: Known = Object.freeze({ row: null, advances: [], prequeue: null });
+
 /**
  * The pre-queue's order: tickets sorted by an HMAC of their number under the event's seed.
  * Reproducible from the seed (tests set QUEUE_SHUFFLE_SEED), unpredictable without it, and
@@ -201,7 +204,7 @@ export class QueueService {
     }
     const ticket = await this.batcher.submit(eventId, { customer });
     this.metrics?.queueJoins.inc();
-    const known = await this.knownOf(eventId).catch(() => undefined);
+    const known = await this.knownOf(eventId).catch(() => NOTHING_KNOWN);
     return { ticket: signTicket(this.config.admissionKeys, ticket), status: this.statusOf(ticket, known) };
   }
 
@@ -450,46 +453,43 @@ export class QueueService {
    * hears of the ticket's event; after that, however many buyers ask, never.
    */
   async status(ticket: Ticket): Promise<QueueStatus> {
-    return this.statusOf(ticket, await this.knownOf(ticket.eventId));
+    return this.knownStatus(ticket) ?? this.statusOf(ticket, await this.knownOf(ticket.eventId));
   }
 
-  private statusOf(ticket: Ticket, known: Known | undefined): QueueStatus {
-    const row = known?.row ?? null;
-    const base = {
-      eventId: ticket.eventId,
-      saleOpensAt: row?.saleOpensAt ?? null,
-      admissionToken: null,
-      admissionExpiresAt: null,
-    };
-    if (row === null) return { ...base, state: 'closed', position: ticket.position, ahead: null, etaSeconds: null };
-    const position = ticket.position ?? known?.prequeue?.get(ticket.ticketNo) ?? null;
-    if (position === null) return { ...base, state: 'prequeue', position: null, ahead: null, etaSeconds: null };
+  /**
+   * The status without waiting, once this process knows the ticket's event (else undefined):
+   * GET /queue/:ticket answers from it with no promise of its own, as 100,000 buyers poll it.
+   */
+  knownStatus(ticket: Ticket): QueueStatus | undefined {
+    const known = this.known.get(ticket.eventId);
+    return known === undefined ? undefined : this.statusOf(ticket, known);
+  }
+
+  private statusOf(ticket: Ticket, known: Known): QueueStatus {
+    const { row } = known;
+    const { eventId } = ticket;
+    const opens = row?.saleOpensAt ?? null;
+    if (row === null) return statusAs(eventId, 'closed', ticket.position, null, null, opens);
+    const position = ticket.position ?? known.prequeue?.get(ticket.ticketNo) ?? null;
+    if (position === null) return statusAs(eventId, 'prequeue', null, null, null, opens);
     if (position <= row.admittedThrough) {
       // Dated by the step that admitted it, which every process knows alike: the same token everywhere.
-      const admittedAt = admittedAtOf(known!.advances, position) ?? this.clock.now();
+      const admittedAt = admittedAtOf(known.advances, position) ?? this.clock.now();
       const admission: Admission = {
-        eventId: ticket.eventId,
+        eventId,
         ticketNo: ticket.ticketNo,
-        customer: ticket.customer ?? anonymousCustomer(ticket.eventId, ticket.ticketNo),
+        customer: ticket.customer ?? anonymousCustomer(eventId, ticket.ticketNo),
         issuedAt: admittedAt,
         expiresAt: new Date(admittedAt.getTime() + row.settings.admissionTtlSeconds * 1000),
       };
-      if (this.clock.now() >= admission.expiresAt)
-        return { ...base, state: 'expired', position, ahead: 0, etaSeconds: null };
-      return {
-        ...base,
-        state: 'admitted',
-        position,
-        ahead: 0,
-        etaSeconds: 0,
-        admissionToken: this.admissionTokenOf(admission, row.settings.admissionTtlSeconds),
-        admissionExpiresAt: admission.expiresAt,
-      };
+      if (this.clock.now() >= admission.expiresAt) return statusAs(eventId, 'expired', position, 0, null, opens);
+      const token = this.admissionTokenOf(admission, row.settings.admissionTtlSeconds);
+      return statusAs(eventId, 'admitted', position, 0, 0, opens, token, admission.expiresAt);
     }
     const ahead = position - row.admittedThrough - 1;
     const state: QueueState = row.available <= 0 ? 'sold_out' : row.paused ? 'paused' : 'waiting';
     const etaSeconds = state === 'waiting' ? Math.ceil(((ahead + 1) * 60) / row.settings.admitPerMinute) : null;
-    return { ...base, state, position, ahead, etaSeconds };
+    return statusAs(eventId, state, position, ahead, etaSeconds, opens);
   }
 
   /** The admission's signed token: the same claims always sign to the same token, so it is kept. */
@@ -555,6 +555,18 @@ const sameState = (a: QueueStateRow | null, b: QueueStateRow): boolean =>
   a.shuffled === b.shuffled &&
   a.available > 0 === b.available > 0 &&
   a.settings.admitPerMinute === b.settings.admitPerMinute;
+
+/** A status, always built in this one shape (the route reads every field of every one). */
+const statusAs = (
+  eventId: number,
+  state: QueueState,
+  position: number | null,
+  ahead: number | null,
+  etaSeconds: number | null,
+  saleOpensAt: Date | null,
+  admissionToken: string | null = null,
+  admissionExpiresAt: Date | null = null,
+): QueueStatus => ({ eventId, state, position, ahead, etaSeconds, saleOpensAt, admissionToken, admissionExpiresAt });
 
 /** When `position` was admitted: the first step that reached it (binary search; the steps are in order). */
 function admittedAtOf(advances: ReadonlyArray<{ through: number; at: Date }>, position: number): Date | undefined {

@@ -2,7 +2,16 @@ import { Type } from '@sinclair/typebox';
 import type { App } from '../http/types.ts';
 import type { Config } from '../config.ts';
 import { normalizeCustomer } from '../customer.ts';
-import { BODY_ERRORS, CustomerText, Id, IdParams, PaymentTokenHeaders, Timestamp, problems } from '../http/schemas.ts';
+import {
+  BODY_ERRORS,
+  CustomerText,
+  Id,
+  IdParams,
+  Nullable,
+  PaymentTokenHeaders,
+  Timestamp,
+  problems,
+} from '../http/schemas.ts';
 import { rateLimited } from '../http/rate-limit.ts';
 import { recorderFor, sendRendered } from '../idempotency/idempotency.http.ts';
 import type { Rendered } from '../idempotency/recorder.ts';
@@ -10,7 +19,7 @@ import type { QueueService } from '../admission/queue.service.ts';
 import type { HoldLifecycleService, HoldView } from './hold-lifecycle.service.ts';
 import type { GrantedHold, HoldsService } from './holds.service.ts';
 
-const Customer = Type.Union([Type.String(), Type.Null()], {
+const Customer = Nullable(Type.String(), {
   description: 'Who the hold is for, as compared (an email address normalised); null when anonymous',
 });
 
@@ -34,7 +43,7 @@ const Hold = Type.Object({
   }),
   created_at: Timestamp,
   expires_at: Timestamp,
-  booking_id: Type.Union([Type.Integer(), Type.Null()]),
+  booking_id: Nullable(Type.Integer()),
 });
 
 const created = (hold: GrantedHold): Rendered => ({

@@ -1,6 +1,6 @@
 // Schemas shared by every route. The same TypeBox objects validate requests, serialize
 // responses and generate the OpenAPI document.
-import { Type, type TSchema } from '@sinclair/typebox';
+import { type SchemaOptions, type Static, type TSchema, type TUnsafe, Type } from '@sinclair/typebox';
 import { CUSTOMER_MAX_LENGTH } from '../customer.ts';
 import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
 
@@ -16,6 +16,16 @@ export const IdParams = Type.Object(
 );
 
 export const Timestamp = Type.String({ format: 'date-time' });
+
+/**
+ * A response field that is a value or null, as a JSON Schema type list (`["integer", "null"]`,
+ * OpenAPI 3.1) rather than `anyOf`: the response serializer (fast-json-stringify) writes a type
+ * list directly, while for `anyOf` it runs a schema validator on the value, per field, per answer,
+ * to pick the branch (a date-time's format check included). A queue status, with six such fields,
+ * was 1.3 µs to serialize instead of 0.3. For primitive schemas only; requests keep `Type.Union`.
+ */
+export const Nullable = <T extends TSchema>(schema: T, options: SchemaOptions = {}): TUnsafe<Static<T> | null> =>
+  Type.Unsafe<Static<T> | null>({ ...schema, ...options, type: [schema.type as string, 'null'] });
 
 /**
  * A customer as a request carries it: 1 to CUSTOMER_MAX_LENGTH characters, none a control
