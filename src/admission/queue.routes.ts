@@ -83,13 +83,24 @@ const Summary = Type.Object({
   prequeue_opens_at: Nullable(Timestamp),
 });
 
+/**
+ * A sale's opening as text. Every status of an event carries the same Date (its queue's row, until
+ * the row changes), so the last one's text is kept: formatting it was a sixth of the work the
+ * route did itself per request.
+ */
+let lastOpening: { at: Date | null; text: string | null } = { at: null, text: null };
+const openingText = (at: Date | null): string | null => {
+  if (at !== lastOpening.at) lastOpening = { at, text: at?.toISOString() ?? null };
+  return lastOpening.text;
+};
+
 export const statusBody = (status: QueueStatus) => ({
   event_id: status.eventId,
   state: status.state,
   position: status.position,
   ahead: status.ahead,
   eta_seconds: status.etaSeconds,
-  sale_opens_at: status.saleOpensAt?.toISOString() ?? null,
+  sale_opens_at: openingText(status.saleOpensAt),
   admission_token: status.admissionToken,
   admission_expires_at: status.admissionExpiresAt?.toISOString() ?? null,
 });
