@@ -115,6 +115,10 @@ interface Known {
   prequeue: Map<number, number> | null;
 }
 
+/** Buyers given a place and not yet admitted: places run 1..nextPosition - 1. */
+const waitingIn = (queue: { nextPosition: number; admittedThrough: number }): number =>
+  queue.nextPosition - 1 - queue.admittedThrough;
+
 /** What a process knows of an event with no queue (or whose queue it could not read). */
 const NOTHING_KNOWN: Known = Object.freeze({ row: null, advances: [], prequeue: null });
 
@@ -339,7 +343,7 @@ export class QueueService {
       let since = now.getTime() - (queue.tickedAt ?? event.limits.saleOpensAt).getTime();
       // Another process ticked this event within the tick: once per tick, whoever comes.
       if (since < this.tickMs && !drawing) return false;
-      const waiting = queue.nextPosition - 1 - queue.admittedThrough;
+      const waiting = waitingIn(queue);
       // Ticks skip a queue with nobody waiting (hasWorkAt), so its ticked_at is as old as its
       // last buyer: earn from when the first one now waiting joined, or a crowd arriving at an
       // idle queue would be let in MAX_TICK_CATCHUP_MS' worth at once.
@@ -385,7 +389,7 @@ export class QueueService {
       known.row = row;
       this.known.set(row.eventId, known);
       const label = { event_id: String(row.eventId) };
-      this.metrics?.queueWaiting.set(label, row.nextPosition - 1 - row.admittedThrough);
+      this.metrics?.queueWaiting.set(label, waitingIn(row));
       this.metrics?.queueAdmittedThrough.set(label, row.admittedThrough);
     }
     for (const [id, known] of this.known) {
@@ -417,7 +421,7 @@ export class QueueService {
     await this.refresh(eventId);
     const row = this.known.get(eventId)?.row;
     if (row == null) throw notFound('queue of event', eventId);
-    const waiting = row.nextPosition - 1 - row.admittedThrough;
+    const waiting = waitingIn(row);
     return {
       eventId,
       joined: row.joined,
@@ -543,7 +547,7 @@ export class QueueService {
 function hasWorkAt(row: QueueStateRow, now: Date): boolean {
   if (now < row.saleOpensAt) return false;
   if (!row.shuffled) return true;
-  return !row.paused && row.nextPosition - 1 > row.admittedThrough;
+  return !row.paused && waitingIn(row) > 0;
 }
 
 const sameState = (a: QueueStateRow | null, b: QueueStateRow): boolean =>

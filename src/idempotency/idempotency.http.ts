@@ -45,18 +45,27 @@ const hex = (text: string): string => createHash('sha256').update(text).digest('
 export function registerIdempotency(app: App, keys: IdempotencyService): void {
   app.decorate('idempotency', keys);
   app.decorateRequest('idempotencyClaim', null);
+  // Only routes that change something take keys: reads (a queue's status, polled by every
+  // buyer in line) run neither step.
   app.addHook('onRoute', (route) => {
     const methods = [route.method].flat();
     if (!methods.some((method) => UNSAFE_METHODS.has(method))) return;
     route.preHandler = [...[route.preHandler ?? []].flat(), claimStep];
+    route.onSend = [...[route.onSend ?? []].flat(), finishStep];
     documentIdempotency(route);
   });
-  app.addHook('onSend', (request, reply, payload, done) => {
-    const claim = request.idempotencyClaim;
-    // Routes of plugins registered before this (the docs) have no claim slot at all.
-    if (claim == null || claim.finished) return done(null, payload);
-    finish(request, reply, payload).then(() => done(null, payload), done);
-  });
+}
+
+/** Records the answer of a claimed key (after the request hooks' onSend: it keeps the final headers). */
+function finishStep(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payload: unknown,
+  done: (error: Error | null, payload?: unknown) => void,
+): void {
+  const claim = request.idempotencyClaim;
+  if (claim == null || claim.finished) return done(null, payload);
+  finish(request, reply, payload).then(() => done(null, payload), done);
 }
 
 function documentIdempotency(route: RouteOptions): void {
