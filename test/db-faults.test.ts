@@ -277,20 +277,25 @@ describe(
 async function inDoubt(s: OwnService, eventId: number, send: () => Promise<Reply>): Promise<Reply> {
   await until(async () => (await call(s.base, 'GET', '/readyz')).status === 200);
   const blocker = new pg.Client({ connectionString: s.url });
-  await blocker.connect();
+  // Watches from outside the blocker's transaction: a transaction reads pg_stat_activity's list
+  // of backends once, so a backend that connects after its first read (the service's pool
+  // replacing the connection whose commit was left in doubt) never appears to it. Polled
+  // through the blocker, the request's wait went unseen twice in CI on 2026-12-07 (a 30 s
+  // timeout; then the request's own statement timeout, 503).
+  const watcher = new pg.Client({ connectionString: s.url });
+  await Promise.all([blocker.connect(), watcher.connect()]);
   try {
     await blocker.query('begin');
     await blocker.query('select 1 from events where id = $1 for update', [eventId]);
     const reply = send();
-    // Said outright if the request is answered without waiting, or others wait too, instead of
-    // a bare timeout (it timed out once in CI, 2026-12-07, and did not again in 4 runs here).
+    // Said outright if the request is answered without waiting, or others wait too.
     let answered: Reply | undefined;
     reply.then((early) => (answered = early)).catch(() => {});
     let waiters: string[] = [];
     await until(async () => {
       if (answered !== undefined)
         throw new Error(`answered ${answered.status} before it waited: ${JSON.stringify(answered.body)}`);
-      waiters = await lockWaiters(blocker);
+      waiters = await lockWaiters(watcher);
       return waiters.length === 1;
     }).catch((error: Error) => {
       throw new Error(`${error.message}; box-office backends waiting on a lock: ${JSON.stringify(waiters)}`);
@@ -299,7 +304,7 @@ async function inDoubt(s: OwnService, eventId: number, send: () => Promise<Reply
     await blocker.query('rollback');
     return await reply;
   } finally {
-    await blocker.end().catch(() => {});
+    await Promise.all([blocker.end().catch(() => {}), watcher.end().catch(() => {})]);
     await setSynchronousStandby(server.url, '');
   }
 }
@@ -385,7 +390,10 @@ async function setSynchronousStandby(url: string, names: string): Promise<void> 
   }
 }
 
-/** The statements of the service's backends waiting on a lock (their first 160 characters). */
+/**
+ * The statements of the service's backends waiting on a lock (their first 160 characters).
+ * `client` must not be in a transaction: that would see only the backends of its first read.
+ */
 async function lockWaiters(client: pg.Client): Promise<string[]> {
   const { rows } = await client.query<{ query: string }>(
     "select left(query, 160) as query from pg_stat_activity where application_name = 'box-office' and wait_event_type = 'Lock'",
