@@ -26,11 +26,21 @@ export interface Receiver {
   stats(): Promise<ReceiverStats>;
   /** The lag of each distinct change at each endpoint, ms, sorted. */
   lags(): Promise<number[]>;
+  /**
+   * The receiver thread's busy time so far, ms (its event loop's active time: verifying, parsing,
+   * reading sockets); null inline, where it shares the load generator's thread.
+   */
+  busyMs(): Promise<number | null>;
   close(): Promise<void>;
 }
 
 type Request =
-  { op: 'add'; n: number; secret: string } | { op: 'reset' } | { op: 'stats' } | { op: 'lags' } | { op: 'close' };
+  | { op: 'add'; n: number; secret: string }
+  | { op: 'reset' }
+  | { op: 'stats' }
+  | { op: 'lags' }
+  | { op: 'busy' }
+  | { op: 'close' };
 
 /** Runs the receiver on this thread. */
 async function listen(): Promise<{ port: number; handle: (request: Request) => unknown }> {
@@ -82,6 +92,8 @@ async function listen(): Promise<{ port: number; handle: (request: Request) => u
         } satisfies ReceiverStats;
       case 'lags':
         return [...lags].sort((a, b) => a - b);
+      case 'busy':
+        return (performance as unknown as { eventLoopUtilization(): { active: number } }).eventLoopUtilization().active;
       case 'close':
         server.closeAllConnections();
         return new Promise<void>((resolve) => server.close(() => resolve()));
@@ -126,6 +138,7 @@ export async function startReceiver(mode: 'thread' | 'inline'): Promise<Receiver
     reset: async () => void (await ask({ op: 'reset' })),
     stats: async () => (await ask({ op: 'stats' })) as ReceiverStats,
     lags: async () => (await ask({ op: 'lags' })) as number[],
+    busyMs: async () => (mode === 'inline' ? null : ((await ask({ op: 'busy' })) as number)),
     close: async () => {
       await ask({ op: 'close' });
       await stop();

@@ -13,7 +13,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { type DatabaseCpuProbe, cpuWindow, postmasterProbe } from './cpu.ts';
 import { httpRequest, runLoad } from './load.ts';
+import { parentOf } from './processes.ts';
 import { type ReceiverStats, startReceiver } from './webhook-receiver.ts';
 
 const { values: args } = parseArgs({
@@ -47,6 +49,10 @@ await adminDb.connect();
 await adminDb.query(`create database ${dbName}`);
 const url = new URL(baseUrl);
 url.pathname = `/${dbName}`;
+// The whole PostgreSQL server's CPU, when it runs on this machine (a backend's parent is the postmaster).
+const backendPid = (await adminDb.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+const postmaster = parentOf(backendPid);
+const database: DatabaseCpuProbe | null = postmaster === null ? null : postmasterProbe(postmaster);
 
 // The service, in its own process, as `box-office serve` runs.
 const port = await new Promise<number>((resolve) => {
@@ -127,6 +133,8 @@ async function round(count: number): Promise<void> {
   let granted = 0;
   // On the monotonic clock, which V8 CPU profiles use: `bench/profile-summary.ts --window` splits a profile by round.
   const windowStartUs = Number(process.hrtime.bigint() / 1000n);
+  const cpu = cpuWindow(server.pid, database);
+  const receiverBusyAtStart = await receiver.busyMs();
   const load = await runLoad({
     host: '127.0.0.1',
     port,
@@ -138,6 +146,8 @@ async function round(count: number): Promise<void> {
     prime: httpRequest('GET', '/healthz', '127.0.0.1'),
   });
   const stopped = Date.now();
+  const split = cpu.stop(granted, 'hold');
+  const receiverBusyAtStop = await receiver.busyMs();
   const windowUs = `${windowStartUs},${Number(process.hrtime.bigint() / 1000n)}`;
   const receivedBy = (stats: ReceiverStats) => mine.map((n) => stats.received[n] ?? 0);
   const atStop = receivedBy(await receiver.stats());
@@ -176,6 +186,19 @@ async function round(count: number): Promise<void> {
         updatedPerHold: perHold('updated'),
       },
       badSignatures,
+      // CPU µs per hold granted, in the load's window, by process: the service, the whole
+      // PostgreSQL server, this process (the load generator and the receiver's thread), the
+      // receiver's thread alone (its event loop's busy time), and the rest of the box.
+      cpuUsPerHold: {
+        server: Math.round(split.serverUs ?? NaN),
+        database: split.databaseUs === null ? null : Math.round(split.databaseUs),
+        bench: Math.round(split.loadgenUs),
+        receiver:
+          receiverBusyAtStart === null || receiverBusyAtStop === null
+            ? null
+            : Math.round(((receiverBusyAtStop - receiverBusyAtStart) * 1000) / granted),
+        other: Math.round(split.otherUs),
+      },
       windowUs,
     }),
   );

@@ -3,6 +3,7 @@
 // callback-style: an async hook costs a promise per request.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { onSendHookHandler } from 'fastify';
 import helmet from 'helmet';
 import { levels } from 'pino';
 import type { Config } from '../config.ts';
@@ -64,16 +65,28 @@ const isData = (contentType: unknown): boolean =>
   (contentType.startsWith('application/json') || contentType.startsWith('application/problem+json'));
 
 export function registerRequestHooks(app: App, config: Pick<Config, 'accessLogLevel'>, metrics: Metrics): void {
-  const pageHeaders = documentSecurityHeaders();
-  app.addHook('onSend', (request, reply, payload, done) => {
-    reply.header('x-request-id', request.id);
-    if (!isData(reply.getHeader('content-type'))) reply.headers(pageHeaders);
-    // Fastify closes the connection after any body it could not parse, lest the unread rest be
-    // taken for the next request. Once the body was read to its end nothing is left: keep it.
-    if (request.raw.complete && reply.getHeader('connection') === 'close') reply.removeHeader('connection');
+  // Every answer's fixed headers, set once on the raw response as the request arrives: a header
+  // a route sets later (reply.header) overrides its value when the head is written. A global
+  // onSend hook doing this cost more than the route behind the queue's status did.
+  const fixedHeaders = Object.entries(API_SECURITY_HEADERS);
+  app.addHook('onRequest', (request, reply, done) => {
+    const raw = reply.raw;
+    for (const [name, value] of fixedHeaders) raw.setHeader(name, value);
+    raw.setHeader('x-request-id', request.id);
     // Responses carry payment tokens and live seat counts: no cache may keep them.
-    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    raw.setHeader('cache-control', 'no-store');
+    done();
+  });
+  // Pages (the console, the API docs, /metrics) are the routes without a JSON response schema:
+  // only they check, as they send, whether the answer is a page (problems are data).
+  const pageHeaders = documentSecurityHeaders();
+  const onPageSend: onSendHookHandler = (_request, reply, payload, done) => {
+    if (!isData(reply.getHeader('content-type'))) reply.headers(pageHeaders);
     done(null, payload);
+  };
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.response !== undefined) return;
+    route.onSend = [...[route.onSend ?? []].flat(), onPageSend];
   });
   // One access-log line per request, at ACCESS_LOG_LEVEL (Fastify's own two are off: app.ts).
   // Checked first: building the line (the redacted URL above all) for a level the logger drops
@@ -95,11 +108,6 @@ export function registerRequestHooks(app: App, config: Pick<Config, 'accessLogLe
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode },
       reply.elapsedTime / 1000,
     );
-    done();
-  });
-  const fixedHeaders = Object.entries(API_SECURITY_HEADERS);
-  app.addHook('onRequest', (request, reply, done) => {
-    for (const [name, value] of fixedHeaders) reply.raw.setHeader(name, value);
     done();
   });
 }

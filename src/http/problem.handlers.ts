@@ -174,6 +174,11 @@ function sendProblem(
   // Both are worth retrying soon: a 503 when the database or the queue recovers, a key in
   // flight when its first request finishes.
   if (status === 503 || code === 'idempotency_key_in_flight') reply.header('retry-after', '1');
+  // Set here too for the problems no onRequest hook saw (a URL the router could not take).
+  reply.header('x-request-id', request.id).header('cache-control', 'no-store');
+  // Fastify closes the connection after any body it could not parse, lest the unread rest be
+  // taken for the next request. Once the body was read to its end nothing is left: keep it.
+  if (request.raw.complete && reply.getHeader('connection') === 'close') reply.removeHeader('connection');
   return reply
     .code(status)
     .type(PROBLEM_CONTENT_TYPE)
