@@ -65,6 +65,8 @@ interface Rate {
   non2xx: Record<string, number>;
   p99Ms: number;
   cpu: CpuSplit;
+  /** The measured span on the monotonic clock, `start,end` µs (bench/profile-summary.ts --window). */
+  windowUs?: string;
 }
 
 interface StatusWindow extends Rate {
@@ -210,6 +212,8 @@ async function holdLoad(ctx: QueueBenchContext, box: QueueBox, eventId: number, 
   let stop: ReturnType<typeof cpuWindow> | undefined;
   let cpu: CpuSplit | undefined;
   let trace: TraceSummary | undefined;
+  let windowStartUs = 0;
+  let windowUs = '';
   const outcome = await runScenario(
     box.target,
     [{ id: eventId, total: SEATS }],
@@ -226,16 +230,21 @@ async function holdLoad(ctx: QueueBenchContext, box: QueueBox, eventId: number, 
       started: async () => {
         await resetTrace(box.target);
         stop = cpuWindow(box.pid, ctx.database);
+        windowStartUs = monotonicUs();
       },
       finished: async (load) => {
         cpu = stop!.stop(load.statuses['201'] ?? 0, 'hold');
+        windowUs = `${windowStartUs},${monotonicUs()}`;
         trace = await readTrace(box.target, load.statuses['201'] ?? 0);
       },
     },
   );
   if (!outcome.books.ok) ctx.progress(`  books: ${outcome.books.problems.join('; ')}`);
-  return { ...rateOf(outcome.load, outcome.holds, cpu!), trace };
+  return { ...rateOf(outcome.load, outcome.holds, cpu!), trace, windowUs };
 }
+
+/** The monotonic clock V8's CPU profiles use, µs. */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 /** "with/without" of one CPU figure per unit, µs. */
 const cpuPair = (a: Rate, b: Rate, key: 'serverUs' | 'databaseUs' | 'loadgenUs'): string =>
@@ -508,8 +517,8 @@ async function measureRound(ctx: QueueBenchContext, repeat: number): Promise<Que
         () => holdLoad(ctx, box, tokenEvent, true),
         () => holdLoad(ctx, box, plainEvent, false),
       );
-      ctx.progress(`    with token${describeTrace(holdsWithToken.trace)}`);
-      ctx.progress(`    without${describeTrace(holdsWithoutToken.trace)}`);
+      ctx.progress(`    with token${describeTrace(holdsWithToken.trace)}; window ${holdsWithToken.windowUs}`);
+      ctx.progress(`    without${describeTrace(holdsWithoutToken.trace)}; window ${holdsWithoutToken.windowUs}`);
       ctx.progress(
         `  holds with Admission-Token ${holdsWithToken.perSecond.toFixed(0)}/s, without ` +
           `${holdsWithoutToken.perSecond.toFixed(0)}/s (${(holdsWithToken.perSecond / holdsWithoutToken.perSecond).toFixed(2)}x); ` +
