@@ -15,6 +15,7 @@ import { type IncomingMessage, type ServerResponse, createServer } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Webhook } from 'standardwebhooks';
 
@@ -92,7 +93,8 @@ async function listen(verifier: Verifier): Promise<{ port: number; handle: (requ
       const now = Date.now();
       const hook = hooks.get(Number(request.url?.split('/')[2]));
       try {
-        const text = Buffer.concat(chunks).toString();
+        const wire = Buffer.concat(chunks);
+        const text = (request.headers['content-encoding'] === 'gzip' ? gunzipSync(wire) : wire).toString();
         const headers = {
           'webhook-id': String(request.headers['webhook-id']),
           'webhook-timestamp': String(request.headers['webhook-timestamp']),

@@ -10,6 +10,7 @@
 //
 //   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //     node --import tsx bench/webhooks.ts --seconds 10 --connections 256 --endpoints 1 [--compare]
+//       [--content-encoding identity|gzip|identity,gzip]
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +30,8 @@ const { values: args } = parseArgs({
     'drain-timeout': { type: 'string', default: '120' },
     receiver: { type: 'string', default: 'thread' },
     'receiver-verify': { type: 'string', default: 'native' },
+    // identity, gzip, or both in one run (identity,gzip): a round of --endpoints per encoding.
+    'content-encoding': { type: 'string', default: 'identity' },
   },
 });
 const seconds = Number(args.seconds);
@@ -116,7 +119,11 @@ async function databaseCounters(): Promise<{ commits: number; inserted: number; 
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 
-async function round(count: number): Promise<void> {
+const encodings = args['content-encoding'].split(',');
+if (!encodings.every((encoding) => encoding === 'identity' || encoding === 'gzip'))
+  throw new Error('--content-encoding is identity, gzip or identity,gzip');
+
+async function round(count: number, contentEncoding: string): Promise<void> {
   const event = await api<{ event_id: number }>('POST', '/events', {
     event: { name: 'bench', total_seats: 1_000_000 },
   });
@@ -126,6 +133,7 @@ async function round(count: number): Promise<void> {
     const { secret } = await api<{ secret: string }>('POST', '/webhooks', {
       url: `http://127.0.0.1:${receiverPort}/hook/${n}`,
       event_types: ['hold.granted'],
+      content_encoding: contentEncoding,
     });
     await receiver.add(n, secret);
     mine.push(n);
@@ -176,6 +184,7 @@ async function round(count: number): Promise<void> {
   console.log(
     JSON.stringify({
       endpoints: count,
+      contentEncoding: count === 0 ? null : contentEncoding,
       seconds,
       connections,
       holdsGranted: granted,
@@ -217,8 +226,8 @@ async function round(count: number): Promise<void> {
 }
 
 try {
-  if (args.compare) await round(0);
-  await round(endpoints);
+  if (args.compare) await round(0, 'identity');
+  for (const encoding of encodings) await round(endpoints, encoding);
 } finally {
   server.kill('SIGTERM');
   await new Promise((resolve) => server.once('exit', resolve));

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { Webhook } from 'standardwebhooks';
 import type { App } from '../src/app.ts';
 import type { ChangeListener } from '../src/changes/feed.ts';
@@ -35,12 +36,19 @@ interface Receipt {
   id: string;
   timestamp: string;
   signature: string;
+  /** As verified: inflated first when it came gzipped. */
   body: string;
+  /** The content-encoding header, if any, and the bytes as they came. */
+  encoding: string | undefined;
+  wireBytes: number;
   status: number;
   changes: ChangeBody[];
 }
 
-/** An HTTP endpoint that verifies every signature with `standardwebhooks` and answers as told. */
+/**
+ * An HTTP endpoint that verifies every signature with `standardwebhooks` and answers as told. A
+ * gzipped body is inflated first, as a receiver's framework would.
+ */
 class Receiver {
   secret = '';
   /** The status to answer with. */
@@ -90,7 +98,9 @@ class Receiver {
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks).toString();
+    const wire = Buffer.concat(chunks);
+    const encoding = request.headers['content-encoding'];
+    const body = (encoding === 'gzip' ? gunzipSync(wire) : wire).toString();
     const id = String(request.headers['webhook-id']);
     const timestamp = String(request.headers['webhook-timestamp']);
     const signature = String(request.headers['webhook-signature']);
@@ -116,7 +126,7 @@ class Receiver {
     this.inFlight.set(id, this.inFlight.get(id)! - 1);
     this.inFlightTotal--;
     const status = this.answer;
-    this.receipts.push({ id, timestamp, signature, body, status, changes });
+    this.receipts.push({ id, timestamp, signature, body, encoding, wireBytes: wire.length, status, changes });
     response.writeHead(status, { 'content-type': 'text/plain' }).end('ok');
   }
 }
@@ -129,6 +139,7 @@ interface WebhookBody {
   secret: string;
   cursor_position: string;
   event_types: string[];
+  content_encoding: string;
   status: string;
   consecutive_failures: number;
   attempts: number;
@@ -138,10 +149,11 @@ interface WebhookBody {
   last_success_at: string | null;
 }
 
-async function register(app: App, url: string, eventTypes?: ChangeType[]) {
+async function register(app: App, url: string, eventTypes?: ChangeType[], contentEncoding?: 'identity' | 'gzip') {
   const res = await admin(app, 'POST', '/webhooks', {
     url,
     ...(eventTypes === undefined ? {} : { event_types: eventTypes }),
+    ...(contentEncoding === undefined ? {} : { content_encoding: contentEncoding }),
   });
   assert.equal(res.statusCode, 201, res.body);
   return res.json<WebhookBody>();
@@ -565,6 +577,71 @@ for (const backend of backends()) {
             ['succeeded', 4],
           ],
           'every attempt recorded',
+        );
+      } finally {
+        await other.close();
+      }
+    });
+
+    test('an endpoint that takes gzip gets the same JSON compressed, signed over the JSON; set back to identity, plain again', async () => {
+      await reset();
+      const other = new Receiver();
+      await other.listen();
+      try {
+        const zipped = await register(h.app, receiver.url, undefined, 'gzip');
+        const plain = await register(h.app, other.url);
+        [receiver.secret, other.secret] = [zipped.secret, plain.secret];
+        assert.equal((await endpointOf(h.app, zipped.webhook_id)).content_encoding, 'gzip');
+        assert.equal(plain.content_encoding, 'identity', 'identity unless asked');
+        const id = eventId();
+        await writeChanges(
+          h,
+          Array.from({ length: 200 }, () => ({ eventId: id, type: 'hold.granted' as const })),
+        );
+        await newWorker().runOnce();
+        assert.deepEqual([receiver.badSignatures, other.badSignatures], [[], []], 'both verify with standardwebhooks');
+        assert.deepEqual(
+          receiver.receipts.map((r) => r.encoding),
+          receiver.receipts.map(() => 'gzip'),
+        );
+        assert.deepEqual(
+          other.receipts.map((r) => r.encoding),
+          other.receipts.map(() => undefined),
+        );
+        assert.deepEqual(
+          receiver.receipts.map((r) => r.body),
+          other.receipts.map((r) => r.body),
+          'the same JSON once inflated',
+        );
+        const wireBytes = (r: Receiver) => r.receipts.reduce((n, x) => n + x.wireBytes, 0);
+        assert.ok(
+          wireBytes(receiver) * 4 < wireBytes(other),
+          `gzip sent ${wireBytes(receiver)} bytes for ${wireBytes(other)}`,
+        );
+        assert.deepEqual(receiver.acceptedChanges(), await expectedChanges(h.store, zipped.cursor_position));
+
+        const res = await admin(h.app, 'PATCH', `/webhooks/${zipped.webhook_id}`, { content_encoding: 'identity' });
+        assert.equal(res.statusCode, 200, res.body);
+        assert.equal(res.json<WebhookBody>().content_encoding, 'identity');
+        await writeChanges(h, [{ eventId: id, type: 'hold.released' }]);
+        await newWorker().runOnce();
+        assert.equal(receiver.receipts.at(-1)!.encoding, undefined, 'plain once set back');
+        assert.deepEqual(receiver.badSignatures, []);
+        for (const bad of ['br', 'GZIP', '', null, 1])
+          isProblem(
+            await admin(h.app, 'PATCH', `/webhooks/${zipped.webhook_id}`, { content_encoding: bad }),
+            400,
+            'validation_failed',
+          );
+        isProblem(
+          await admin(h.app, 'POST', '/webhooks', { url: receiver.url, content_encoding: 'deflate' }),
+          400,
+          'validation_failed',
+        );
+        assert.equal(
+          (await endpointOf(h.app, zipped.webhook_id)).content_encoding,
+          'identity',
+          'unchanged by refusals',
         );
       } finally {
         await other.close();

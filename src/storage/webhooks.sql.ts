@@ -7,6 +7,7 @@
 import type { ChangeType } from '../model.ts';
 import type {
   AttemptRow,
+  ContentEncoding,
   ClaimedEndpoint,
   NewAttempt,
   NewWebhook,
@@ -92,6 +93,7 @@ interface WebhookRecord {
   url: string;
   event_types: string;
   secret: string;
+  content_encoding: ContentEncoding;
   status: WebhookStatus;
   consecutive_failures: number;
   cursor_position: number;
@@ -122,7 +124,7 @@ interface AttemptRecord {
 }
 
 const WEBHOOK_COLUMNS =
-  'id, url, event_types, secret, status, consecutive_failures, cursor_position, batch_last_position, attempts, ' +
+  'id, url, event_types, secret, content_encoding, status, consecutive_failures, cursor_position, batch_last_position, attempts, ' +
   'next_attempt_at, lease_until, last_attempt_at, last_success_at, last_status_code, last_latency_ms, last_error, ' +
   'created_at, updated_at';
 const ATTEMPT_COLUMNS =
@@ -138,6 +140,7 @@ const toWebhook = (row: WebhookRecord): WebhookRow => ({
   url: row.url,
   eventTypes: decodeTypes(row.event_types),
   secret: row.secret,
+  contentEncoding: row.content_encoding,
   status: row.status,
   consecutiveFailures: Number(row.consecutive_failures),
   cursorPosition: Number(row.cursor_position),
@@ -214,10 +217,17 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
 
   return {
     async insertWebhook(tx, webhook) {
-      const params = [webhook.url, encodeTypes(webhook.eventTypes), webhook.secret, webhook.now, webhook.startAfter];
-      const insert = `insert into webhooks (url, event_types, secret, status, consecutive_failures, cursor_position,
-                                            next_attempt_at, created_at, updated_at)
-                      values ($1, $2, $3, 'active', 0, $5, $4, $4, $4)`;
+      const params = [
+        webhook.url,
+        encodeTypes(webhook.eventTypes),
+        webhook.secret,
+        webhook.now,
+        webhook.startAfter,
+        webhook.contentEncoding,
+      ];
+      const insert = `insert into webhooks (url, event_types, secret, content_encoding, status, consecutive_failures,
+                                            cursor_position, next_attempt_at, created_at, updated_at)
+                      values ($1, $2, $3, $6, 'active', 0, $5, $4, $4, $4)`;
       if (postgres) {
         return toWebhook(theRow(await tx.rows<WebhookRecord>(`${insert} returning ${WEBHOOK_COLUMNS}`, params)));
       }
@@ -248,6 +258,7 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
       await tx.run(
         `update webhooks
             set url = $2, event_types = $3, secret = $4, status = $5, consecutive_failures = $6, updated_at = $7,
+                content_encoding = $9,
                 batch_last_position = case when $8 and (lease_until is null or lease_until <= $7)
                                            then null else batch_last_position end
           where id = $1`,
@@ -260,6 +271,7 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
           webhook.consecutiveFailures,
           now ?? webhook.updatedAt,
           resetBatch,
+          webhook.contentEncoding,
         ],
       );
     },
@@ -299,11 +311,12 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
           url: string;
           secret: string;
           event_types: string;
+          content_encoding: ContentEncoding;
           cursor_position: number;
           batch_last_position: number | null;
           attempts: number;
         }>(
-          `select id, url, secret, event_types, cursor_position, batch_last_position, attempts
+          `select id, url, secret, event_types, content_encoding, cursor_position, batch_last_position, attempts
              from webhooks
             where status = 'active' and (attempts = 0 or next_attempt_at <= $1)
               and (lease_until is null or lease_until <= $1)
@@ -325,6 +338,7 @@ export function webhookStatements(db: SqlDatabase): WebhookStore {
           url: row.url,
           secret: row.secret,
           eventTypes: decodeTypes(row.event_types),
+          contentEncoding: row.content_encoding,
           cursorPosition: Number(row.cursor_position),
           batchLastPosition: numberOrNull(row.batch_last_position),
           attempts: Number(row.attempts),

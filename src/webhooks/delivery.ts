@@ -31,7 +31,7 @@ import { DatabaseUnavailable } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Store } from '../storage/store.ts';
 import type { NextBatch } from '../storage/webhooks.sql.ts';
-import { type Batch, ChangeWindow } from './change-window.ts';
+import { type Batch, ChangeWindow, gzippedBody } from './change-window.ts';
 import { WebhookSender } from './sender.ts';
 import type { ClaimedEndpoint, NewAttempt } from './webhooks.model.ts';
 import { leaseMs } from './webhooks.service.ts';
@@ -355,6 +355,7 @@ export class WebhookWorker {
       secret: endpoint.secret,
       messageId: batchMessageId(id, batch.firstWanted, batch.lastWanted),
       payload: batch.body,
+      gzipped: endpoint.contentEncoding === 'gzip' ? await gzippedBody(batch) : null,
     });
     const now = clock.now();
     const row = {

@@ -18,8 +18,10 @@ export interface Message {
   secret: string;
   /** The webhook-id header: the same on every attempt at the same batch. */
   messageId: string;
-  /** The JSON body; as bytes when many endpoints share it. */
+  /** The JSON body; as bytes when many endpoints share it. Signed as it is. */
   payload: string | Buffer;
+  /** The payload gzipped, for an endpoint that takes gzip: sent instead, with Content-Encoding: gzip. */
+  gzipped?: Buffer | null;
 }
 
 export interface AttemptOutcome {
@@ -80,12 +82,14 @@ export class WebhookSender {
         signal: controller.signal,
         headers: {
           'content-type': 'application/json',
+          ...(message.gzipped == null ? {} : { 'content-encoding': 'gzip' }),
           'user-agent': 'box-office-webhooks',
           'webhook-id': id,
           'webhook-timestamp': String(timestamp),
+          // Over the JSON, whatever the encoding: what a receiver's framework hands it once inflated.
           'webhook-signature': sign(message.secret, id, timestamp, message.payload),
         },
-        body: message.payload,
+        body: message.gzipped ?? message.payload,
       });
       await response.body.dump({ limit: RESPONSE_BODY_LIMIT_BYTES }).catch(() => {});
       const ok = response.statusCode >= 200 && response.statusCode < 300;

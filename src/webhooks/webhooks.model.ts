@@ -16,6 +16,12 @@
 import type { ChangeType } from '../model.ts';
 
 export type WebhookStatus = 'active' | 'paused' | 'failed';
+/**
+ * How an endpoint takes its batches: plain JSON, or gzip-compressed with Content-Encoding: gzip.
+ * The signature is over the JSON either way: a receiver inflates, then verifies.
+ */
+export type ContentEncoding = 'identity' | 'gzip';
+export const CONTENT_ENCODINGS: readonly ContentEncoding[] = ['identity', 'gzip'];
 export type AttemptOutcome = 'succeeded' | 'retrying' | 'failed';
 
 export interface WebhookRow {
@@ -25,6 +31,7 @@ export interface WebhookRow {
   eventTypes: ChangeType[];
   /** whsec_ and the base64 of the signing key. */
   secret: string;
+  contentEncoding: ContentEncoding;
   status: WebhookStatus;
   /** Batches given up on in a row (retries exhausted); a success resets it. */
   consecutiveFailures: number;
@@ -48,13 +55,14 @@ export interface WebhookRow {
 /** The settings staff edit. */
 export type WebhookSettings = Pick<
   WebhookRow,
-  'id' | 'url' | 'eventTypes' | 'secret' | 'status' | 'consecutiveFailures' | 'updatedAt'
+  'id' | 'url' | 'eventTypes' | 'secret' | 'contentEncoding' | 'status' | 'consecutiveFailures' | 'updatedAt'
 >;
 
 export interface NewWebhook {
   url: string;
   eventTypes: ChangeType[];
   secret: string;
+  contentEncoding: ContentEncoding;
   now: Date;
   /** Where its cursor starts: the log's published position when it was registered. */
   startAfter: number;
@@ -66,6 +74,7 @@ export interface ClaimedEndpoint {
   url: string;
   secret: string;
   eventTypes: ChangeType[];
+  contentEncoding: ContentEncoding;
   cursorPosition: number;
   batchLastPosition: number | null;
   attempts: number;

@@ -10,7 +10,7 @@ import type { ChangeType } from '../model.ts';
 import type { Store } from '../storage/store.ts';
 import { checkWebhookUrl } from './safe-url.ts';
 import { newSecret } from './signature.ts';
-import type { AttemptRow, WebhookRow } from './webhooks.model.ts';
+import type { AttemptRow, ContentEncoding, WebhookRow } from './webhooks.model.ts';
 
 export type WebhooksConfig = Pick<Config, 'webhookAllowPrivateUrls' | 'webhookAttemptTimeoutMs'>;
 
@@ -24,6 +24,7 @@ export const leaseMs = (config: Pick<Config, 'webhookAttemptTimeoutMs'>): number
 export interface WebhookChanges {
   url?: string;
   eventTypes?: ChangeType[];
+  contentEncoding?: ContentEncoding;
   status?: 'active' | 'paused';
 }
 
@@ -41,7 +42,12 @@ export class WebhooksService {
   ) {}
 
   /** Registers an endpoint; it receives the changes made from now on. The row carries its secret. */
-  async create(url: string, eventTypes: ChangeType[], recorder?: Recorder<WebhookRow>): Promise<WebhookRow> {
+  async create(
+    url: string,
+    eventTypes: ChangeType[],
+    contentEncoding: ContentEncoding,
+    recorder?: Recorder<WebhookRow>,
+  ): Promise<WebhookRow> {
     await checkWebhookUrl(url, this.config.webhookAllowPrivateUrls);
     const now = this.clock.now();
     // Read before the transaction: on PGlite nothing else may run while it is open.
@@ -52,6 +58,7 @@ export class WebhooksService {
         url,
         eventTypes: unique(eventTypes),
         secret: newSecret(),
+        contentEncoding,
         now,
       });
       await recorder?.record(tx, webhook);
@@ -80,6 +87,7 @@ export class WebhooksService {
           ...webhook,
           url: changes.url ?? webhook.url,
           eventTypes,
+          contentEncoding: changes.contentEncoding ?? webhook.contentEncoding,
           status: changes.status ?? webhook.status,
           consecutiveFailures: revived ? 0 : webhook.consecutiveFailures,
         },
