@@ -65,9 +65,9 @@ const isData = (contentType: unknown): boolean =>
   (contentType.startsWith('application/json') || contentType.startsWith('application/problem+json'));
 
 export function registerRequestHooks(app: App, config: Pick<Config, 'accessLogLevel'>, metrics: Metrics): void {
-  // Every answer's fixed headers, set once on the raw response as the request arrives: a header
-  // a route sets later (reply.header) overrides its value when the head is written. A global
-  // onSend hook doing this cost more than the route behind the queue's status did.
+  // Every answer's fixed headers, set once on the raw response as the request arrives, not by a
+  // hook on every answer's way out: a header a route sets later (reply.header) overrides its
+  // value when the head is written.
   const fixedHeaders = Object.entries(API_SECURITY_HEADERS);
   app.addHook('onRequest', (request, reply, done) => {
     const raw = reply.raw;
