@@ -68,17 +68,43 @@ export type Verifier = 'native' | 'standardwebhooks';
 /** The standard's tolerance for a message's timestamp, as the package checks it. */
 const TIMESTAMP_TOLERANCE_SECONDS = 5 * 60;
 
-/** The Standard Webhooks check with node:crypto: the body, parsed, or a throw. */
-function verifyNatively(secret: string, body: string, headers: Record<string, string>): unknown {
+/**
+ * The Standard Webhooks check with node:crypto, over the body's bytes as they came (no text made
+ * of them): a throw unless the signature and timestamp hold.
+ */
+function verifyNatively(secret: string, body: Buffer, headers: Record<string, string>): void {
   const { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': header } = headers;
   if (Math.abs(Date.now() / 1000 - Number(timestamp)) > TIMESTAMP_TOLERANCE_SECONDS) throw new Error('timestamp');
   const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
-  const expected = Buffer.from(`v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`);
+  const mac = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(body).digest('base64');
+  const expected = Buffer.from(`v1,${mac}`);
   const match = header!
     .split(' ')
     .some((given) => given.length === expected.length && timingSafeEqual(Buffer.from(given), expected));
   if (!match) throw new Error('signature');
-  return JSON.parse(body);
+}
+
+interface Parsed {
+  positions: string[];
+  atsMs: number[];
+}
+
+/**
+ * The changes of a batch body. Endpoints at one cursor get the same bytes (each verified under
+ * its own secret): the last body's parse is reused when the next one's bytes are equal, so ten
+ * endpoints cost the bench one decoding and parse, not ten, of the CPU the service runs on.
+ * (Profiled, turning 0.2 MB bodies into text and back took most of the receiver's time.)
+ */
+function batchParser(): (body: Buffer) => Parsed {
+  let lastBody: Buffer = Buffer.alloc(0);
+  let last: Parsed = { positions: [], atsMs: [] };
+  return (body) => {
+    if (body.equals(lastBody)) return last;
+    const { data } = JSON.parse(body.toString()) as { data: Array<{ position: string; at: string }> };
+    last = { positions: data.map((c) => c.position), atsMs: data.map((c) => Date.parse(c.at)) };
+    lastBody = body;
+    return last;
+  };
 }
 
 /** Runs the receiver on this thread. */
@@ -86,6 +112,7 @@ async function listen(verifier: Verifier): Promise<{ port: number; handle: (requ
   const hooks = new Map<number, { secret: string; positions: Set<string> }>();
   let lags: number[] = [];
   let [requests, changes, badSignatures] = [0, 0, 0];
+  const parse = batchParser();
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -94,23 +121,21 @@ async function listen(verifier: Verifier): Promise<{ port: number; handle: (requ
       const hook = hooks.get(Number(request.url?.split('/')[2]));
       try {
         const wire = Buffer.concat(chunks);
-        const text = (request.headers['content-encoding'] === 'gzip' ? gunzipSync(wire) : wire).toString();
+        const body = request.headers['content-encoding'] === 'gzip' ? gunzipSync(wire) : wire;
         const headers = {
           'webhook-id': String(request.headers['webhook-id']),
           'webhook-timestamp': String(request.headers['webhook-timestamp']),
           'webhook-signature': String(request.headers['webhook-signature']),
         };
-        const body = (
-          verifier === 'native'
-            ? verifyNatively(hook!.secret, text, headers)
-            : new Webhook(hook!.secret).verify(text, headers)
-        ) as { data: Array<{ position: string; at: string }> };
+        if (verifier === 'native') verifyNatively(hook!.secret, body, headers);
+        else new Webhook(hook!.secret).verify(body.toString(), headers);
+        const { positions, atsMs } = parse(body);
         requests++;
-        changes += body.data.length;
-        for (const change of body.data) {
-          if (hook!.positions.has(change.position)) continue;
-          hook!.positions.add(change.position);
-          lags.push(now - Date.parse(change.at));
+        changes += positions.length;
+        for (let i = 0; i < positions.length; i++) {
+          if (hook!.positions.has(positions[i]!)) continue;
+          hook!.positions.add(positions[i]!);
+          lags.push(now - atsMs[i]!);
         }
       } catch {
         badSignatures++;
