@@ -63,7 +63,8 @@ function threadCpuMs(): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
 }
 
-export type Verifier = 'native' | 'standardwebhooks';
+export const VERIFIERS = ['native', 'standardwebhooks'] as const;
+export type Verifier = (typeof VERIFIERS)[number];
 
 /** The standard's tolerance for a message's timestamp, as the package checks it. */
 const TIMESTAMP_TOLERANCE_SECONDS = 5 * 60;

@@ -19,7 +19,7 @@ import pg from 'pg';
 import { type DatabaseCpuProbe, cpuWindow, postmasterProbe } from './cpu.ts';
 import { httpRequest, runLoad } from './load.ts';
 import { parentOf } from './processes.ts';
-import { type ReceiverStats, startReceiver } from './webhook-receiver.ts';
+import { type ReceiverStats, VERIFIERS, type Verifier, startReceiver } from './webhook-receiver.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -44,12 +44,9 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // The receiver (bench/webhook-receiver.ts): in a worker thread unless --receiver inline.
-if (!['native', 'standardwebhooks'].includes(args['receiver-verify']))
-  throw new Error('--receiver-verify is native or standardwebhooks');
-const receiver = await startReceiver(
-  args.receiver === 'inline' ? 'inline' : 'thread',
-  args['receiver-verify'] as 'native' | 'standardwebhooks',
-);
+const verifier = args['receiver-verify'] as Verifier;
+if (!VERIFIERS.includes(verifier)) throw new Error(`--receiver-verify is one of ${VERIFIERS.join(', ')}`);
+const receiver = await startReceiver(args.receiver === 'inline' ? 'inline' : 'thread', verifier);
 const receiverPort = receiver.port;
 let endpointCount = 0;
 
